@@ -1,0 +1,14 @@
+//! featrs: only registration lives here. Kernels (`hog`, `lbp`, `glcm`, `gabor`) are pure
+//! Rust; `bindings` turns Python buffers into slices and `error` maps errors to exceptions.
+use pyo3::prelude::*;
+
+mod bindings;
+pub mod error;
+pub mod parallel;
+
+#[pymodule]
+fn _featrs(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(bindings::max_threads, m)?)?;
+    Ok(())
+}
