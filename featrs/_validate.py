@@ -1,0 +1,33 @@
+"""Argument checks shared by the featrs façade and the scikit-image reference."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def image_stack(images, name: str = "images") -> np.ndarray:
+    """Return ``images`` as a C-contiguous ``(N, H, W)`` uint8 array, or raise.
+
+    Raises
+    ------
+    TypeError
+        If the array is not uint8 (batch functions take 8-bit images only).
+    ValueError
+        If it is not 3-D, or an image is empty.
+    """
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"{name} must be a uint8 array of shape (N, H, W), got dtype {arr.dtype}")
+    if arr.ndim != 3:
+        raise ValueError(f"{name} must have shape (N, H, W), got {arr.ndim}-D array of shape {arr.shape}")
+    if arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def n_threads(value) -> int | None:
+    """``None`` (all cores) or a positive int."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"n_threads must be a positive integer or None, got {value!r}")
+    return int(value)

@@ -1,0 +1,115 @@
+"""scikit-image reference for featrs' batch functions.
+
+Every function here has the same name, signature and output layout as its Rust-backed
+twin in :mod:`featrs`; the parity tests compare the two and the consumer's
+``--backend skimage`` runs these. They loop over images in Python and ignore
+``n_threads`` (after validating it).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate
+
+#: Default Gabor bank: 4 frequencies (cycles/pixel, all below Nyquist 0.5) x 4 orientations.
+GABOR_FREQUENCIES = (0.1, 0.2, 0.3, 0.4)
+GABOR_THETAS = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
+GLCM_ANGLES = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
+GLCM_PROPS = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
+
+
+def lbp_n_bins(P: int, method: str) -> int:
+    """Number of distinct LBP codes (histogram bins) for ``P`` neighbours and ``method``."""
+    if method == "uniform":
+        return P + 2
+    if method == "nri_uniform":
+        return P * (P - 1) + 3
+    if method in ("default", "ror"):
+        return 2**P
+    raise ValueError(f"method must be one of default, ror, uniform, nri_uniform for a histogram, got {method!r}")
+
+
+def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
+              block_norm="L2-Hys", transform_sqrt=False, n_threads=None):
+    """HOG feature vector of each image: ``skimage.feature.hog(..., feature_vector=True)``.
+
+    Returns
+    -------
+    ndarray of float64, shape (N, D)
+    """
+    from skimage.feature import hog
+
+    images = _validate.image_stack(images)
+    _validate.n_threads(n_threads)
+    rows = [hog(img, orientations=orientations, pixels_per_cell=pixels_per_cell,
+                cells_per_block=cells_per_block, block_norm=block_norm,
+                transform_sqrt=transform_sqrt, feature_vector=True) for img in images]
+    return _stack(rows, len(images))
+
+
+def lbp_histogram_batch(images, P=8, R=1.0, method="uniform", n_threads=None):
+    """Normalized histogram of ``skimage.feature.local_binary_pattern`` codes.
+
+    Bin ``k`` counts pixels whose code is ``k``; there are :func:`lbp_n_bins` bins and
+    each row sums to 1.
+    """
+    from skimage.feature import local_binary_pattern
+
+    images = _validate.image_stack(images)
+    _validate.n_threads(n_threads)
+    n_bins = lbp_n_bins(P, method)
+    out = np.empty((len(images), n_bins), np.float64)
+    for i, img in enumerate(images):
+        codes = local_binary_pattern(img, P, R, method=method).astype(np.int64)
+        out[i] = np.bincount(codes.ravel(), minlength=n_bins)[:n_bins] / codes.size
+    return out
+
+
+def glcm_props_batch(images, distances=(1,), angles=GLCM_ANGLES, levels=256, symmetric=True,
+                     normed=True, props=GLCM_PROPS, n_threads=None):
+    """GLCM texture properties: for each prop, ``graycoprops(P, prop).ravel()``.
+
+    Columns are prop-major, then distance, then angle:
+    ``len(props) * len(distances) * len(angles)`` values per image.
+    """
+    from skimage.feature import graycomatrix, graycoprops
+
+    images = _validate.image_stack(images)
+    _validate.n_threads(n_threads)
+    rows = []
+    for img in images:
+        P = graycomatrix(img, distances, angles, levels=levels, symmetric=symmetric, normed=normed)
+        rows.append(np.concatenate([graycoprops(P, p).ravel() for p in props]))
+    return _stack(rows, len(images))
+
+
+def gabor_bank_batch(images, frequencies=GABOR_FREQUENCIES, thetas=GABOR_THETAS, bandwidth=1,
+                     n_stds=3, mode="reflect", cval=0, n_threads=None):
+    """Mean and variance of the Gabor response magnitude over a filter bank.
+
+    Images are scaled to float64 in [0, 1] (``img_as_float``). For each frequency, then
+    each theta, two columns: ``mean(|g|)`` and ``var(|g|)`` where ``g`` is the complex
+    response of ``skimage.filters.gabor``: ``2 * len(frequencies) * len(thetas)`` values.
+    """
+    from skimage.filters import gabor
+
+    images = _validate.image_stack(images)
+    _validate.n_threads(n_threads)
+    out = np.empty((len(images), 2 * len(frequencies) * len(thetas)), np.float64)
+    for i, img in enumerate(images):
+        x = img.astype(np.float64) / 255.0
+        col = 0
+        for f in frequencies:
+            for t in thetas:
+                real, imag = gabor(x, f, theta=t, bandwidth=bandwidth, n_stds=n_stds, mode=mode, cval=cval)
+                mag = np.hypot(real, imag)
+                out[i, col] = mag.mean()
+                out[i, col + 1] = mag.var()
+                col += 2
+    return out
+
+
+def _stack(rows, n):
+    if n == 0:
+        return np.empty((0, 0), np.float64)
+    return np.asarray(np.stack(rows), dtype=np.float64)
