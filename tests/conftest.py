@@ -1,0 +1,48 @@
+"""Shared fixtures: the real dataset, free ports, Spark environment."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Spark's Python workers must run this interpreter (not the system python), on loopback.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+def real_data_dir() -> Path | None:
+    """The real chest CT dataset from CHESTCT_DATA, or None when it is not set up."""
+    env = os.environ.get("CHESTCT_DATA")
+    if env and (Path(env) / "train").is_dir():
+        return Path(env).resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """Path to the real dataset. Skips when missing, but *fails* under CI (CI=true)."""
+    path = real_data_dir()
+    if path is None:
+        msg = ("real dataset not found: set CHESTCT_DATA to the chest-ctscan folder "
+               "(train/valid/test) to run this test")
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI is set but " + msg)
+        pytest.skip(msg)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
