@@ -1,0 +1,141 @@
+"""SparkSession for the consumer: master, parallelism plan, the chestct source registered.
+
+The feature stage runs ``featrs`` kernels with ``n_threads`` threads inside each Spark task.
+Spark runs ``task slots`` tasks at once, so ``slots x n_threads`` must not exceed the
+cores or the threads fight over them. :func:`plan_parallelism` chooses both and
+:func:`build_session` sets ``spark.task.cpus = n_threads`` so that the scheduler itself
+never starts more tasks than ``cores // n_threads`` per executor.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+_LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:\s*,\s*\d+)?\])?$")
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    """How the feature work is spread: ``slots`` concurrent tasks x ``n_threads`` each."""
+
+    cores: int
+    slots: int
+    n_threads: int
+
+    def describe(self) -> str:
+        return (f"{self.slots} task slot(s) x {self.n_threads} featrs thread(s) per task "
+                f"on {self.cores} core(s)")
+
+
+def master_cores(master: str, machine_cores: int) -> int | None:
+    """Cores a ``local[...]`` master uses; None for a cluster master (spark://, yarn, k8s)."""
+    match = _LOCAL.match(master.strip())
+    if not match:
+        return None
+    spec = match.group(1)
+    if spec is None:
+        return 1
+    if spec == "*":
+        return machine_cores
+    if int(spec) < 1:
+        raise ValueError(f"--master {master!r}: local needs at least 1 core")
+    return int(spec)
+
+
+def plan_parallelism(master: str, threads_per_task: int | None = None, *,
+                     machine_cores: int | None = None, executor_cores: int | None = None) -> Parallelism:
+    """Choose task slots and featrs threads per task so that slots x threads <= cores.
+
+    Parameters
+    ----------
+    master : str
+        Spark master URL: ``local``, ``local[N]``, ``local[*]`` or a cluster URL.
+    threads_per_task : int, optional
+        Wanted featrs threads per task; default 1 (Spark's own parallelism over
+        partitions is cheaper than threads for small batches). Clamped to the cores.
+    machine_cores : int, optional
+        Cores of this machine (default ``os.cpu_count()``).
+    executor_cores : int, optional
+        For a cluster master: cores of one executor (``spark.executor.cores``); default
+        this machine's cores, which is right for the single-host standalone setup.
+
+    Returns
+    -------
+    Parallelism
+    """
+    machine = machine_cores or os.cpu_count() or 1
+    cores = master_cores(master, machine)
+    if cores is None:
+        cores = executor_cores or machine
+    cores = max(1, cores)
+    if threads_per_task is not None and threads_per_task < 1:
+        raise ValueError(f"threads per task must be >= 1, got {threads_per_task}")
+    n_threads = min(threads_per_task or 1, cores)
+    return Parallelism(cores=cores, slots=cores // n_threads, n_threads=n_threads)
+
+
+def session_conf(master: str, parallelism: Parallelism, app_name: str = "chestct",
+                 extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Spark configuration the consumer runs with (small, UI off, Arrow on)."""
+    python = os.environ.get("PYSPARK_PYTHON", sys.executable)
+    pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    conf = {
+        "spark.master": master,
+        "spark.app.name": app_name,
+        "spark.task.cpus": str(parallelism.n_threads),
+        "spark.sql.shuffle.partitions": str(max(2, parallelism.slots)),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.streaming.stopTimeout": "30s",
+        "spark.pyspark.python": python,
+        # Executors (a standalone worker too) must import consumer/producer from this tree.
+        "spark.executorEnv.PYTHONPATH": pythonpath,
+        "spark.executorEnv.PYSPARK_PYTHON": python,
+        "spark.driver.host": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+        "spark.driver.bindAddress": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+    }
+    if master_cores(master, os.cpu_count() or 1) is None:
+        conf["spark.executor.cores"] = str(parallelism.cores)
+        conf["spark.cores.max"] = str(parallelism.cores)
+    conf.update(extra or {})
+    return conf
+
+
+def build_session(master: str = "local[*]", *, threads_per_task: int | None = None,
+                  app_name: str = "chestct", extra: Mapping[str, str] | None = None,
+                  executor_cores: int | None = None):
+    """Start (or reuse) the SparkSession and register the ``chestct`` source.
+
+    Returns
+    -------
+    (pyspark.sql.SparkSession, Parallelism)
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # The driver must import the tree too (spark-submit is not involved here).
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    from pyspark.sql import SparkSession
+
+    parallelism = plan_parallelism(master, threads_per_task, executor_cores=executor_cores)
+    builder = SparkSession.builder
+    for key, value in session_conf(master, parallelism, app_name, extra).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    register_source(spark)
+    return spark, parallelism
+
+
+def register_source(spark) -> None:
+    """Make ``spark.readStream.format("chestct")`` available in this session."""
+    from consumer.source import ChestCTDataSource
+
+    spark.dataSource.register(ChestCTDataSource)

@@ -1,0 +1,97 @@
+"""consumer.stage without Spark: Arrow batches of source rows -> features and SIFT columns."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from consumer import features, sift_bow
+from consumer.features import FeatureConfig
+from consumer.source import batch_to_arrow, marker_batch
+from consumer.stage import image_stack, output_schema, transform_batch
+from fake_producer import FakeStream
+
+CHEAP = FeatureConfig(features=("hog", "lbp"), hog_pixels_per_cell=(8,), lbp_P=(8,), lbp_R=(1.0,))
+
+
+def _source_batch(stream: FakeStream, seq: int) -> tuple[pa.RecordBatch, np.ndarray]:
+    msg = stream.batch(seq)
+    _, _, pixels = stream.images_of(seq)
+    return batch_to_arrow(msg, pixels, stream.classes), pixels
+
+
+def test_image_stack_recovers_the_pixels():
+    stream = FakeStream(image_shape=(16, 12, 3))
+    rb, pixels = _source_batch(stream, 1)
+    rows, images = image_stack(rb)
+    assert rows.tolist() == list(range(len(pixels)))
+    assert np.array_equal(images, pixels)
+
+
+def test_image_stack_skips_marker_rows_and_handles_sliced_batches():
+    stream = FakeStream(image_shape=(16, 16, 1))
+    rb, pixels = _source_batch(stream, 0)
+    mixed = pa.Table.from_batches([marker_batch(7, None, "crc"), rb]).combine_chunks().to_batches()[0]
+    rows, images = image_stack(mixed)
+    assert rows.tolist() == list(range(1, 1 + len(pixels)))
+    assert np.array_equal(images, pixels)
+    sliced = rb.slice(1, 2)
+    rows, images = image_stack(sliced)
+    assert np.array_equal(images, pixels[1:3])
+
+
+def test_mixed_shapes_in_one_batch_are_refused():
+    a, _ = _source_batch(FakeStream(image_shape=(16, 16, 1)), 0)
+    b, _ = _source_batch(FakeStream(image_shape=(16, 8, 1)), 0)
+    both = pa.Table.from_batches([a, b]).combine_chunks().to_batches()[0]
+    with pytest.raises(ValueError, match="one shape"):
+        image_stack(both)
+
+
+def test_transform_matches_extract_and_keeps_row_order():
+    stream = FakeStream(image_shape=(32, 32, 1), batch_size=5)
+    rb, pixels = _source_batch(stream, 2)
+    out = transform_batch(rb, CHEAP, backend="skimage", n_threads=1)
+    assert "pixels" not in out.schema.names
+    assert out.column("image_id").to_pylist() == rb.column("image_id").to_pylist()
+    got = np.array(out.column("features").to_pylist(), np.float32)
+    expected = features.extract(pixels, CHEAP, backend="skimage")
+    assert got.shape == expected.shape and got.shape[1] > 0
+    np.testing.assert_array_equal(got, expected)
+    assert out.column("sift").null_count == out.num_rows  # SIFT off
+
+
+def test_sift_column_holds_float32_descriptors():
+    config = FeatureConfig(features=("hog", "sift"), hog_pixels_per_cell=(8,), sift_max_keypoints=20)
+    stream = FakeStream(image_shape=(64, 64, 3), batch_size=3)
+    rb, pixels = _source_batch(stream, 0)
+    out = transform_batch(rb, config, backend="skimage", n_threads=1)
+    grey = features.to_grey(pixels)
+    for blob, img in zip(out.column("sift").to_pylist(), grey):
+        assert blob is not None
+        np.testing.assert_array_equal(sift_bow.from_bytes(blob), sift_bow.descriptors(img, config))
+
+
+def test_marker_rows_get_null_features():
+    stream = FakeStream(image_shape=(32, 32, 1))
+    rb, _ = _source_batch(stream, 0)
+    mixed = pa.Table.from_batches([rb, marker_batch(1, 0, "crc mismatch")]).combine_chunks().to_batches()[0]
+    out = transform_batch(mixed, CHEAP, backend="skimage", n_threads=1)
+    feats = out.column("features").to_pylist()
+    assert all(f is not None for f in feats[:-1]) and feats[-1] is None
+    assert out.column("error").to_pylist()[-1] == "crc mismatch"
+
+
+def test_only_marker_rows_pass_through():
+    out = transform_batch(marker_batch(4, None, "cut"), CHEAP, backend="skimage", n_threads=1)
+    assert out.num_rows == 1 and out.column("features").to_pylist() == [None]
+
+
+def test_output_schema_adds_features_and_sift():
+    from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType
+
+    schema = output_schema(StructType([
+        StructField("seq", LongType()), StructField("image_id", StringType()),
+        StructField("height", IntegerType()), StructField("width", IntegerType()),
+        StructField("channels", IntegerType()), StructField("pixels", BinaryType())]))
+    assert schema.fieldNames() == ["seq", "image_id", "height", "width", "channels", "features", "sift"]
