@@ -55,7 +55,7 @@ class ConnectConfig:
     """
 
     host: str = "127.0.0.1"
-    port: int = 5555
+    port: int = 6100
     connect_timeout: float = 60.0
     read_timeout: float = 120.0
     max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES

@@ -1,6 +1,6 @@
 """The ``chestct`` Spark streaming data source: producer batches become rows, one per image.
 
-``spark.readStream.format("chestct").option("port", "5555").load()`` (after
+``spark.readStream.format("chestct").option("port", "6100").load()`` (after
 :func:`consumer.spark.register_source`). See docs/consumer.md for the options and the
 exactly-once design; in short:
 
@@ -125,7 +125,7 @@ class SourceOptions:
         host = (_lookup(options, "host") or "127.0.0.1").strip()
         if not host:
             raise OptionError("chestct option 'host' must not be empty")
-        port = _parse(options, "port", int, 5555, minimum=1)
+        port = _parse(options, "port", int, 6100, minimum=1)
         if port > 65535:
             raise OptionError(f"chestct option 'port' must be <= 65535, got {port}")
         connect = ConnectConfig(
