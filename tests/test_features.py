@@ -1,0 +1,150 @@
+"""FeatureConfig (round trips, option parsing) and extract() (shapes, order, backends)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import featrs
+from consumer import features as F
+from consumer.features import FeatureConfig, extract, feature_names, n_features
+from featrs import reference
+
+
+def _images(n=3, h=48, w=40, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(n, h, w), dtype=np.uint8)
+    # Smooth structure as well as noise, so every family sees texture at several scales.
+    yy, xx = np.mgrid[0:h, 0:w]
+    ramp = ((np.sin(xx / 5.0) + np.cos(yy / 7.0)) * 60 + 128).astype(np.uint8)
+    return (base // 2 + ramp[None] // 2).astype(np.uint8)
+
+
+def test_default_config_round_trips_through_json():
+    config = FeatureConfig()
+    again = FeatureConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+    assert config.to_dict()["hog.orientations"] == config.hog_orientations
+
+
+def test_custom_config_round_trips_and_features_are_put_in_canonical_order():
+    config = FeatureConfig(features=("sift", "gabor", "hog"), glcm_levels=64, lbp_P=(8,), lbp_R=(1.0,))
+    assert config.features == ("hog", "gabor", "sift")
+    assert FeatureConfig.from_dict(config.to_dict()) == config
+
+
+def test_from_dict_rejects_unknown_keys():
+    d = FeatureConfig().to_dict()
+    d["hog.orientation"] = 9
+    with pytest.raises(ValueError, match="hog.orientation"):
+        FeatureConfig.from_dict(d)
+
+
+def test_from_options_parses_spark_strings():
+    config = FeatureConfig.from_options({
+        "features": "lbp,hog", "hog.orientations": "12", "hog.pixels_per_cell": "8,16",
+        "hog.transform_sqrt": "true", "lbp.P": "8,16", "lbp.R": "1,2.5", "glcm.levels": "64",
+        "gabor.frequencies": "0.05,0.25", "sift.n_words": "50",
+        "host": "127.0.0.1",  # other components' options are left alone
+    })
+    assert config.features == ("hog", "lbp")
+    assert config.hog_orientations == 12
+    assert config.hog_pixels_per_cell == (8, 16)
+    assert config.hog_transform_sqrt is True
+    assert config.lbp_R == (1.0, 2.5)
+    assert config.glcm_levels == 64
+    assert config.gabor_frequencies == (0.05, 0.25)
+    assert config.sift_n_words == 50
+
+
+@pytest.mark.parametrize("options, needle", [
+    ({"hog.orientations": "nine"}, "hog.orientations"),
+    ({"hog.orientations": "0"}, "hog.orientations"),
+    ({"hog.orientation": "9"}, "unknown feature option 'hog.orientation'"),
+    ({"features": "hog,colour"}, "colour"),
+    ({"features": ""}, "at least one"),
+    ({"features": "hog,hog"}, "repeats"),
+    ({"gabor.frequencies": "0.1,0.5"}, "Nyquist"),
+    ({"glcm.levels": "300"}, "glcm.levels"),
+    ({"glcm.props": "contrast,entropy"}, "entropy"),
+    ({"lbp.method": "fancy"}, "lbp.method"),
+    ({"lbp.P": "8,16", "lbp.R": "1"}, "pair up"),
+    ({"hog.transform_sqrt": "maybe"}, "hog.transform_sqrt"),
+    ({"sift.sigma": "nan"}, "sift.sigma"),
+])
+def test_from_options_errors_name_the_bad_option(options, needle):
+    with pytest.raises(ValueError, match=needle.replace(".", r"\.").replace("(", r"\(")):
+        FeatureConfig.from_options(options)
+
+
+def test_config_is_immutable():
+    with pytest.raises(Exception):
+        FeatureConfig().hog_orientations = 3  # type: ignore[misc]
+
+
+def test_extract_shapes_and_family_order_match_reference_blocks():
+    config = FeatureConfig(features=("hog", "lbp", "glcm", "gabor"), hog_pixels_per_cell=(8, 16),
+                           hog_cells_per_block=2, lbp_P=(8, 16), lbp_R=(1.0, 2.0), glcm_levels=32,
+                           glcm_distances=(1, 3), gabor_frequencies=(0.2, 0.4), gabor_thetas=(0.0, math.pi / 2))
+    images = _images()
+    X = extract(images, config, backend="skimage")
+    assert X.dtype == np.float32
+    assert X.shape == (3, n_features(config, images.shape[1:]))
+    assert len(feature_names(config, images.shape[1:])) == X.shape[1]
+    expected = np.hstack([
+        reference.hog_batch(images, pixels_per_cell=(8, 8), cells_per_block=(2, 2)),
+        reference.hog_batch(images, pixels_per_cell=(16, 16), cells_per_block=(2, 2)),
+        reference.lbp_histogram_batch(images, P=8, R=1.0),
+        reference.lbp_histogram_batch(images, P=16, R=2.0),
+        reference.glcm_props_batch((images.astype(np.uint16) * 32 >> 8).astype(np.uint8), distances=(1, 3),
+                                   levels=32),
+        reference.gabor_bank_batch(images, frequencies=(0.2, 0.4), thetas=(0.0, math.pi / 2)),
+    ]).astype(np.float32)
+    np.testing.assert_array_equal(X, expected)
+    names = feature_names(config, images.shape[1:])
+    assert names[0].startswith("hog.") and names[-1].startswith("gabor.")
+
+
+def test_extract_ignores_sift_and_converts_colour_to_grey():
+    import cv2
+
+    grey_cfg = FeatureConfig(features=("lbp", "sift"), lbp_P=(8,), lbp_R=(1.0,))
+    rgb = np.stack([np.dstack([_images(1)[0], _images(1, seed=1)[0], _images(1, seed=2)[0]])] * 2)
+    X = extract(rgb, grey_cfg, backend="skimage")
+    grey = np.stack([cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) for img in rgb])
+    np.testing.assert_array_equal(X, extract(grey, grey_cfg, backend="skimage"))
+    assert X.shape == (2, 10)
+
+
+def test_extract_empty_batch_and_bad_input():
+    config = FeatureConfig(features=("hog",))
+    assert extract(np.zeros((0, 64, 64), np.uint8), config, backend="skimage").shape == (0, n_features(config, (64, 64)))
+    with pytest.raises(TypeError, match="uint8"):
+        extract(np.zeros((1, 64, 64), np.float32), config, backend="skimage")
+    with pytest.raises(ValueError, match="too small for HOG"):
+        extract(np.zeros((1, 16, 16), np.uint8), config, backend="skimage")
+    with pytest.raises(ValueError, match="backend"):
+        extract(np.zeros((1, 64, 64), np.uint8), config, backend="cuda")
+
+
+def test_extract_read_only_images():
+    images = _images()
+    images.setflags(write=False)
+    config = FeatureConfig(features=("glcm",), glcm_levels=256)
+    assert extract(images, config, backend="skimage").shape == (3, n_features(config, images.shape[1:]))
+
+
+@pytest.mark.skipif(not hasattr(featrs, "hog_batch"), reason="featrs batch functions not built")
+@pytest.mark.parametrize("families", [("hog",), ("lbp",), ("glcm",), ("gabor",), ("hog", "lbp", "glcm", "gabor")])
+def test_rust_backend_equals_skimage(families):
+    config = FeatureConfig(features=families, gabor_frequencies=(0.15, 0.35))
+    images = _images(n=4, h=64, w=64, seed=3)
+    rust = extract(images, config, backend="rust", n_threads=2)
+    skimage = extract(images, config, backend="skimage")
+    np.testing.assert_allclose(rust, skimage, rtol=1e-5, atol=1e-6)
+
+
+def test_default_image_size_fits_default_config():
+    assert n_features(FeatureConfig(), (F.DEFAULT_IMAGE_SIZE, F.DEFAULT_IMAGE_SIZE)) > 0
