@@ -134,6 +134,11 @@ def committed_files(table: str | Path, upto_batch: int | None = None) -> list[Pa
     return [_local_path(uri) for uri in files]
 
 
+def committed_batch_ids(table: str | Path) -> list[int]:
+    """Micro-batch ids the file sink has committed, ascending."""
+    return sorted(_log_batches(Path(table) / "_spark_metadata"))
+
+
 def files_of_batch(table: str | Path, batch_id: int) -> list[Path]:
     """Files that micro-batch ``batch_id`` added to the table."""
     before = set(committed_files(table, batch_id - 1)) if batch_id > 0 else set()
@@ -186,8 +191,11 @@ class BatchProgress:
     rows_per_s: float
 
     def line(self) -> str:
-        seqs = ("-" if self.start_seq is None or self.end_seq is None or self.end_seq <= self.start_seq
-                else f"{self.start_seq}..{self.end_seq - 1}")
+        if self.end_seq is None or (self.start_seq is not None and self.end_seq <= self.start_seq):
+            seqs = "none"
+        else:
+            # The first micro-batch of a new query reports no start offset.
+            seqs = f"{'' if self.start_seq is None else self.start_seq}..{self.end_seq - 1}"
         return (f"micro-batch {self.batch_id}: producer batches {seqs}, {self.rows} rows in "
                 f"{self.seconds:.1f}s ({self.rows_per_s:.1f} rows/s)")
 
@@ -213,7 +221,9 @@ def batch_progress(progress: dict) -> BatchProgress:
 def follow_query(query, *, total_batches: int | None, start_seq: int = 0,
                  on_batch: Callable[[BatchProgress], None] | None = None,
                  progress_bar: bool = True, poll_seconds: float = 0.5,
-                 should_stop: Callable[[], bool] | None = None) -> list[BatchProgress]:
+                 should_stop: Callable[[], bool] | None = None,
+                 emit: Callable[[str], None] | None = None,
+                 log_batches: bool = True) -> list[BatchProgress]:
     """Wait for a streaming query, logging each micro-batch and moving a progress bar.
 
     Parameters
@@ -227,6 +237,10 @@ def follow_query(query, *, total_batches: int | None, start_seq: int = 0,
         Called with each :class:`BatchProgress` after it is logged.
     should_stop : callable, optional
         Polled; when it returns True the query is stopped (endless streams, benches).
+    emit : callable, optional
+        Prints each micro-batch line (default: logged at INFO).
+    log_batches : bool
+        Whether to print a line per micro-batch at all (prediction prints its own).
 
     Returns
     -------
@@ -256,8 +270,8 @@ def follow_query(query, *, total_batches: int | None, start_seq: int = 0,
                 bar.update(item.start_seq)
             if item.end_seq is not None:
                 bar.update(max(0, item.end_seq - bar.n))
-            bar.write(item.line())
-            log.info(item.line())
+            if log_batches:
+                (emit or log.info)(item.line())
             if on_batch is not None:
                 on_batch(item)
 
