@@ -13,17 +13,25 @@ A fault fires on every connection unless ``times`` limits it (``{3: ("cut", 1)}`
 only the first time batch 3 is sent). ``stream_id_after`` makes the hello carry another
 stream id from the n-th connection on (a producer restarted on other data).
 
-Run alone: ``python tests/fake_producer.py --port 5555 --batches 10 --fault 3:crc``.
+Run alone: ``python tests/fake_producer.py --port 5555 --images 40 --fault 3:crc``.
+
+Also: helpers to run the real producer and the consumer CLI as subprocesses in their
+own process groups, always stopped (:class:`Processes`).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -203,6 +211,96 @@ class FakeProducer:
             return False
         client.sendall(frame)
         return True
+
+
+# ---------------------------------------------------------------- running real processes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    """Environment for producer/consumer subprocesses: this tree importable, Spark on loopback."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    env.update(extra)
+    return env
+
+
+class Processes:
+    """Subprocesses in their own process groups; :meth:`stop_all` always frees everything."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, args: list[str], log: Path, **kw) -> subprocess.Popen:
+        handle = open(log, "ab")
+        proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=kw.pop("env", process_env()), **kw)
+        handle.close()
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the process's whole group (the JVM and Python workers too)."""
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, proc: subprocess.Popen, grace: float = 15.0) -> None:
+        if proc.poll() is None:
+            self.kill(proc, signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        # Children (a JVM, Spark's Python workers) may outlive the leader: end the group.
+        self.kill(proc, signal.SIGKILL)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            self.stop(proc)
+
+
+def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
+    """Wait until something listens on 127.0.0.1:port (fail early if ``proc`` died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with code {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout:.0f}s")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def producer_args(data: Path, split: str, port: int, *extra: str) -> list[str]:
+    """Command line of the real producer."""
+    return [sys.executable, "-m", "producer", "--directory", str(data), "--split", split,
+            "--port", str(port), "--no-progress", *extra]
+
+
+def consumer_args(command: str, *extra: str) -> list[str]:
+    """Command line of the consumer CLI."""
+    return [sys.executable, "-m", "consumer", command, "--no-progress", *extra]
 
 
 def main(argv: list[str] | None = None) -> int:
