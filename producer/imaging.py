@@ -1,0 +1,228 @@
+"""Decoding and preprocessing one image with OpenCV.
+
+PNG and JPEG, 8- or 16-bit, grey, RGB or RGBA: OpenCV's decoder drops alpha and
+scales 16-bit samples to 8 bits; the result is then converted to the colour
+mode and resized. Every failure becomes :class:`ImageSkipped` with a reason, so
+a bad file is skipped and counted instead of stopping a stream.
+
+The image dimensions are read from the file header *before* decoding, so a
+decompression bomb (a small file announcing a gigantic image) is refused
+without allocating its pixels.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+
+INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "area": cv2.INTER_AREA,
+    "bicubic": cv2.INTER_CUBIC,
+}
+COLOR_MODES = {"grayscale": 1, "rgb": 3}
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+# A chest CT slice is a few hundred KiB; anything this big is not one.
+DEFAULT_MAX_FILE_BYTES = 256 * 2**20
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SOI = b"\xff\xd8"
+# Start-of-frame markers carry the dimensions; C4 (DHT), C8 (JPG) and CC (DAC) do not.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field.
+_JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01, 0xD8}
+
+# OpenCV logs its own warning for every undecodable file; ours names the file instead.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+class ImageSkipped(Exception):
+    """An image that cannot be used; ``reason`` says why (it goes on the wire)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How every image of a stream is turned into pixels.
+
+    Attributes
+    ----------
+    image_size : (int, int)
+        Output ``(height, width)``.
+    color_mode : str
+        ``"grayscale"`` (1 channel) or ``"rgb"`` (3 channels, R first).
+    interpolation : str
+        One of ``nearest``, ``bilinear``, ``area``, ``bicubic``.
+    max_image_pixels : int
+        Images whose header announces more pixels are skipped undecoded.
+    max_file_bytes : int
+        Files larger than this are skipped unread.
+    """
+
+    image_size: tuple[int, int] = (128, 128)
+    color_mode: str = "grayscale"
+    interpolation: str = "area"
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+    def __post_init__(self) -> None:
+        height, width = self.image_size
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in (height, width)):
+            raise ValueError(f"image_size must be two positive integers, got {self.image_size!r}")
+        object.__setattr__(self, "image_size", (height, width))
+        if self.color_mode not in COLOR_MODES:
+            raise ValueError(f"color_mode must be one of {', '.join(COLOR_MODES)}, got {self.color_mode!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        if self.max_image_pixels < 1 or self.max_file_bytes < 1:
+            raise ValueError("max_image_pixels and max_file_bytes must be >= 1")
+
+    @property
+    def channels(self) -> int:
+        return COLOR_MODES[self.color_mode]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(H, W, C)`` of every output image."""
+        return (*self.image_size, self.channels)
+
+    def describe(self) -> dict:
+        """JSON-able description (goes into ``hello`` and the stream id)."""
+        info = asdict(self)
+        info["image_size"] = list(self.image_size)
+        info["decoder"] = f"opencv-{cv2.__version__}"
+        return info
+
+
+def _read_exactly(fh: BinaryIO, count: int, what: str) -> bytes:
+    data = fh.read(count)
+    if len(data) != count:
+        raise ImageSkipped(f"truncated {what}")
+    return data
+
+
+def _png_dimensions(fh: BinaryIO) -> tuple[int, int]:
+    length, kind = struct.unpack(">I4s", _read_exactly(fh, 8, "PNG header"))
+    if kind != b"IHDR" or length < 8:
+        raise ImageSkipped("PNG without an IHDR header chunk")
+    return struct.unpack(">II", _read_exactly(fh, 8, "PNG header"))
+
+
+def _jpeg_dimensions(fh: BinaryIO) -> tuple[int, int]:
+    while True:
+        byte = fh.read(1)
+        if not byte:
+            raise ImageSkipped("JPEG without a start-of-frame header")
+        if byte != b"\xff":
+            continue
+        marker = b"\xff"
+        while marker == b"\xff":  # fill bytes
+            marker = _read_exactly(fh, 1, "JPEG marker")
+        code = marker[0]
+        if code in _JPEG_STANDALONE:
+            continue
+        if code == 0xDA:  # start of scan: image data begins, no frame header seen
+            raise ImageSkipped("JPEG without a start-of-frame header")
+        (length,) = struct.unpack(">H", _read_exactly(fh, 2, "JPEG segment"))
+        if length < 2:
+            raise ImageSkipped("corrupt JPEG segment length")
+        if code in _JPEG_SOF:
+            _precision, height, width = struct.unpack(">BHH", _read_exactly(fh, 5, "JPEG frame header"))
+            return width, height
+        fh.seek(length - 2, 1)
+
+
+def image_dimensions(fh: BinaryIO) -> tuple[str, int, int]:
+    """Read ``(format, width, height)`` from a PNG or JPEG header, leaving ``fh`` anywhere.
+
+    Raises
+    ------
+    ImageSkipped
+        If the file is neither PNG nor JPEG or its header is cut short.
+    """
+    magic = fh.read(8)
+    if magic == PNG_SIGNATURE:
+        width, height = _png_dimensions(fh)
+        return "png", width, height
+    if magic[:2] == JPEG_SOI:
+        fh.seek(2)
+        width, height = _jpeg_dimensions(fh)
+        return "jpeg", width, height
+    raise ImageSkipped("not a PNG or JPEG file (unknown signature)")
+
+
+def _check_dimensions(kind: str, width: int, height: int, max_pixels: int) -> None:
+    if width == 0 or height == 0:
+        raise ImageSkipped(f"{kind} header announces an empty {width}x{height} image")
+    if width * height > max_pixels:
+        raise ImageSkipped(
+            f"{kind} header announces {width}x{height} = {width * height / 1e6:.1f} MPixel, over the "
+            f"{max_pixels / 1e6:.1f} MPixel limit (decompression bomb?)")
+
+
+def read_checked(path: Path, prep: Preprocessing) -> bytes:
+    """Read a file after checking its size and header dimensions.
+
+    Raises
+    ------
+    ImageSkipped
+        If it is too big, announces too many pixels, or cannot be read.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            if size > prep.max_file_bytes:
+                raise ImageSkipped(f"file is {size / 2**20:.0f} MiB, over the "
+                                   f"{prep.max_file_bytes / 2**20:.0f} MiB limit")
+            fh.seek(0)
+            kind, width, height = image_dimensions(fh)
+            _check_dimensions(kind, width, height, prep.max_image_pixels)
+            fh.seek(0)
+            return fh.read()
+    except OSError as exc:
+        raise ImageSkipped(f"cannot read file: {exc.strerror or exc}") from None
+
+
+def decode(data: bytes, prep: Preprocessing) -> np.ndarray:
+    """Decode image bytes and preprocess them into a ``uint8`` array of ``prep.image_shape``.
+
+    Raises
+    ------
+    ImageSkipped
+        If OpenCV cannot decode the data.
+    """
+    flag = cv2.IMREAD_GRAYSCALE if prep.color_mode == "grayscale" else cv2.IMREAD_COLOR
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+    except cv2.error as exc:
+        raise ImageSkipped(f"OpenCV cannot decode it: {str(exc).strip().splitlines()[-1]}") from None
+    if image is None or image.size == 0:
+        raise ImageSkipped("OpenCV cannot decode it (corrupt or truncated image data)")
+    if image.dtype != np.uint8:  # these flags make OpenCV scale 16-bit to 8; anything else is exotic
+        raise ImageSkipped(f"unsupported sample type {image.dtype}")
+    height, width = prep.image_size
+    if image.shape[:2] != (height, width):
+        image = cv2.resize(image, (width, height), interpolation=INTERPOLATIONS[prep.interpolation])
+    if prep.color_mode == "rgb":
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image[:, :, np.newaxis]
+
+
+def load(path: Path, prep: Preprocessing) -> np.ndarray:
+    """Read, check and decode one image file into ``prep.image_shape`` ``uint8`` pixels.
+
+    Raises
+    ------
+    ImageSkipped
+        With the reason the file cannot be used.
+    """
+    return decode(read_checked(path, prep), prep)

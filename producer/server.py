@@ -1,0 +1,489 @@
+"""The asyncio TCP server: one independent stream per connection.
+
+Per connection: send ``hello``; wait for ``subscribe``; stream the requested
+batches, building up to ``prefetch`` of them ahead in a shared thread pool (OpenCV
+releases the GIL) while earlier ones are written; ``await drain()`` after every
+frame so a slow reader holds back its own connection and nothing else. A control
+task reads the consumer's frames concurrently (acks, or garbage that ends the
+connection). Any failure of one connection ends that connection only, with an
+``error`` frame when the socket still takes one, and a one-line log entry.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from tqdm import tqdm
+
+from . import wire
+from .stream import BuiltBatch, StreamSpec, build_batch
+
+log = logging.getLogger(__name__)
+
+try:  # uvloop is a speed-up, not a requirement
+    import uvloop
+except ImportError:  # pragma: no cover - depends on the platform
+    uvloop = None
+
+
+@dataclass
+class ServerConfig:
+    """Network and pacing settings (the stream itself is a :class:`StreamSpec`).
+
+    Attributes
+    ----------
+    host, port : str, int
+        Where to listen; port 0 picks a free one (see ``ProducerServer.port``).
+    sleep : float
+        Seconds to wait after each batch sent on a connection.
+    max_frame_bytes : int
+        Largest frame the producer sends.
+    control_max_frame_bytes : int
+        Largest frame accepted from a consumer (they only send small control frames).
+    prefetch : int
+        Batches a connection builds ahead of the one being sent.
+    workers : int
+        Decoding threads shared by every connection.
+    subscribe_timeout : float
+        Seconds a connection may stay without a subscription (after hello or end).
+    send_timeout : float
+        Seconds a frame may wait for a consumer that does not read.
+    progress : bool
+        Show a tqdm bar of images sent.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 6100
+    sleep: float = 0.0
+    max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES
+    control_max_frame_bytes: int = wire.CONTROL_MAX_FRAME_BYTES
+    prefetch: int = 4
+    workers: int = field(default_factory=lambda: os.cpu_count() or 2)
+    subscribe_timeout: float = 60.0
+    send_timeout: float = 120.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.prefetch < 1 or self.workers < 1:
+            raise ValueError("prefetch and workers must be >= 1")
+        if self.sleep < 0 or self.subscribe_timeout <= 0 or self.send_timeout <= 0:
+            raise ValueError("sleep must be >= 0 and timeouts > 0")
+
+
+@dataclass
+class ServerStats:
+    """Counters for logs and tests (only touched from the event loop thread)."""
+
+    connections_total: int = 0
+    connections_active: int = 0
+    batches_sent: int = 0
+    images_sent: int = 0
+    bytes_sent: int = 0
+    inflight: int = 0          # batches submitted for building and not yet written out
+    max_inflight: int = 0
+    max_write_buffer: int = 0  # largest transport buffer seen right after queuing a frame
+    errors_sent: collections.Counter = field(default_factory=collections.Counter)
+
+
+_EOF = object()
+
+
+class _NotReading(Exception):
+    """The consumer did not take a frame within the send timeout."""
+
+
+class _Connection:
+    """State of one consumer connection.
+
+    Failures found elsewhere (a bad control frame, shutdown) are delivered to the
+    handler through the ``failed`` future that every wait of the handler races
+    against, rather than by cancelling the handler: cancellation can be lost when
+    it coincides with the completion of what is awaited.
+    """
+
+    def __init__(self, number: int, peer: str):
+        self.number = number
+        self.peer = peer
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.failed: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.last_ack: int | None = None
+        self.eof = False
+        self.subscribes_queued = 0
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.peer}"
+
+    def fail(self, failure: wire.WireError) -> None:
+        """Record why the connection must end; the handler's current wait raises it."""
+        if not self.failed.done():
+            self.failed.set_result(failure)
+
+    async def guard(self, awaitable, timeout: float | None = None):
+        """Await ``awaitable`` unless the connection fails first.
+
+        Raises
+        ------
+        wire.WireError
+            The failure recorded by :meth:`fail`.
+        asyncio.TimeoutError
+            If ``timeout`` seconds pass first.
+        """
+        task = asyncio.ensure_future(awaitable)
+        try:
+            done, _ = await asyncio.wait((task, self.failed), timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        task.cancel()
+        if self.failed.done():
+            raise self.failed.result()
+        raise asyncio.TimeoutError
+
+
+class ProducerServer:
+    """Serve one :class:`StreamSpec` to any number of consumers.
+
+    Parameters
+    ----------
+    spec : StreamSpec
+        The stream every connection gets (each from the seq it subscribes to).
+    config : ServerConfig
+        Network, pacing and limits.
+    """
+
+    def __init__(self, spec: StreamSpec, config: ServerConfig | None = None):
+        self.spec = spec
+        self.config = config or ServerConfig()
+        self.stats = ServerStats()
+        self._hello_frame = wire.encode(spec.hello(), self.config.max_frame_bytes)
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: dict[int, _Connection] = {}
+        self._handler_tasks: set[asyncio.Task] = set()
+        self._numbers = itertools.count(1)
+        self._bar: tqdm | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with ``port=0``)."""
+        if self._server is None:
+            raise RuntimeError("server not started")
+        return self._server.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        """Bind and start accepting connections.
+
+        Raises
+        ------
+        OSError
+            If the address cannot be bound (e.g. the port is in use).
+        """
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_log_loop_exception)
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.config.workers, thread_name_prefix="chestct-decode")
+        self._server = await asyncio.start_server(self._handle, self.config.host, self.config.port)
+        self._bar = tqdm(desc=f"{self.spec.split} images sent", unit="img", dynamic_ncols=True,
+                         mininterval=0.5, disable=not self.config.progress)
+
+    async def close(self) -> None:
+        """Stop accepting, end every connection with a ``shutdown`` error, free the port."""
+        if self._server is not None:
+            self._server.close()
+        handlers = list(self._handler_tasks)
+        for conn in list(self._connections.values()):
+            conn.fail(wire.WireError("the producer is shutting down", code="shutdown"))
+        if handlers:
+            await asyncio.wait(handlers, timeout=10)
+        if self._server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._bar is not None:
+            self._bar.close()
+
+    # ------------------------------------------------------------------ one connection
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        conn = _Connection(next(self._numbers), f"{peer[0]}:{peer[1]}" if peer else "?")
+        self._connections[conn.number] = conn
+        self._handler_tasks.add(asyncio.current_task())
+        self.stats.connections_total += 1
+        self.stats.connections_active += 1
+        log.info("connection %s opened", conn)
+        control = asyncio.create_task(self._read_control(reader, conn))
+        try:
+            await self._converse(conn, writer)
+        except wire.WireError as exc:
+            await self._send_error(conn, writer, exc)
+        except _NotReading:
+            log.warning("connection %s: consumer did not read for %.0fs; dropping it",
+                        conn, self.config.send_timeout)
+            writer.transport.abort()
+        except (ConnectionError, OSError) as exc:
+            log.info("connection %s lost: %s", conn, exc)
+        except Exception as exc:  # a bug: end this connection only, keep serving the others
+            log.error("connection %s failed: %s: %s", conn, type(exc).__name__, exc)
+            log.debug("details", exc_info=True)
+            await self._send_error(conn, writer, wire.WireError(f"internal error: {exc}", code="internal"))
+        finally:
+            control.cancel()
+            await self._close_writer(writer)
+            self._connections.pop(conn.number, None)
+            self._handler_tasks.discard(asyncio.current_task())
+            self.stats.connections_active -= 1
+            log.info("connection %s closed", conn)
+            self._update_bar()
+
+    async def _converse(self, conn: _Connection, writer: asyncio.StreamWriter) -> None:
+        await self._write(conn, writer, self._hello_frame)
+        while True:
+            try:
+                msg = await conn.guard(conn.inbox.get(), self.config.subscribe_timeout)
+            except asyncio.TimeoutError:
+                raise wire.WireError(f"no subscribe within {self.config.subscribe_timeout:g}s",
+                                     code="timeout") from None
+            if msg is _EOF:
+                return
+            conn.subscribes_queued -= 1
+            await self._stream(conn, writer, msg)
+
+    async def _read_control(self, reader: asyncio.StreamReader, conn: _Connection) -> None:
+        """Read the consumer's frames: acks are noted, subscribes queued, anything else ends it."""
+        try:
+            while True:
+                msg = await wire.read_message(reader, self.config.control_max_frame_bytes)
+                if msg is None:
+                    conn.eof = True
+                    await conn.inbox.put(_EOF)
+                    return
+                if msg["type"] == "ack":
+                    conn.last_ack = msg["seq"] if conn.last_ack is None else max(conn.last_ack, msg["seq"])
+                elif msg["type"] == "subscribe":
+                    conn.subscribes_queued += 1
+                    await conn.inbox.put(msg)
+                else:
+                    raise wire.WireError(f"a consumer may send subscribe or ack, not {msg['type']}",
+                                         code="unexpected_message")
+        except wire.WireError as exc:
+            conn.fail(exc)
+        except (ConnectionError, OSError) as exc:
+            conn.eof = True
+            await conn.inbox.put(_EOF)
+            log.debug("connection %s: control read ended: %s", conn, exc)
+        except Exception as exc:  # a bug: the handler must still hear of it
+            log.debug("control reader details", exc_info=True)
+            conn.fail(wire.WireError(f"internal error reading control frames: {type(exc).__name__}: {exc}",
+                                     code="internal"))
+
+    def _stream_range(self, msg: dict) -> tuple[int, int | None]:
+        start, stop = msg["from_seq"], msg.get("to_seq")
+        total = self.spec.total_batches
+        if total is not None:
+            if start > total:
+                raise wire.WireError(f"from_seq {start} is past the end: the stream has {total} batches",
+                                     code="bad_range")
+            stop = total if stop is None else min(stop, total)
+        return start, stop
+
+    async def _stream(self, conn: _Connection, writer: asyncio.StreamWriter, msg: dict) -> None:
+        start, stop = self._stream_range(msg)
+        log.info("connection %s subscribed to batches %d..%s", conn, start,
+                 "end" if stop is None else stop - 1)
+        loop = asyncio.get_running_loop()
+        pending: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
+        next_seq = start
+        batches = images = 0
+        skipped_files: list[dict] = []
+        try:
+            while True:
+                while len(pending) < self.config.prefetch and (stop is None or next_seq < stop):
+                    future = loop.run_in_executor(self._executor, build_batch, self.spec, next_seq,
+                                                  self.config.max_frame_bytes)
+                    pending.append((next_seq, future))
+                    self._inflight(+1)
+                    next_seq += 1
+                if not pending:
+                    break
+                seq, future = pending[0]
+                try:
+                    built: BuiltBatch = await conn.guard(future)
+                except wire.FrameTooLarge as exc:
+                    raise wire.FrameTooLarge(f"batch {seq}: {exc.message}; raise --max-frame-bytes "
+                                             "or lower --batch-size") from None
+                await self._write(conn, writer, built.frame)
+                pending.popleft()
+                self._inflight(-1)
+                batches += 1
+                images += built.images
+                skipped_files.extend(built.skipped)
+                self.stats.batches_sent += 1
+                self.stats.images_sent += built.images
+                self._update_bar(built.images)
+                if conn.subscribes_queued:
+                    raise wire.WireError("subscribe while a subscription is active",
+                                         code="unexpected_message")
+                if self.config.sleep:
+                    await conn.guard(asyncio.sleep(self.config.sleep))
+        finally:
+            for _, future in pending:
+                future.cancel()
+                self._inflight(-1)
+        await self._write(conn, writer, wire.encode(
+            wire.end(batches=batches, images=images, skipped=len(skipped_files), skipped_files=skipped_files),
+            self.config.max_frame_bytes))
+        log.info("connection %s: sent %d batches, %d images, %d skipped files", conn, batches, images,
+                 len(skipped_files))
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _write(self, conn: _Connection, writer: asyncio.StreamWriter, frame: bytes) -> None:
+        # One write per frame keeps frames whole even when an error frame follows.
+        writer.write(frame)
+        self.stats.bytes_sent += len(frame)
+        self.stats.max_write_buffer = max(self.stats.max_write_buffer,
+                                          writer.transport.get_write_buffer_size())
+        try:
+            await conn.guard(writer.drain(), self.config.send_timeout)
+        except asyncio.TimeoutError:
+            raise _NotReading from None
+
+    async def _send_error(self, conn: _Connection, writer: asyncio.StreamWriter, exc: wire.WireError) -> None:
+        """Best effort: the peer may be gone or not reading; never wait long."""
+        code = exc.code if exc.code in wire.ERROR_CODES else "error"
+        (log.info if code == "shutdown" else log.warning)("connection %s: %s: %s", conn, code, exc.message)
+        self.stats.errors_sent[code] += 1
+        if writer.is_closing():
+            return
+        try:
+            writer.write(wire.encode(wire.error(exc.message, code=code), self.config.max_frame_bytes))
+            await asyncio.wait_for(writer.drain(), 1.0)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            writer.transport.abort()
+
+    async def _close_writer(self, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), 2.0)
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            writer.transport.abort()
+
+    def _inflight(self, delta: int) -> None:
+        self.stats.inflight += delta
+        self.stats.max_inflight = max(self.stats.max_inflight, self.stats.inflight)
+
+    def _update_bar(self, images: int = 0) -> None:
+        if self._bar is not None:
+            self._bar.update(images)
+            self._bar.set_postfix(connections=self.stats.connections_active, refresh=False)
+
+
+def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """One log line instead of asyncio's traceback dump."""
+    exc = context.get("exception")
+    log.warning("event loop: %s%s", context.get("message", "error"), f": {exc!r}" if exc else "")
+    log.debug("event loop context: %r", context)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop when uvloop is installed, else the standard one."""
+    return uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+
+
+def serve(spec: StreamSpec, config: ServerConfig) -> int:
+    """Serve until SIGINT or SIGTERM; return the exit status (0 after a clean shutdown).
+
+    Raises
+    ------
+    OSError
+        If the address cannot be bound.
+    """
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = ProducerServer(spec, config)
+    try:
+        return loop.run_until_complete(_serve_until_signal(server))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+async def _serve_until_signal(server: ProducerServer) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    spec, config = server.spec, server.config
+    log.info("serving %s: %d images, %s batches of %d, stream %s, on %s:%d",
+             spec.split, len(spec.files), "endless" if spec.endless else spec.total_batches,
+             spec.batch_size, spec.stream_id[:12], config.host, server.port)
+    try:
+        await stop.wait()
+        log.info("signal received: shutting down")
+    finally:
+        await server.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+@contextlib.contextmanager
+def running_server(spec: StreamSpec, config: ServerConfig | None = None) -> Iterator[ProducerServer]:
+    """Run a producer on a background thread (for tests and embedding); always stopped on exit.
+
+    Examples
+    --------
+    >>> with running_server(spec, ServerConfig(port=0, progress=False)) as server:  # doctest: +SKIP
+    ...     sock = socket.create_connection(("127.0.0.1", server.port))
+    """
+    config = config or ServerConfig(port=0, progress=False)
+    server = ProducerServer(spec, config)
+    loop = new_event_loop()
+    started = threading.Event()
+    failure: list[BaseException] = []
+    stop: asyncio.Event | None = None
+
+    async def main() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        try:
+            await server.start()
+        except BaseException as exc:
+            failure.append(exc)
+            started.set()
+            return
+        started.set()
+        try:
+            await stop.wait()
+        finally:
+            await server.close()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="chestct-producer",
+                              daemon=True)
+    thread.start()
+    started.wait()
+    try:
+        if failure:
+            raise failure[0]
+        yield server
+    finally:
+        if stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()

@@ -1,0 +1,212 @@
+"""What a stream is: its files, batch plan, identity, and how one batch frame is built.
+
+Batch ``seq`` of a stream is a pure function of the spec: epoch ``e = seq //
+batches_per_epoch``, the epoch's order is ``np.random.default_rng((seed, e))``'s
+permutation of the sorted files (or the sorted order without shuffling), and the
+batch is the ``seq % batches_per_epoch``-th slice of it. Files that cannot be
+decoded are left out of their batch and listed in its ``skipped`` field, so a
+batch never borrows images from its neighbours and any batch can be rebuilt
+byte for byte on its own.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import dataset, imaging, wire
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """Everything that determines a stream's bytes.
+
+    Attributes
+    ----------
+    split : str
+        Split folder name (``train``, ``valid`` or ``test``).
+    classes : tuple of str
+        Sorted class names; a label is an index into it.
+    files : tuple of ImageFile
+        The split's images sorted by id.
+    batch_size : int
+        Images per batch (the last batch of an epoch may be smaller).
+    preprocessing : Preprocessing
+        Decoding and resizing settings.
+    shuffle : bool
+        Shuffle each epoch with a seeded permutation.
+    seed : int
+        Seed of the permutations.
+    endless : bool
+        Keep streaming epoch after epoch; ``seq`` keeps counting.
+    """
+
+    split: str
+    classes: tuple[str, ...]
+    files: tuple[dataset.ImageFile, ...]
+    batch_size: int
+    preprocessing: imaging.Preprocessing = field(default_factory=imaging.Preprocessing)
+    shuffle: bool = True
+    seed: int = 0
+    endless: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not self.files:
+            raise ValueError("a stream needs at least one file")
+
+    @classmethod
+    def from_directory(cls, directory: Path | str, split: str, **kwargs) -> "StreamSpec":
+        """Build the spec of ``directory``'s ``split`` (``dev`` means ``valid``)."""
+        classes, files = dataset.list_images(directory, split)
+        return cls(split=dataset.split_folder(split), classes=tuple(classes), files=tuple(files), **kwargs)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.files) / self.batch_size)
+
+    @property
+    def total_batches(self) -> int | None:
+        """Batches in the whole stream; ``None`` when endless."""
+        return None if self.endless else self.batches_per_epoch
+
+    @property
+    def total_images(self) -> int | None:
+        """Images planned for the whole stream (skipped ones included); ``None`` when endless."""
+        return None if self.endless else len(self.files)
+
+    @functools.cached_property
+    def stream_id(self) -> str:
+        """SHA-256 (hex) of everything that determines the batches' bytes.
+
+        ``endless`` is left out on purpose: batch ``k`` is the same either way, so a
+        finite replay of an endless stream verifies against the same id.
+        """
+        identity = {
+            "protocol": wire.PROTOCOL_VERSION,
+            "split": self.split,
+            "classes": list(self.classes),
+            "files": [[f.id, f.label, f.size, f.mtime_ns] for f in self.files],
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+            "seed": self.seed,
+            "preprocessing": self.preprocessing.describe(),
+        }
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def hello(self) -> dict:
+        """The ``hello`` message describing this stream."""
+        return wire.hello(
+            stream_id=self.stream_id, split=self.split, classes=self.classes,
+            image_shape=self.preprocessing.image_shape, batch_size=self.batch_size,
+            total_batches=self.total_batches, total_images=self.total_images,
+            batches_per_epoch=self.batches_per_epoch, images_per_epoch=len(self.files),
+            shuffle=self.shuffle, seed=self.seed, endless=self.endless,
+            preprocessing=self.preprocessing.describe(),
+        )
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """Indices into ``files`` in the order of ``epoch``."""
+        return _epoch_order(len(self.files), self.shuffle, self.seed, epoch)
+
+    def plan(self, seq: int) -> tuple[int, list[dataset.ImageFile]]:
+        """``(epoch, files)`` of batch ``seq``.
+
+        Raises
+        ------
+        IndexError
+            If ``seq`` is past the end of a finite stream.
+        """
+        if seq < 0 or (not self.endless and seq >= self.batches_per_epoch):
+            raise IndexError(f"batch {seq} is outside the stream (total {self.total_batches})")
+        epoch, index = divmod(seq, self.batches_per_epoch)
+        order = self.epoch_order(epoch)
+        picked = order[index * self.batch_size:(index + 1) * self.batch_size]
+        return epoch, [self.files[i] for i in picked]
+
+
+@functools.lru_cache(maxsize=8)
+def _epoch_order(n_files: int, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
+    if shuffle:
+        order = np.random.default_rng((seed, epoch)).permutation(n_files)
+    else:
+        order = np.arange(n_files)
+    order.flags.writeable = False  # cached and shared between threads
+    return order
+
+
+@dataclass(frozen=True)
+class BuiltBatch:
+    """One encoded batch frame and what it holds (for the ``end`` counts)."""
+
+    seq: int
+    frame: bytes
+    images: int
+    skipped: tuple[dict, ...]
+
+
+_warned_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+def _warn_skip(path: Path, reason: str) -> None:
+    """Warn once per file and process; later skips of the same file go to debug."""
+    key = str(path)
+    with _warned_lock:
+        first = key not in _warned
+        _warned.add(key)
+    (log.warning if first else log.debug)("skipping %s: %s", path, reason)
+
+
+def build_batch(spec: StreamSpec, seq: int, max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES) -> BuiltBatch:
+    """Decode batch ``seq``'s images and encode its frame (runs in a worker thread).
+
+    Raises
+    ------
+    IndexError
+        If ``seq`` is outside the stream.
+    wire.FrameTooLarge
+        If the frame exceeds ``max_frame_bytes``.
+    """
+    epoch, files = spec.plan(seq)
+    prep = spec.preprocessing
+    pixels = np.empty((len(files), *prep.image_shape), dtype=np.uint8)
+    ids: list[str] = []
+    labels: list[int] = []
+    skipped: list[dict] = []
+    for f in files:
+        try:
+            pixels[len(ids)] = imaging.load(f.path, prep)
+        except imaging.ImageSkipped as exc:
+            _warn_skip(f.path, exc.reason)
+            skipped.append({"id": f.id, "reason": exc.reason})
+            continue
+        ids.append(f.id)
+        labels.append(f.label)
+    msg = wire.batch(seq=seq, epoch=epoch, ids=ids, labels=labels, pixels=pixels[:len(ids)], skipped=skipped)
+    return BuiltBatch(seq=seq, frame=wire.encode(msg, max_frame_bytes), images=len(ids), skipped=tuple(skipped))
+
+
+def max_batch_frame_bytes(spec: StreamSpec) -> int:
+    """Upper bound of a batch frame's payload for ``spec`` when no file is skipped.
+
+    Skip reasons add a little; :func:`build_batch` still enforces the real limit.
+    """
+    n = spec.batch_size
+    pixel_bytes = n * math.prod(spec.preprocessing.image_shape)
+    longest_ids = sorted((len(f.id.encode("utf-8")) for f in spec.files), reverse=True)[:n]
+    # ids may need JSON escaping (at most 6 bytes per byte); 16 bytes per label; fixed fields.
+    return 4 * math.ceil(pixel_bytes / 3) + 6 * sum(longest_ids) + 16 * n + 512
