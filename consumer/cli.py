@@ -350,8 +350,10 @@ def cmd_train(args: argparse.Namespace, run: Run) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, run: Run) -> int:
+    from consumer import model_store
     from consumer import report as reporting
     from consumer.client import fetch_hello
+    from consumer.features import FeatureConfig
     from consumer.ingest import follow_query
     from consumer.predicting import StreamPredictor
     from consumer.stage import add_features
@@ -359,16 +361,19 @@ def cmd_predict(args: argparse.Namespace, run: Run) -> int:
 
     check_backend(args.backend)
     hello = fetch_hello(connect_config(args))
-    # An mllib model loads through the session, so Spark comes first.
+    # Refuse a mismatching model before paying for Spark; an mllib model can only be
+    # loaded through a session, so it is checked from its verified metadata first.
+    meta = model_store.read_meta(args.save_path)
+    TrainedModel(meta).check_stream(hello)
+    if args.model is not None and args.model != meta["model"]:
+        raise ValueError(f"--model {args.model} but {args.save_path} holds a {meta['model']} model")
+    trained_with = FeatureConfig.from_dict(meta["feature_config"])
+    config = feature_config(args, default=trained_with)
+    if config != trained_with:
+        raise ValueError(f"the model was trained with features {meta['feature_config']['features']} "
+                         f"and its parameters; predict with the same (drop --features/--feature-option)")
     run.start_spark()
     model = TrainedModel.load(args.save_path)
-    if args.model is not None and args.model != model.meta["model"]:
-        raise ValueError(f"--model {args.model} but {args.save_path} holds a {model.meta['model']} model")
-    config = feature_config(args, default=model.config)
-    if config != model.config:
-        raise ValueError(f"the model was trained with features {','.join(model.config.features)} and "
-                         f"its parameters; predict with the same (drop --features/--feature-option)")
-    model.check_stream(hello)
     log.info("predicting %s split (%s images) with %s/%s from %s", hello["split"],
              hello.get("total_images") or "endless", model.meta["model"], model.meta["engine"],
              args.save_path)
@@ -435,7 +440,7 @@ def _short(exc: BaseException) -> str:
     """The informative part of an exception (Spark wraps Python errors in long traces)."""
     text = str(exc)
     for marker in ("BadBatch: ", "StreamMismatch: ", "ProducerError: ", "ProducerUnavailable: ",
-                   "OptionError: ", "ModelMismatch: "):
+                   "OptionError: ", "ModelMismatch: ", "ModelRefused: "):
         if marker in text:
             return marker.rstrip(": ") + ": " + text.split(marker, 1)[1].splitlines()[0]
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__

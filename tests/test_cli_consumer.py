@@ -1,0 +1,217 @@
+"""The chestct CLI: argument handling in-process; train/predict/failures as subprocesses.
+
+The subprocess runs talk to the fake producer (a thread of this test process) and are
+always stopped with their whole process group; each test checks that nothing of the
+consumer (driver, JVM, Python workers) is left behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from consumer import cli
+from consumer.features import FeatureConfig
+from fake_producer import FakeProducer, FakeStream, Processes, consumer_args, process_env
+
+STREAM = FakeStream(total_images=40, batch_size=8, image_shape=(32, 32, 1))  # 5 batches
+FEATURES = ["--features", "hog,lbp", "--feature-option", "hog.pixels_per_cell=8",
+            "--feature-option", "lbp.P=8", "--feature-option", "lbp.R=1", "--backend", "skimage"]
+
+
+# ------------------------------------------------------------------ arguments
+
+
+def test_original_mode_flags_map_to_subcommands():
+    args = cli.build_parser().parse_args(cli.normalize_argv(
+        ["--mode", "train", "--model", "rf", "--save_path", "m"]))
+    assert (args.command, args.model, args.save_path) == ("train", "rf", Path("m"))
+    args = cli.build_parser().parse_args(cli.normalize_argv(["--save_path", "m", "--mode=predict"]))
+    assert (args.command, args.save_path) == ("predict", Path("m"))
+
+
+def test_defaults_are_local_and_documented():
+    args = cli.build_parser().parse_args(["train", "--save-path", "m"])
+    assert args.master == "local[*]" and args.host == "127.0.0.1" and args.port == 6100
+    assert args.backend == "rust" and args.on_bad_batch == "fail"
+    assert cli.feature_config(args) == FeatureConfig()
+    assert cli.source_options(args)["onBadBatch"] == "fail"
+
+
+def test_feature_options_parse_and_merge_over_a_default():
+    args = cli.build_parser().parse_args(["ingest", "--features", "hog,sift",
+                                          "--feature-option", "hog.orientations=12"])
+    config = cli.feature_config(args)
+    assert config.features == ("hog", "sift") and config.hog_orientations == 12
+    base = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,))
+    args = cli.build_parser().parse_args(["predict", "--save-path", "m",
+                                          "--feature-option", "lbp.method=default"])
+    merged = cli.feature_config(args, default=base)
+    assert merged.features == ("lbp",) and merged.lbp_P == (8,) and merged.lbp_method == "default"
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["ingest", "--feature-option", "orientations=3"], "FAMILY.PARAM"),
+    (["ingest", "--features", "hog,colour"], "colour"),
+])
+def test_bad_feature_options_are_named(argv, word):
+    args = cli.build_parser().parse_args(argv)
+    with pytest.raises(ValueError, match=word):
+        cli.feature_config(args)
+
+
+@pytest.mark.parametrize("argv", [["train"], ["train", "--save-path", "m", "--model", "knn"],
+                                  ["ingest", "--port", "x"], ["ingest", "--max-batches-per-trigger", "0"]])
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert "usage: chestct" in capsys.readouterr().err
+
+
+def test_no_producer_fails_fast_with_a_clear_message(port, capsys):
+    code = cli.main(["ingest", "--port", str(port), "--connect-timeout", "1", "--backend", "skimage",
+                     "--no-progress"])
+    assert code == 1
+    assert f"no producer at 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ whole runs
+
+
+def _group_gone(proc: subprocess.Popen, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _run(procs: Processes, args: list[str], log: Path, timeout: float = 300) -> tuple[int, str]:
+    proc = procs.start(args, log, env=process_env())
+    try:
+        code = proc.wait(timeout)
+    finally:
+        procs.stop(proc)
+    return code, log.read_text()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_train_sgd_then_predict_writes_report_and_plots(tmp_path):
+    procs = Processes()
+    work = tmp_path / "work"
+    model = tmp_path / "model"
+    try:
+        with FakeProducer(stream=STREAM) as fp:
+            code, out = _run(procs, consumer_args(
+                "train", "--model", "sgd", "--save-path", str(model), "--port", str(fp.port),
+                "--work-dir", str(work), "--master", "local[2]", "--max-batches-per-trigger", "2",
+                *FEATURES), tmp_path / "train.log")
+            assert code == 0, out[-3000:]
+            assert "micro-batch 0" in out and "sgd: micro-batch" in out
+            meta = json.loads((model / "model.json").read_text())["meta"]
+            assert meta["model"] == "sgd" and meta["n_train_images"] == STREAM.total_images
+
+            report, plots = tmp_path / "out" / "report.json", tmp_path / "out" / "plots"
+            legacy = [sys.executable, "-m", "consumer", "--mode", "predict", "--no-progress"]
+            code, out = _run(procs, legacy + [
+                "--save_path", str(model), "--port", str(fp.port),
+                "--work-dir", str(work), "--master", "local[2]", "--backend", "skimage",
+                "--report", str(report), "--plots-dir", str(plots)], tmp_path / "predict.log")
+            assert code == 0, out[-3000:]
+    finally:
+        procs.stop_all()
+    result = json.loads(report.read_text())
+    assert result["n_images"] == STREAM.total_images
+    assert [b["seq"] for b in result["batches"]] == list(range(STREAM.batches_per_epoch))
+    assert result["batches"][-1]["n_images"] == STREAM.total_images
+    assert result["n_skipped_batches"] == 0 and result["model"]["model"] == "sgd"
+    assert sum(map(sum, result["confusion_matrix"])) == STREAM.total_images
+    assert out.count("batch seq=") == STREAM.batches_per_epoch
+    for png in ("confusion_matrix.png", "accuracy_over_batches.png"):
+        assert (plots / png).read_bytes()[:4] == b"\x89PNG"
+    assert len(list(work.glob("streams/*/*/table"))) == 1
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_model_for_other_images_is_refused_before_spark(tmp_path):
+    from consumer.training import fit
+    import numpy as np
+    import pandas as pd
+
+    from consumer.features import n_features
+
+    config = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,))
+    width = n_features(config, (64, 64))
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(20)], "label": [i % 4 for i in range(20)],
+                          "seq": 0, "features": list(rng.random((20, width), dtype=np.float32))})
+    fit(table, config=config, model="sgd", classes=STREAM.classes, image_shape=[64, 64, 1],
+        color_mode="grayscale").save(tmp_path / "model")
+    procs = Processes()
+    try:
+        with FakeProducer(stream=STREAM) as fp:  # sends 32x32
+            code, out = _run(procs, consumer_args(
+                "predict", "--save-path", str(tmp_path / "model"), "--port", str(fp.port),
+                "--work-dir", str(tmp_path / "work"), "--backend", "skimage"), tmp_path / "p.log", 120)
+    finally:
+        procs.stop_all()
+    assert code == 1
+    assert "model does not match the stream" in out and "32x32" in out
+    assert "Spark" not in out.split("model does not match")[0]
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_bad_batch_fails_the_run_naming_it_and_stops_everything(tmp_path):
+    procs = Processes()
+    try:
+        with FakeProducer(stream=STREAM, faults={3: ("crc", None)}) as fp:
+            proc = procs.start(consumer_args(
+                "ingest", "--port", str(fp.port), "--work-dir", str(tmp_path / "work"),
+                "--master", "local[2]", *FEATURES), tmp_path / "ingest.log", env=process_env())
+            code = proc.wait(300)
+            gone = _group_gone(proc)
+    finally:
+        procs.stop_all()
+    out = (tmp_path / "ingest.log").read_text()
+    assert code == 1, out[-3000:]
+    assert "chestct ingest: error: BadBatch: batch 3 is bad" in out and "crc32" in out
+    assert gone, "the consumer left processes behind"
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_ctrl_c_stops_the_query_and_spark(tmp_path):
+    slow = FakeStream(total_images=400, batch_size=8, image_shape=(32, 32, 1))
+    procs = Processes()
+    work = tmp_path / "work"
+    try:
+        with FakeProducer(stream=slow, delay=0.5) as fp:
+            proc = procs.start(consumer_args(
+                "ingest", "--port", str(fp.port), "--work-dir", str(work), "--master", "local[2]",
+                "--max-batches-per-trigger", "1", *FEATURES), tmp_path / "ingest.log", env=process_env())
+            deadline = time.monotonic() + 180
+            while not list(work.glob("streams/*/*/checkpoint/commits/0")):
+                assert time.monotonic() < deadline and proc.poll() is None, "the stream did not start"
+                time.sleep(0.2)
+            os.kill(proc.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C reaches it
+            code = proc.wait(60)
+            gone = _group_gone(proc)
+    finally:
+        procs.stop_all()
+    out = (tmp_path / "ingest.log").read_text()
+    assert code == cli.EXIT_INTERRUPTED, out[-3000:]
+    assert "interrupted: stopping the streaming query and Spark" in out
+    assert gone, "the JVM or Python workers outlived the CLI"
