@@ -1,0 +1,86 @@
+"""The consumer on a real Spark standalone cluster (master + worker from the pyspark install).
+
+Master and worker run on 127.0.0.1 with free ports, in their own process groups, and are
+killed afterwards whatever happens. ``chestct train --master spark://...`` streams from the
+fake producer, builds the features table in the worker's executor and saves a model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import free_port
+from fake_producer import FakeProducer, FakeStream, Processes, consumer_args, port_is_free, process_env, wait_for_port
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+STREAM = FakeStream(total_images=48, batch_size=8, image_shape=(32, 32, 1))
+
+
+def _spark_class() -> Path:
+    import pyspark
+
+    path = Path(pyspark.__file__).parent / "bin" / "spark-class"
+    if not path.exists():
+        pytest.skip(f"this pyspark installation has no {path}")
+    return path
+
+
+def _wait_for_text(path: Path, text: str, proc, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited ({proc.returncode}): {path.read_text()[-2000:]}")
+        time.sleep(0.3)
+    raise AssertionError(f"{text!r} not seen in {path} within {timeout:.0f}s: "
+                         f"{path.read_text(errors='replace')[-2000:] if path.exists() else ''}")
+
+
+def test_train_runs_on_a_standalone_master_and_worker(tmp_path):
+    spark_class = _spark_class()
+    import pyspark
+
+    env = process_env(SPARK_HOME=str(Path(pyspark.__file__).parent), SPARK_LOCAL_IP="127.0.0.1",
+                      SPARK_WORKER_DIR=str(tmp_path / "worker"), SPARK_LOG_DIR=str(tmp_path / "logs"))
+    master_port, master_ui, worker_port, worker_ui = (free_port() for _ in range(4))
+    master_url = f"spark://127.0.0.1:{master_port}"
+    procs = Processes()
+    try:
+        master = procs.start([str(spark_class), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                              "--port", str(master_port), "--webui-port", str(master_ui)],
+                             tmp_path / "master.log", env=env)
+        wait_for_port(master_port, master, timeout=90)
+        worker = procs.start([str(spark_class), "org.apache.spark.deploy.worker.Worker", master_url,
+                              "--host", "127.0.0.1", "--port", str(worker_port), "--webui-port",
+                              str(worker_ui), "--cores", "2", "--memory", "2g",
+                              "--work-dir", str(tmp_path / "worker")], tmp_path / "worker.log", env=env)
+        _wait_for_text(tmp_path / "worker.log", "Successfully registered with master", worker)
+
+        with FakeProducer(stream=STREAM) as fp:
+            consumer = procs.start(consumer_args(
+                "train", "--model", "rf", "--save-path", str(tmp_path / "model"), "--port", str(fp.port),
+                "--work-dir", str(tmp_path / "work"), "--master", master_url, "--executor-cores", "2",
+                "--features", "hog", "--feature-option", "hog.pixels_per_cell=8", "--backend", "skimage",
+                "--spark-conf", "spark.executor.memory=1g"), tmp_path / "consumer.log", env=env)
+            code = consumer.wait(420)
+            subscriptions = list(fp.subscriptions)
+        out = (tmp_path / "consumer.log").read_text()
+        assert code == 0, out[-4000:]
+    finally:
+        procs.stop_all()
+    assert all(port_is_free(p) for p in (master_port, worker_port))
+
+    assert f"on {master_url}" in out
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())["meta"]
+    assert meta["n_train_images"] == STREAM.total_images
+    # The batches were read by the worker's executor, which logged into its app folder.
+    executor_logs = list((tmp_path / "worker").glob("app-*/*/stderr"))
+    assert executor_logs, "no executor ran on the worker"
+    assert sorted(s for s, _ in subscriptions) == list(range(STREAM.batches_per_epoch))
+    assert os.path.getsize(executor_logs[0]) > 0
