@@ -25,7 +25,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from . import wire
-from .stream import BuiltBatch, StreamSpec, build_batch
+from .stream import BuiltBatch, ParallelBatch, StreamSpec
 
 log = logging.getLogger(__name__)
 
@@ -305,25 +305,24 @@ class ProducerServer:
         log.info("connection %s subscribed to batches %d..%s", conn, start,
                  "end" if stop is None else stop - 1)
         loop = asyncio.get_running_loop()
-        pending: collections.deque[tuple[int, asyncio.Future]] = collections.deque()
+        pending: collections.deque[ParallelBatch] = collections.deque()
         next_seq = start
         batches = images = 0
         skipped_files: list[dict] = []
         try:
             while True:
                 while len(pending) < self.config.prefetch and (stop is None or next_seq < stop):
-                    future = loop.run_in_executor(self._executor, build_batch, self.spec, next_seq,
-                                                  self.config.max_frame_bytes)
-                    pending.append((next_seq, future))
+                    pending.append(ParallelBatch(self.spec, next_seq, self._executor, loop,
+                                                 self.config.max_frame_bytes))
                     self._inflight(+1)
                     next_seq += 1
                 if not pending:
                     break
-                seq, future = pending[0]
+                job = pending[0]
                 try:
-                    built: BuiltBatch = await conn.guard(future)
+                    built: BuiltBatch = await conn.guard(job.future)
                 except wire.FrameTooLarge as exc:
-                    raise wire.FrameTooLarge(f"batch {seq}: {exc.message}; raise --max-frame-bytes "
+                    raise wire.FrameTooLarge(f"batch {job.seq}: {exc.message}; raise --max-frame-bytes "
                                              "or lower --batch-size") from None
                 await self._write(conn, writer, built.frame)
                 pending.popleft()
@@ -340,8 +339,8 @@ class ProducerServer:
                 if self.config.sleep:
                     await conn.guard(asyncio.sleep(self.config.sleep))
         finally:
-            for _, future in pending:
-                future.cancel()
+            for job in pending:
+                job.cancel()
                 self._inflight(-1)
         await self._write(conn, writer, wire.encode(
             wire.end(batches=batches, images=images, skipped=len(skipped_files), skipped_files=skipped_files),

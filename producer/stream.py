@@ -10,6 +10,8 @@ byte for byte on its own.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
 import hashlib
 import json
@@ -171,8 +173,42 @@ def _warn_skip(path: Path, reason: str) -> None:
     (log.warning if first else log.debug)("skipping %s: %s", path, reason)
 
 
+def load_image(file: dataset.ImageFile, prep: imaging.Preprocessing) -> np.ndarray | imaging.ImageSkipped:
+    """Decoded pixels of ``file``, or the :class:`ImageSkipped` saying why there are none."""
+    try:
+        return imaging.load(file.path, prep)
+    except imaging.ImageSkipped as exc:
+        _warn_skip(file.path, exc.reason)
+        return exc
+
+
+def assemble_batch(seq: int, epoch: int, files: list[dataset.ImageFile],
+                   loaded: list[np.ndarray | imaging.ImageSkipped], prep: imaging.Preprocessing,
+                   max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES) -> BuiltBatch:
+    """Encode batch ``seq`` from its files' :func:`load_image` results (in plan order).
+
+    Raises
+    ------
+    wire.FrameTooLarge
+        If the frame exceeds ``max_frame_bytes``.
+    """
+    pixels = np.empty((len(files), *prep.image_shape), dtype=np.uint8)
+    ids: list[str] = []
+    labels: list[int] = []
+    skipped: list[dict] = []
+    for f, result in zip(files, loaded, strict=True):
+        if isinstance(result, imaging.ImageSkipped):
+            skipped.append({"id": f.id, "reason": result.reason})
+            continue
+        pixels[len(ids)] = result
+        ids.append(f.id)
+        labels.append(f.label)
+    msg = wire.batch(seq=seq, epoch=epoch, ids=ids, labels=labels, pixels=pixels[:len(ids)], skipped=skipped)
+    return BuiltBatch(seq=seq, frame=wire.encode(msg, max_frame_bytes), images=len(ids), skipped=tuple(skipped))
+
+
 def build_batch(spec: StreamSpec, seq: int, max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES) -> BuiltBatch:
-    """Decode batch ``seq``'s images and encode its frame (runs in a worker thread).
+    """Decode batch ``seq``'s images one after the other and encode its frame.
 
     Raises
     ------
@@ -182,22 +218,83 @@ def build_batch(spec: StreamSpec, seq: int, max_frame_bytes: int = wire.DEFAULT_
         If the frame exceeds ``max_frame_bytes``.
     """
     epoch, files = spec.plan(seq)
-    prep = spec.preprocessing
-    pixels = np.empty((len(files), *prep.image_shape), dtype=np.uint8)
-    ids: list[str] = []
-    labels: list[int] = []
-    skipped: list[dict] = []
-    for f in files:
+    loaded = [load_image(f, spec.preprocessing) for f in files]
+    return assemble_batch(seq, epoch, files, loaded, spec.preprocessing, max_frame_bytes)
+
+
+class ParallelBatch:
+    """Build one batch with one thread-pool task per image; same bytes as :func:`build_batch`.
+
+    Image-sized tasks keep every worker busy to the end of a stream (whole-batch tasks
+    leave one idle while another finishes the last batch) and let one slow file hold up
+    one worker only. The task that decodes the last image assembles the frame, so the
+    event loop is woken once per batch, through :attr:`future`.
+
+    Parameters
+    ----------
+    spec : StreamSpec
+    seq : int
+        Batch to build.
+    executor : concurrent.futures.Executor
+        Shared decoding pool.
+    loop : asyncio.AbstractEventLoop
+        Loop owning :attr:`future`.
+    max_frame_bytes : int
+        Frame limit (a bigger batch fails with :class:`wire.FrameTooLarge`).
+    """
+
+    def __init__(self, spec: StreamSpec, seq: int, executor: concurrent.futures.Executor,
+                 loop: asyncio.AbstractEventLoop, max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES):
+        self.seq = seq
+        self.epoch, self.files = spec.plan(seq)
+        self.future: asyncio.Future = loop.create_future()
+        self._prep = spec.preprocessing
+        self._loop = loop
+        self._max_frame_bytes = max_frame_bytes
+        self._loaded: list = [None] * len(self.files)
+        self._remaining = len(self.files)
+        self._lock = threading.Lock()
+        self._tasks = [executor.submit(self._load, i) for i in range(len(self.files))]
+        if not self.files:  # plans never make empty batches, but never leave a future hanging
+            self._finish()
+
+    def cancel(self) -> None:
+        """Drop the batch: unstarted image tasks are cancelled, the result is discarded."""
+        for task in self._tasks:
+            task.cancel()
+        self.future.cancel()
+
+    def _load(self, index: int) -> None:
         try:
-            pixels[len(ids)] = imaging.load(f.path, prep)
-        except imaging.ImageSkipped as exc:
-            _warn_skip(f.path, exc.reason)
-            skipped.append({"id": f.id, "reason": exc.reason})
-            continue
-        ids.append(f.id)
-        labels.append(f.label)
-    msg = wire.batch(seq=seq, epoch=epoch, ids=ids, labels=labels, pixels=pixels[:len(ids)], skipped=skipped)
-    return BuiltBatch(seq=seq, frame=wire.encode(msg, max_frame_bytes), images=len(ids), skipped=tuple(skipped))
+            self._loaded[index] = load_image(self.files[index], self._prep)
+        except Exception as exc:  # a bug, not a bad file: reported through the future
+            self._loaded[index] = exc
+        with self._lock:
+            self._remaining -= 1
+            last = self._remaining == 0
+        if last:
+            self._finish()
+
+    def _finish(self) -> None:
+        failure = next((r for r in self._loaded if isinstance(r, Exception)
+                        and not isinstance(r, imaging.ImageSkipped)), None)
+        try:
+            if failure is not None:
+                raise failure
+            outcome = assemble_batch(self.seq, self.epoch, self.files, self._loaded, self._prep,
+                                     self._max_frame_bytes)
+            deliver = self.future.set_result
+        except Exception as exc:
+            outcome, deliver = exc, self.future.set_exception
+        try:
+            self._loop.call_soon_threadsafe(_settle, self.future, deliver, outcome)
+        except RuntimeError:  # the loop is closed: nobody waits for this batch any more
+            pass
+
+
+def _settle(future: asyncio.Future, deliver, outcome) -> None:
+    if not future.done():
+        deliver(outcome)
 
 
 def max_batch_frame_bytes(spec: StreamSpec) -> int:

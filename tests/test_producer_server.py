@@ -16,7 +16,7 @@ import pytest
 
 from producer import dataset, imaging, synthetic, wire
 from producer.server import ServerConfig, running_server
-from producer.stream import StreamSpec, build_batch
+from producer.stream import ParallelBatch, StreamSpec, build_batch
 
 CLIENT_TIMEOUT = 30.0
 
@@ -328,6 +328,40 @@ def test_corrupt_files_are_skipped_and_counted(tiny_data, tmp_path, caplog):
     for name in ("truncated.png", "random.png", "bomb.png", "text.jpg"):
         assert name in warned
     assert not any(r.exc_info for r in caplog.records)
+
+
+def test_parallel_build_gives_the_sequential_bytes(tiny_data, tmp_path):
+    import asyncio
+    import concurrent.futures
+
+    root = tmp_path / "corrupt"
+    _corrupt_dataset(root, tiny_data)
+    spec = make_spec(root, batch_size=3, seed=5)
+
+    async def build_all():
+        loop = asyncio.get_running_loop()
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            jobs = [ParallelBatch(spec, seq, pool, loop) for seq in range(spec.total_batches)]
+            return await asyncio.gather(*(job.future for job in jobs))
+
+    parallel = asyncio.run(build_all())
+    sequential = [build_batch(spec, seq) for seq in range(spec.total_batches)]
+    assert [b.frame for b in parallel] == [b.frame for b in sequential]
+    assert sum(len(b.skipped) for b in parallel) == 4
+
+
+def test_parallel_build_reports_frame_too_large_through_its_future(tiny_data):
+    import asyncio
+    import concurrent.futures
+
+    spec = make_spec(tiny_data, batch_size=4, size=(64, 64))
+
+    async def build():
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            return await ParallelBatch(spec, 0, pool, asyncio.get_running_loop(), max_frame_bytes=4096).future
+
+    with pytest.raises(wire.FrameTooLarge):
+        asyncio.run(build())
 
 
 # ------------------------------------------------------------------ bad input on the socket

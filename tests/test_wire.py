@@ -107,6 +107,16 @@ def test_encoding_is_deterministic_and_compact():
     assert b": " not in payload and b", " not in payload
 
 
+def test_batch_frames_are_plain_compact_json_and_re_encode_identically():
+    msg = wire.batch(seq=3, epoch=0, ids=['normal/"quoted" \\ ä.png', "b"], labels=[1, 2],
+                     pixels=_pixels(2), skipped=[("bad\n.png", 'reason with "quotes"')])
+    frame = wire.encode(msg)
+    payload = json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert frame == struct.pack(">I", len(payload)) + payload
+    assert wire.encode(wire.decode(frame[4:])) == frame  # a decoded message (plain str data) too
+    assert wire.encode(dict(msg)) == frame
+
+
 def test_non_ascii_ids_survive():
     msg = wire.batch(seq=0, epoch=0, ids=["normal/bild_ä.png"], labels=[0], pixels=_pixels(1))
     assert _roundtrip(msg)["ids"] == ["normal/bild_ä.png"]

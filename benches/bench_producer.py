@@ -1,0 +1,276 @@
+"""Producer throughput and wire size on the real train split (128x128 grayscale, batch 32).
+
+* ``producer``: a ``python -m producer`` process (2 decoding threads, no sleep) streaming the
+  whole split to a client here that only decodes frames (``wire.recv_message`` +
+  ``wire.batch_pixels``); one round = one full stream.
+* ``opencv``: what OpenCV alone reaches on the same files and cores: a ThreadPool of 2 doing
+  ``cv2.imread`` + ``cvtColor`` + ``resize`` (INTER_AREA); one round = every file once.
+
+Both rounds process the same images, so ``median(opencv) / median(producer)`` (the ratio
+``make bench`` prints) is the producer's throughput as a fraction of OpenCV's (target >= 0.9).
+The machine is shared, so each benchmark runs a round of the other workload before each of
+its own rounds: both see the same background load. CPU seconds per image (producer process
+plus client, against the OpenCV threads) are recorded too: they hardly depend on that load.
+Wire size is compared with raw pixel bytes (target <= 1.4) and with the original project's
+format, one JSON line per batch with a ``"feature-<i>"`` key per pixel.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from multiprocessing.pool import ThreadPool
+from pathlib import Path
+
+import cv2
+import numpy as np
+import psutil
+import pytest
+
+from producer import dataset, wire
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP = "producer 128px"
+SIZE = (128, 128)
+BATCH = 32
+THREADS = 2
+ROUNDS = 5
+
+
+def _data_dir() -> Path:
+    env = os.environ.get("CHESTCT_DATA")
+    if not env or not (Path(env) / "train").is_dir():
+        pytest.skip("set CHESTCT_DATA to the chest-ctscan folder to run the producer benchmark")
+    return Path(env)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def results(request):
+    """Collects both rows and prints the comparison table when the module ends."""
+    rows: dict[str, dict] = {}
+    yield rows
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or not rows:
+        return
+    write = reporter.write_line
+    write("")
+    write(f"{GROUP}: {rows.get('producer', rows.get('opencv'))['images']} train images, batch {BATCH}")
+    write(f"{'impl':<16}{'images/s':>12}{'CPU ms/image':>14}{'bytes/image':>14}{'vs raw pixels':>16}")
+    raw = SIZE[0] * SIZE[1]
+    for impl, row in rows.items():
+        write(f"{impl:<16}{row['images_per_s']:>12.0f}{row['cpu_ms_per_image']:>14.2f}"
+              f"{row['bytes_per_image']:>14.0f}{row['bytes_per_image'] / raw:>15.2f}x")
+    if "producer" in rows:
+        legacy = rows["producer"]["legacy_json_bytes_per_image"]
+        write(f"{'original JSON':<16}{'':>12}{'':>14}{legacy:>14.0f}{legacy / raw:>15.2f}x")
+    if {"producer", "opencv"} <= set(rows):
+        ratio = rows["producer"]["images_per_s"] / rows["opencv"]["images_per_s"]
+        write(f"producer / opencv throughput: {ratio:.2f} (medians of each test), "
+              f"{rows['producer']['ratio_vs_interleaved_opencv']:.2f} (vs the interleaved OpenCV rounds); "
+              "target >= 0.9")
+
+
+@pytest.fixture(scope="module")
+def producer_process():
+    data = _data_dir()
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "producer", "--directory", str(data), "--split", "train",
+         "--batch-size", str(BATCH), "--image-size", *map(str, SIZE), "--color-mode", "grayscale",
+         "--no-shuffle", "--workers", str(THREADS), "--port", str(port), "--no-progress",
+         "--log-level", "WARNING"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"producer exited: {proc.stderr.read()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def consume_stream(port: int) -> dict:
+    """Read one whole stream, decoding every frame like a consumer would (the timed work)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        wire.recv_message(sock)
+        wire.send_message(sock, wire.subscribe(0))
+        images = 0
+        while True:
+            msg = wire.recv_message(sock)
+            if msg["type"] != "batch":
+                assert msg["type"] == "end", msg
+                break
+            images += wire.batch_pixels(msg).shape[0]
+    return {"images": images, "end": msg}
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        assert chunk, "producer closed the connection mid-frame"
+        buf += chunk
+    return bytes(buf)
+
+
+def measure_wire(port: int) -> dict:
+    """Untimed pass counting every byte the producer sends for the stream (headers included)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        wire.recv_message(sock)
+        wire.send_message(sock, wire.subscribe(0))
+        total = images = 0
+        first_batch = None
+        while True:
+            header = _recv_exactly(sock, 4)
+            payload = _recv_exactly(sock, int.from_bytes(header, "big"))
+            total += len(header) + len(payload)
+            msg = wire.decode(payload)
+            if msg["type"] == "end":
+                return {"wire_bytes": total, "images": images, "first_batch": first_batch}
+            pixels = wire.batch_pixels(msg)
+            images += pixels.shape[0]
+            if first_batch is None:
+                first_batch = (msg, pixels)
+
+
+def legacy_json_line(msg: dict, pixels: np.ndarray) -> bytes:
+    """The original format: one JSON line per batch, one ``"feature-<i>"`` key per pixel value."""
+    rows = {}
+    for i, (image, label) in enumerate(zip(pixels, msg["labels"])):
+        row = {f"feature-{j}": int(v) for j, v in enumerate(image.ravel())}
+        row["label"] = label
+        rows[str(i)] = row
+    return (json.dumps(rows) + "\n").encode("utf-8")
+
+
+class Workloads:
+    """Both workloads, each call timed (wall and CPU) so rounds of one can be interleaved with the other.
+
+    Each benchmark times its own workload and runs the other one (untimed by
+    pytest-benchmark) as the setup of every round, so both see the same background load
+    on a shared machine.
+    """
+
+    def __init__(self, port: int, paths: list[str], pool: ThreadPool, producer_pid: int):
+        self.port = port
+        self.paths = paths
+        self.pool = pool
+        self.producer = psutil.Process(producer_pid)
+        self.log: dict[str, list[tuple[float, float]]] = {"producer": [], "opencv": []}
+        self.last_stream: dict | None = None
+
+    def run_producer(self) -> dict:
+        cpu0 = _own_cpu() + _cpu(self.producer)
+        t0 = time.perf_counter()
+        self.last_stream = consume_stream(self.port)
+        wall = time.perf_counter() - t0
+        self.log["producer"].append((wall, _own_cpu() + _cpu(self.producer) - cpu0))
+        return self.last_stream
+
+    def run_opencv(self) -> list:
+        cpu0 = _own_cpu()
+        t0 = time.perf_counter()
+        outs = self.pool.map(_opencv_one, self.paths, chunksize=4)
+        self.log["opencv"].append((time.perf_counter() - t0, _own_cpu() - cpu0))
+        return outs
+
+    def cpu_per_image(self, impl: str) -> float:
+        return float(np.median([cpu for _, cpu in self.log[impl]])) / len(self.paths)
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def _opencv_one(path: str) -> np.ndarray:
+    image = cv2.imread(path)
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, (SIZE[1], SIZE[0]), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def workloads(producer_process):
+    port, pid = producer_process
+    _, files = dataset.list_images(_data_dir(), "train")
+    with ThreadPool(THREADS) as pool:
+        yield Workloads(port, [str(f.path) for f in files], pool, pid)
+
+
+def _setup_with(run):
+    """pytest-benchmark wants a setup that returns None; run the other workload and drop its result."""
+    def setup():
+        run()
+    return setup
+
+
+def test_producer_throughput(benchmark, workloads, results):
+    benchmark.group = GROUP
+    benchmark.extra_info["impl"] = "producer"
+    opencv_before = len(workloads.log["opencv"])
+    benchmark.pedantic(workloads.run_producer, setup=_setup_with(workloads.run_opencv), rounds=ROUNDS,
+                       warmup_rounds=1, iterations=1)
+    run = workloads.last_stream
+    assert run["end"]["images"] == run["images"] == len(workloads.paths) and run["end"]["skipped"] == 0
+    median = benchmark.stats.stats.median
+    paired_opencv = float(np.median([wall for wall, _ in workloads.log["opencv"][opencv_before:]]))
+    sizes = measure_wire(workloads.port)
+    assert sizes["images"] == run["images"]
+    msg, pixels = sizes["first_batch"]
+    legacy = legacy_json_line(msg, pixels)
+    row = {
+        "images": run["images"],
+        "images_per_s": run["images"] / median,
+        # the OpenCV rounds interleaved with these producer rounds, for a same-load ratio
+        "ratio_vs_interleaved_opencv": paired_opencv / median,
+        "cpu_ms_per_image": 1e3 * workloads.cpu_per_image("producer"),
+        # bytes on the wire for the whole stream (hello, batches, end; headers included), per image
+        "bytes_per_image": sizes["wire_bytes"] / run["images"],
+        "legacy_json_bytes_per_image": len(legacy) / pixels.shape[0],
+    }
+    row["wire_ratio"] = row["bytes_per_image"] / (SIZE[0] * SIZE[1])
+    row["legacy_json_ratio"] = row["legacy_json_bytes_per_image"] / (SIZE[0] * SIZE[1])
+    benchmark.extra_info.update(row)
+    results["producer"] = row
+
+
+def test_opencv_throughput(benchmark, workloads, results):
+    benchmark.group = GROUP
+    benchmark.extra_info["impl"] = "opencv"
+    outs = benchmark.pedantic(workloads.run_opencv, setup=_setup_with(workloads.run_producer), rounds=ROUNDS,
+                              warmup_rounds=1, iterations=1)
+    assert len(outs) == len(workloads.paths) and outs[0].shape == SIZE
+    row = {"images": len(outs), "images_per_s": len(outs) / benchmark.stats.stats.median,
+           "cpu_ms_per_image": 1e3 * workloads.cpu_per_image("opencv"),
+           "bytes_per_image": float(SIZE[0] * SIZE[1])}
+    benchmark.extra_info.update(row)
+    results["opencv"] = row
