@@ -223,7 +223,8 @@ def follow_query(query, *, total_batches: int | None, start_seq: int = 0,
                  progress_bar: bool = True, poll_seconds: float = 0.5,
                  should_stop: Callable[[], bool] | None = None,
                  emit: Callable[[str], None] | None = None,
-                 log_batches: bool = True) -> list[BatchProgress]:
+                 log_batches: bool = True,
+                 until: Callable[[], bool] | None = None) -> list[BatchProgress]:
     """Wait for a streaming query, logging each micro-batch and moving a progress bar.
 
     Parameters
@@ -241,6 +242,8 @@ def follow_query(query, *, total_batches: int | None, start_seq: int = 0,
         Prints each micro-batch line (default: logged at INFO).
     log_batches : bool
         Whether to print a line per micro-batch at all (prediction prints its own).
+    until : callable, optional
+        Polled; when it returns True this returns, leaving the query running.
 
     Returns
     -------
@@ -279,6 +282,8 @@ def follow_query(query, *, total_batches: int | None, start_seq: int = 0,
         while query.isActive:
             query.awaitTermination(poll_seconds)
             drain()
+            if until is not None and until():
+                return done
             if should_stop is not None and should_stop():
                 query.stop()
         drain()
