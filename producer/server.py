@@ -307,8 +307,8 @@ class ProducerServer:
         loop = asyncio.get_running_loop()
         pending: collections.deque[ParallelBatch] = collections.deque()
         next_seq = start
-        batches = images = 0
-        skipped_files: list[dict] = []
+        batches = images = skipped = 0
+        skipped_files: dict[str, dict] = {}  # by id: an endless range meets a bad file once per epoch
         try:
             while True:
                 while len(pending) < self.config.prefetch and (stop is None or next_seq < stop):
@@ -323,13 +323,15 @@ class ProducerServer:
                     built: BuiltBatch = await conn.guard(job.future)
                 except wire.FrameTooLarge as exc:
                     raise wire.FrameTooLarge(f"batch {job.seq}: {exc.message}; raise --max-frame-bytes "
-                                             "or lower --batch-size") from None
+                                             "or lower --batch-size", seq=job.seq) from None
                 await self._write(conn, writer, built.frame)
                 pending.popleft()
                 self._inflight(-1)
                 batches += 1
                 images += built.images
-                skipped_files.extend(built.skipped)
+                skipped += len(built.skipped)
+                for record in built.skipped:
+                    skipped_files.setdefault(record["id"], record)
                 self.stats.batches_sent += 1
                 self.stats.images_sent += built.images
                 self._update_bar(built.images)
@@ -343,10 +345,9 @@ class ProducerServer:
                 job.cancel()
                 self._inflight(-1)
         await self._write(conn, writer, wire.encode(
-            wire.end(batches=batches, images=images, skipped=len(skipped_files), skipped_files=skipped_files),
+            wire.end(batches=batches, images=images, skipped=skipped, skipped_files=skipped_files.values()),
             self.config.max_frame_bytes))
-        log.info("connection %s: sent %d batches, %d images, %d skipped files", conn, batches, images,
-                 len(skipped_files))
+        log.info("connection %s: sent %d batches, %d images, skipped %d files", conn, batches, images, skipped)
 
     # ------------------------------------------------------------------ helpers
 
@@ -369,7 +370,7 @@ class ProducerServer:
         if writer.is_closing():
             return
         try:
-            writer.write(wire.encode(wire.error(exc.message, code=code), self.config.max_frame_bytes))
+            writer.write(wire.encode(wire.error(exc.message, code=code, seq=exc.seq), self.config.max_frame_bytes))
             await asyncio.wait_for(writer.drain(), 1.0)
         except (asyncio.TimeoutError, ConnectionError, OSError):
             writer.transport.abort()

@@ -60,14 +60,17 @@ class WireError(Exception):
     code : str, optional
         Short machine readable code (one of :data:`ERROR_CODES`); defaults to the
         class's ``default_code``.
+    seq : int, optional
+        The batch concerned, when there is one (it goes into the ``error`` message).
     """
 
     default_code = "error"
 
-    def __init__(self, message: str, code: str | None = None):
+    def __init__(self, message: str, code: str | None = None, seq: int | None = None):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
+        self.seq = seq
 
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"

@@ -282,6 +282,20 @@ def test_half_closed_consumer_still_gets_its_stream(tiny_data):
         assert c.closed_by_server()
 
 
+def test_consumer_leaving_mid_stream_is_routine(tiny_data, caplog):
+    """A consumer that has read enough and hangs up is no error: no error frame, no warning."""
+    spec = make_spec(tiny_data, batch_size=2, endless=True)
+    with caplog.at_level(logging.INFO, logger="producer"), running_server(spec, config()) as server:
+        for _ in range(3):
+            with Client(server.port) as c:
+                c.recv()
+                c.send(wire.subscribe(0))
+                assert [c.recv()["seq"] for _ in range(2)] == [0, 1]
+        _wait_for(lambda: server.stats.connections_active == 0, "the connections to close")
+        assert server.stats.errors_sent == {} and server.stats.inflight == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 # ------------------------------------------------------------------ corrupt files
 
 
@@ -328,6 +342,18 @@ def test_corrupt_files_are_skipped_and_counted(tiny_data, tmp_path, caplog):
     for name in ("truncated.png", "random.png", "bomb.png", "text.jpg"):
         assert name in warned
     assert not any(r.exc_info for r in caplog.records)
+
+
+def test_endless_range_lists_each_skipped_file_once(tiny_data, tmp_path):
+    root = tmp_path / "corrupt"
+    _corrupt_dataset(root, tiny_data)
+    spec = make_spec(root, batch_size=4, endless=True)
+    with running_server(spec, config()) as server:
+        _, frames, end = full_run(server.port, from_seq=0, to_seq=2 * spec.batches_per_epoch)
+    assert len(frames) == 8 and end["batches"] == 8
+    assert end["skipped"] == 8 and end["images"] == 24  # 4 bad files, met in both epochs
+    assert sorted(s["id"] for s in end["skipped_files"]) == sorted(
+        s["id"] for b in decoded(frames[:4]) for s in b["skipped"])
 
 
 def test_parallel_build_gives_the_sequential_bytes(tiny_data, tmp_path):
@@ -496,6 +522,7 @@ def test_frame_too_large_for_the_limit_is_reported(tiny_data):
         c.send(wire.subscribe(0))
         msg = c.recv()
         assert msg["type"] == "error" and msg["code"] == "frame_too_large" and "batch 0" in msg["reason"]
+        assert msg["seq"] == 0
         assert c.closed_by_server()
 
 
