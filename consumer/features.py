@@ -26,10 +26,12 @@ HOG_BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 LBP_METHODS = ("default", "ror", "uniform", "nri_uniform")
 _QUARTER_TURNS = (0.0, math.pi / 4, math.pi / 2, 3 * math.pi / 4)
 
+#: Smallest tile side (pixels) a spatial grid may cut an image into.
+MIN_TILE_SIDE = 8
 #: Feature families used when none are named (docs/model-selection.md).
 DEFAULT_FEATURES = ("hog", "lbp", "glcm")
 #: Image side the producer should send for the default configuration (--image-size).
-DEFAULT_IMAGE_SIZE = 128
+DEFAULT_IMAGE_SIZE = 256
 
 
 def _meta(doc: str, check: Callable[[Any], str | None] | None = None) -> dict:
@@ -90,6 +92,10 @@ class FeatureConfig:
         grey levels (``v * levels // 256``) first when ``glcm_levels < 256``.
     gabor_frequencies, gabor_thetas, gabor_bandwidth
         Gabor bank: mean and variance of the response magnitude per (frequency, theta).
+    lbp_grid, glcm_grid, gabor_grid
+        Spatial layout: the image is split into ``grid x grid`` tiles (edges at
+        ``linspace(0, side, grid + 1)``) and the family is computed on each tile
+        separately, tiles in row-major order. 1 means the whole image.
     sift_n_words, sift_max_keypoints, sift_contrast_threshold, sift_edge_threshold, sift_sigma
         SIFT bag of visual words (codebook size) and OpenCV SIFT detector parameters.
     """
@@ -97,9 +103,9 @@ class FeatureConfig:
     features: tuple[str, ...] = field(default=DEFAULT_FEATURES, metadata=_meta(
         "feature families, a subset of hog,lbp,glcm,gabor,sift"))
     hog_orientations: int = field(default=9, metadata=_meta("HOG orientation bins", _positive))
-    hog_pixels_per_cell: tuple[int, ...] = field(default=(16,), metadata=_meta(
+    hog_pixels_per_cell: tuple[int, ...] = field(default=(64,), metadata=_meta(
         "HOG square cell sizes in pixels, one HOG per size (multi-scale)", _non_empty_positive))
-    hog_cells_per_block: int = field(default=2, metadata=_meta("HOG block side in cells", _positive))
+    hog_cells_per_block: int = field(default=3, metadata=_meta("HOG block side in cells", _positive))
     hog_block_norm: str = field(default="L2-Hys", metadata=_meta("HOG block normalization",
                                                                  _one_of(HOG_BLOCK_NORMS)))
     hog_transform_sqrt: bool = field(default=False, metadata=_meta("HOG power-law compression"))
@@ -108,6 +114,8 @@ class FeatureConfig:
     lbp_R: tuple[float, ...] = field(default=(1.0, 2.0, 3.0), metadata=_meta(
         "LBP radii in pixels, paired with lbp.P", _non_empty_positive))
     lbp_method: str = field(default="uniform", metadata=_meta("LBP code type", _one_of(LBP_METHODS)))
+    lbp_grid: int = field(default=3, metadata=_meta(
+        "LBP spatial grid: one histogram per tile of a grid x grid split", _positive))
     glcm_distances: tuple[int, ...] = field(default=(1, 2, 4, 8), metadata=_meta(
         "GLCM pixel pair distances", _non_empty_positive))
     glcm_angles: tuple[float, ...] = field(default=_QUARTER_TURNS, metadata=_meta(
@@ -117,11 +125,15 @@ class FeatureConfig:
     glcm_symmetric: bool = field(default=True, metadata=_meta("GLCM counts (i,j) and (j,i)"))
     glcm_normed: bool = field(default=True, metadata=_meta("GLCM normalized to probabilities"))
     glcm_props: tuple[str, ...] = field(default=GLCM_PROPS, metadata=_meta("GLCM properties", _glcm_props))
+    glcm_grid: int = field(default=2, metadata=_meta(
+        "GLCM spatial grid: properties per tile of a grid x grid split", _positive))
     gabor_frequencies: tuple[float, ...] = field(default=(0.1, 0.2, 0.3, 0.4), metadata=_meta(
         "Gabor frequencies in cycles/pixel, each < 0.5", _gabor_frequencies))
     gabor_thetas: tuple[float, ...] = field(default=_QUARTER_TURNS, metadata=_meta(
         "Gabor orientations in radians"))
     gabor_bandwidth: float = field(default=1.0, metadata=_meta("Gabor bandwidth in octaves", _positive))
+    gabor_grid: int = field(default=1, metadata=_meta(
+        "Gabor spatial grid: bank statistics per tile of a grid x grid split", _positive))
     sift_n_words: int = field(default=100, metadata=_meta("SIFT visual words (codebook size)", _positive))
     sift_max_keypoints: int = field(default=500, metadata=_meta("SIFT keypoints kept per image", _positive))
     sift_contrast_threshold: float = field(default=0.04, metadata=_meta("SIFT contrast threshold", _positive))
@@ -270,14 +282,22 @@ def feature_names(config: FeatureConfig, image_shape: Sequence[int]) -> list[str
         elif family == "lbp":
             from featrs.reference import lbp_n_bins
             for P, R in zip(config.lbp_P, config.lbp_R):
-                names += [f"lbp.P{P}R{R:g}.bin{k}" for k in range(lbp_n_bins(P, config.lbp_method))]
+                names += [f"lbp.P{P}R{R:g}.{tile}.bin{k}" for tile in _tile_names(h, w, config.lbp_grid)
+                          for k in range(lbp_n_bins(P, config.lbp_method))]
         elif family == "glcm":
-            names += [f"glcm.{p}.d{d}.a{math.degrees(a):g}" for p in config.glcm_props
-                      for d in config.glcm_distances for a in config.glcm_angles]
+            names += [f"glcm.{tile}.{p}.d{d}.a{math.degrees(a):g}" for tile in _tile_names(h, w, config.glcm_grid)
+                      for p in config.glcm_props for d in config.glcm_distances for a in config.glcm_angles]
         elif family == "gabor":
-            names += [f"gabor.f{f:g}.t{math.degrees(t):g}.{stat}" for f in config.gabor_frequencies
+            names += [f"gabor.{tile}.f{f:g}.t{math.degrees(t):g}.{stat}"
+                      for tile in _tile_names(h, w, config.gabor_grid) for f in config.gabor_frequencies
                       for t in config.gabor_thetas for stat in ("mean", "var")]
     return names
+
+
+def _tile_names(h: int, w: int, grid: int) -> list[str]:
+    if grid > 1:
+        _check_grid(h, w, grid)
+    return [f"t{i}_{j}" for i in range(grid) for j in range(grid)]
 
 
 def n_features(config: FeatureConfig, image_shape: Sequence[int]) -> int:
@@ -300,15 +320,40 @@ def _family(api, family: str, grey: np.ndarray, c: FeatureConfig, n_threads: int
                                         n_threads=n_threads)
                           for ppc in c.hog_pixels_per_cell])
     if family == "lbp":
-        return np.hstack([api.lbp_histogram_batch(grey, P=P, R=R, method=c.lbp_method, n_threads=n_threads)
-                          for P, R in zip(c.lbp_P, c.lbp_R)])
+        return np.hstack([api.lbp_histogram_batch(tile, P=P, R=R, method=c.lbp_method, n_threads=n_threads)
+                          for P, R in zip(c.lbp_P, c.lbp_R) for tile in tiles(grey, c.lbp_grid)])
     if family == "glcm":
-        quantized = np.require(quantize(grey, c.glcm_levels), np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])
-        return api.glcm_props_batch(quantized, distances=c.glcm_distances, angles=c.glcm_angles,
-                                    levels=c.glcm_levels, symmetric=c.glcm_symmetric, normed=c.glcm_normed,
-                                    props=c.glcm_props, n_threads=n_threads)
-    return api.gabor_bank_batch(grey, frequencies=c.gabor_frequencies, thetas=c.gabor_thetas,
-                                bandwidth=c.gabor_bandwidth, n_threads=n_threads)
+        quantized = quantize(grey, c.glcm_levels)
+        blocks = [api.glcm_props_batch(tile, distances=c.glcm_distances, angles=c.glcm_angles,
+                                       levels=c.glcm_levels, symmetric=c.glcm_symmetric, normed=c.glcm_normed,
+                                       props=c.glcm_props, n_threads=n_threads)
+                  for tile in tiles(quantized, c.glcm_grid)]
+        return np.hstack(blocks)
+    return np.hstack([api.gabor_bank_batch(tile, frequencies=c.gabor_frequencies, thetas=c.gabor_thetas,
+                                           bandwidth=c.gabor_bandwidth, n_threads=n_threads)
+                      for tile in tiles(grey, c.gabor_grid)])
+
+
+def tiles(images: np.ndarray, grid: int) -> list[np.ndarray]:
+    """Split ``(N, H, W)`` images into ``grid x grid`` tile stacks, row-major.
+
+    Tile edges are ``linspace(0, side, grid + 1)`` truncated to ints; each returned
+    stack is C-contiguous and writable (scikit-image's GLCM refuses read-only input).
+    """
+    if grid == 1:
+        return [np.require(images, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])]
+    _, h, w = images.shape
+    _check_grid(h, w, grid)
+    rows = np.linspace(0, h, grid + 1).astype(int)
+    cols = np.linspace(0, w, grid + 1).astype(int)
+    return [np.array(images[:, rows[i]:rows[i + 1], cols[j]:cols[j + 1]], order="C")
+            for i in range(grid) for j in range(grid)]
+
+
+def _check_grid(h: int, w: int, grid: int) -> None:
+    if min(h, w) // grid < MIN_TILE_SIDE:
+        raise ValueError(f"images of {h}x{w} are too small for a {grid}x{grid} grid (tiles under "
+                         f"{MIN_TILE_SIDE} pixels); send larger images or lower the grid option")
 
 
 def _backend(name: str):

@@ -87,7 +87,8 @@ def test_config_is_immutable():
 def test_extract_shapes_and_family_order_match_reference_blocks():
     config = FeatureConfig(features=("hog", "lbp", "glcm", "gabor"), hog_pixels_per_cell=(8, 16),
                            hog_cells_per_block=2, lbp_P=(8, 16), lbp_R=(1.0, 2.0), glcm_levels=32,
-                           glcm_distances=(1, 3), gabor_frequencies=(0.2, 0.4), gabor_thetas=(0.0, math.pi / 2))
+                           glcm_distances=(1, 3), gabor_frequencies=(0.2, 0.4), gabor_thetas=(0.0, math.pi / 2),
+                           lbp_grid=1, glcm_grid=1, gabor_grid=1)
     images = _images()
     X = extract(images, config, backend="skimage")
     assert X.dtype == np.float32
@@ -107,10 +108,31 @@ def test_extract_shapes_and_family_order_match_reference_blocks():
     assert names[0].startswith("hog.") and names[-1].startswith("gabor.")
 
 
+def test_spatial_grids_compute_each_tile_row_major():
+    config = FeatureConfig(features=("lbp", "glcm"), lbp_P=(8, 16), lbp_R=(1.0, 2.0), lbp_grid=2,
+                           glcm_grid=3, glcm_levels=256, glcm_distances=(1,), glcm_props=("contrast",))
+    images = _images(n=2, h=50, w=40)
+    X = extract(images, config, backend="skimage")
+    # 50 rows split at 0, 25, 50; 40 columns at 0, 20, 40 (grid 2); grid 3: rows 0,16,33,50, cols 0,13,26,40.
+    tl, tr = images[:, :25, :20], images[:, :25, 20:]
+    bl, br = images[:, 25:, :20], images[:, 25:, 20:]
+    lbp = [reference.lbp_histogram_batch(np.ascontiguousarray(t), P=P, R=R)
+           for P, R in ((8, 1.0), (16, 2.0)) for t in (tl, tr, bl, br)]
+    r, c = (0, 16, 33, 50), (0, 13, 26, 40)
+    glcm = [reference.glcm_props_batch(np.ascontiguousarray(images[:, r[i]:r[i + 1], c[j]:c[j + 1]]),
+                                       distances=(1,), props=("contrast",)) for i in range(3) for j in range(3)]
+    np.testing.assert_array_equal(X, np.hstack(lbp + glcm).astype(np.float32))
+    names = feature_names(config, images.shape[1:])
+    assert len(names) == X.shape[1] == 4 * 10 + 4 * 18 + 9 * 4
+    assert names[0] == "lbp.P8R1.t0_0.bin0" and names[-1].startswith("glcm.t2_2.contrast")
+    with pytest.raises(ValueError, match="too small for a 9x9 grid"):
+        extract(images, FeatureConfig(features=("lbp",), lbp_grid=9), backend="skimage")
+
+
 def test_extract_ignores_sift_and_converts_colour_to_grey():
     import cv2
 
-    grey_cfg = FeatureConfig(features=("lbp", "sift"), lbp_P=(8,), lbp_R=(1.0,))
+    grey_cfg = FeatureConfig(features=("lbp", "sift"), lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1)
     rgb = np.stack([np.dstack([_images(1)[0], _images(1, seed=1)[0], _images(1, seed=2)[0]])] * 2)
     X = extract(rgb, grey_cfg, backend="skimage")
     grey = np.stack([cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) for img in rgb])
@@ -119,7 +141,7 @@ def test_extract_ignores_sift_and_converts_colour_to_grey():
 
 
 def test_extract_empty_batch_and_bad_input():
-    config = FeatureConfig(features=("hog",))
+    config = FeatureConfig(features=("hog",), hog_pixels_per_cell=(8,))
     assert extract(np.zeros((0, 64, 64), np.uint8), config, backend="skimage").shape == (0, n_features(config, (64, 64)))
     with pytest.raises(TypeError, match="uint8"):
         extract(np.zeros((1, 64, 64), np.float32), config, backend="skimage")
@@ -132,7 +154,7 @@ def test_extract_empty_batch_and_bad_input():
 def test_extract_read_only_images():
     images = _images()
     images.setflags(write=False)
-    config = FeatureConfig(features=("glcm",), glcm_levels=256)
+    config = FeatureConfig(features=("glcm",), glcm_levels=256, glcm_grid=2)
     assert extract(images, config, backend="skimage").shape == (3, n_features(config, images.shape[1:]))
 
 
@@ -147,4 +169,7 @@ def test_rust_backend_equals_skimage(families):
 
 
 def test_default_image_size_fits_default_config():
-    assert n_features(FeatureConfig(), (F.DEFAULT_IMAGE_SIZE, F.DEFAULT_IMAGE_SIZE)) > 0
+    size = F.DEFAULT_IMAGE_SIZE
+    assert n_features(FeatureConfig(), (size, size)) > 0
+    with pytest.raises(ValueError, match="too small for HOG"):
+        n_features(FeatureConfig(), (size // 2, size // 2))
