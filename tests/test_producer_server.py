@@ -282,6 +282,32 @@ def test_half_closed_consumer_still_gets_its_stream(tiny_data):
         assert c.closed_by_server()
 
 
+def test_a_slow_file_holds_up_only_its_own_stream(tiny_data, monkeypatch):
+    """While one file's decoding hangs, another consumer still gets its whole range."""
+    spec = make_spec(tiny_data, batch_size=2, shuffle=False)  # 6 batches
+    slow = spec.plan(0)[1][0].path
+    release = threading.Event()
+    real_load = imaging.load
+
+    def load(path, prep):
+        if path == slow:
+            release.wait(60)
+        return real_load(path, prep)
+
+    monkeypatch.setattr(imaging, "load", load)
+    with running_server(spec, config(workers=2, prefetch=1)) as server, Client(server.port) as stuck:
+        stuck.recv()
+        stuck.send(wire.subscribe(0, 1))  # batch 0 holds the slow file
+        _wait_for(lambda: server.stats.inflight == 1, "batch 0 to be building")
+        try:
+            _, frames, end = full_run(server.port, from_seq=1)  # batches 1..5
+            assert len(frames) == 5 and end["images"] == 10
+            assert not release.is_set() and server.stats.batches_sent == 5
+        finally:
+            release.set()
+        assert stuck.recv()["seq"] == 0 and stuck.recv()["type"] == "end"
+
+
 def test_consumer_leaving_mid_stream_is_routine(tiny_data, caplog):
     """A consumer that has read enough and hangs up is no error: no error frame, no warning."""
     spec = make_spec(tiny_data, batch_size=2, endless=True)
