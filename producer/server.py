@@ -352,6 +352,8 @@ class ProducerServer:
     # ------------------------------------------------------------------ helpers
 
     async def _write(self, conn: _Connection, writer: asyncio.StreamWriter, frame: bytes) -> None:
+        if writer.transport.is_closing():  # the consumer hung up (uvloop raises on writes then)
+            raise ConnectionResetError("the consumer closed the connection")
         # One write per frame keeps frames whole even when an error frame follows.
         writer.write(frame)
         self.stats.bytes_sent += len(frame)
