@@ -37,7 +37,9 @@ GROUP = "stream 128px hog+lbp+glcm+gabor"
 SIZE = (128, 128)
 BATCH = 32
 EPOCHS = max(2, int(os.environ.get("CHESTCT_BENCH_EPOCHS", "3")))
-CONFIG = FeatureConfig(features=("hog", "lbp", "glcm", "gabor"))
+# HOG with the classic 16-pixel cells and 2x2 blocks (the library default is sized for 256px).
+CONFIG = FeatureConfig(features=("hog", "lbp", "glcm", "gabor"), hog_pixels_per_cell=(16,),
+                       hog_cells_per_block=2)
 
 
 def _data_dir() -> Path:

@@ -74,7 +74,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     feats = parser.add_argument_group("features")
     feats.add_argument("--features", default=None,
                        help="comma-separated subset of hog,lbp,glcm,gabor,sift "
-                            "(train default: hog,lbp,glcm; predict: the model's)")
+                            "(train default: consumer.features' defaults; predict: the model's)")
     feats.add_argument("--feature-option", type=_key_value, action="append", default=[],
                        metavar="KEY=VALUE", help="feature parameter, e.g. hog.orientations=12 (repeatable)")
     feats.add_argument("--backend", choices=("rust", "skimage"), default="rust",

@@ -22,7 +22,8 @@ from fake_producer import FakeProducer, FakeStream, Processes, consumer_args, pr
 
 STREAM = FakeStream(total_images=40, batch_size=8, image_shape=(32, 32, 1))  # 5 batches
 FEATURES = ["--features", "hog,lbp", "--feature-option", "hog.pixels_per_cell=8",
-            "--feature-option", "lbp.P=8", "--feature-option", "lbp.R=1", "--backend", "skimage"]
+            "--feature-option", "hog.cells_per_block=2", "--feature-option", "lbp.P=8",
+            "--feature-option", "lbp.R=1", "--feature-option", "lbp.grid=1", "--backend", "skimage"]
 
 
 # ------------------------------------------------------------------ arguments
@@ -152,7 +153,7 @@ def test_a_model_for_other_images_is_refused_before_spark(tmp_path):
 
     from consumer.features import n_features
 
-    config = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,))
+    config = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1)
     width = n_features(config, (64, 64))
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"image_id": [f"i{i}" for i in range(20)], "label": [i % 4 for i in range(20)],

@@ -62,6 +62,8 @@ def test_sigkill_mid_stream_then_restart_gives_each_image_once(real_data, tmp_pa
     port = free_port()
     work = tmp_path / "work"
     consumer = consumer_args("ingest", "--port", str(port), "--features", "hog", "--backend", "skimage",
+                             "--feature-option", "hog.pixels_per_cell=16",
+                             "--feature-option", "hog.cells_per_block=2",
                              "--work-dir", str(work), "--master", "local[2]",
                              "--max-batches-per-trigger", "2", "--connect-timeout", "60")
     try:

@@ -24,7 +24,7 @@ from fake_producer import FakeProducer, FakeStream
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
-CHEAP = FeatureConfig(features=("hog",), hog_pixels_per_cell=(8,))
+CHEAP = FeatureConfig(features=("hog",), hog_pixels_per_cell=(8,), hog_cells_per_block=2)
 STREAM = FakeStream(total_images=22, batch_size=4, image_shape=(16, 16, 1))  # 6 batches
 
 

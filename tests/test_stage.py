@@ -11,7 +11,8 @@ from consumer.source import batch_to_arrow, marker_batch
 from consumer.stage import image_stack, output_schema, transform_batch
 from fake_producer import FakeStream
 
-CHEAP = FeatureConfig(features=("hog", "lbp"), hog_pixels_per_cell=(8,), lbp_P=(8,), lbp_R=(1.0,))
+CHEAP = FeatureConfig(features=("hog", "lbp"), hog_pixels_per_cell=(8,), hog_cells_per_block=2,
+                      lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1)
 
 
 def _source_batch(stream: FakeStream, seq: int) -> tuple[pa.RecordBatch, np.ndarray]:
@@ -62,7 +63,8 @@ def test_transform_matches_extract_and_keeps_row_order():
 
 
 def test_sift_column_holds_float32_descriptors():
-    config = FeatureConfig(features=("hog", "sift"), hog_pixels_per_cell=(8,), sift_max_keypoints=20)
+    config = FeatureConfig(features=("hog", "sift"), hog_pixels_per_cell=(8,), hog_cells_per_block=2,
+                           sift_max_keypoints=20)
     stream = FakeStream(image_shape=(64, 64, 3), batch_size=3)
     rb, pixels = _source_batch(stream, 0)
     out = transform_batch(rb, config, backend="skimage", n_threads=1)

@@ -66,7 +66,8 @@ def test_train_runs_on_a_standalone_master_and_worker(tmp_path):
             consumer = procs.start(consumer_args(
                 "train", "--model", "rf", "--save-path", str(tmp_path / "model"), "--port", str(fp.port),
                 "--work-dir", str(tmp_path / "work"), "--master", master_url, "--executor-cores", "2",
-                "--features", "hog", "--feature-option", "hog.pixels_per_cell=8", "--backend", "skimage",
+                "--features", "hog", "--feature-option", "hog.pixels_per_cell=8",
+                "--feature-option", "hog.cells_per_block=2", "--backend", "skimage",
                 "--spark-conf", "spark.executor.memory=1g"), tmp_path / "consumer.log", env=env)
             code = consumer.wait(420)
             subscriptions = list(fp.subscriptions)
