@@ -200,3 +200,19 @@ def test_an_early_end_is_not_a_silent_short_read():
     with FakeProducer(stream=stream) as fp:
         with pytest.raises(StreamMismatch, match="ended the stream before batch 2"):
             _read(fp, 0, 4)
+
+
+def test_a_partition_waits_for_a_producer_that_is_restarting(port):
+    import threading
+
+    fp = FakeProducer(port=port)
+    starter = threading.Timer(1.5, fp.start)
+    starter.start()
+    try:
+        opts = SourceOptions.parse({"port": str(port), "connectTimeout": "20"})
+        part = BatchRange(fp.stream.stream_id, 0, 2, fp.stream.classes, fp.stream.image_shape)
+        batches = list(read_range(opts, part))
+    finally:
+        starter.join()
+        fp.stop()
+    assert [rb.column("seq")[0].as_py() for rb in batches] == [0, 1]
