@@ -82,7 +82,9 @@ def test_sigkill_mid_stream_then_restart_gives_each_image_once(real_data, tmp_pa
         assert first.returncode == -9
         committed_before = len(read_table(table))
         assert 0 < committed_before < len(expected), "the kill did not land mid-stream"
-        assert max(committed_batch_ids(table)) < in_flight
+        # The sink may have committed the in-flight batch just before the kill (its log is
+        # written before the checkpoint's commit): a restart then skips it, never repeats it.
+        assert max(committed_batch_ids(table)) <= in_flight
 
         second = procs.start(consumer, tmp_path / "consumer-2.log")
         assert second.wait(420) == 0, (tmp_path / "consumer-2.log").read_text()[-3000:]
