@@ -14,7 +14,8 @@ Peak memory of the consumer is sampled with psutil every 0.2 s: the driver's Pyt
 process (this one), its JVM, and the sum over Spark's Python workers (the producer's
 processes are excluded).
 
-CHESTCT_DATA must point at the dataset; CHESTCT_BENCH_EPOCHS changes the epoch count (>= 2).
+CHESTCT_DATA must point at the dataset; CHESTCT_BENCH_EPOCHS changes the epoch count (>= 2),
+CHESTCT_BENCH_FEATURES the feature families (e.g. ``hog`` alone shows the pipeline's ceiling).
 """
 from __future__ import annotations
 
@@ -33,13 +34,13 @@ import pytest
 from consumer.features import FeatureConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-GROUP = "stream 128px hog+lbp+glcm+gabor"
 SIZE = (128, 128)
 BATCH = 32
 EPOCHS = max(2, int(os.environ.get("CHESTCT_BENCH_EPOCHS", "3")))
+FEATURES = tuple(os.environ.get("CHESTCT_BENCH_FEATURES", "hog,lbp,glcm,gabor").split(","))
 # HOG with the classic 16-pixel cells and 2x2 blocks (the library default is sized for 256px).
-CONFIG = FeatureConfig(features=("hog", "lbp", "glcm", "gabor"), hog_pixels_per_cell=(16,),
-                       hog_cells_per_block=2)
+CONFIG = FeatureConfig(features=FEATURES, hog_pixels_per_cell=(16,), hog_cells_per_block=2)
+GROUP = f"stream {SIZE[0]}px {'+'.join(CONFIG.features)}"
 
 
 def _data_dir() -> Path:

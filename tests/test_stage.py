@@ -97,3 +97,38 @@ def test_output_schema_adds_features_and_sift():
         StructField("height", IntegerType()), StructField("width", IntegerType()),
         StructField("channels", IntegerType()), StructField("pixels", BinaryType())]))
     assert schema.fieldNames() == ["seq", "image_id", "height", "width", "channels", "features", "sift"]
+
+
+# ------------------------------------------------------------------ parallelism plan
+
+from consumer.spark import master_cores, plan_parallelism, session_conf  # noqa: E402
+
+
+@pytest.mark.parametrize("master, cores", [("local", 1), ("local[3]", 3), ("local[*]", 8),
+                                           ("local[2, 4]", 2), ("spark://127.0.0.1:7077", None)])
+def test_master_cores(master, cores):
+    assert master_cores(master, machine_cores=8) == cores
+
+
+@pytest.mark.parametrize("master, threads, machine, slots, n_threads", [
+    ("local[*]", None, 2, 2, 1),
+    ("local[*]", 2, 2, 1, 2),
+    ("local[2]", 8, 2, 1, 2),      # clamped to the cores
+    ("local[4]", 3, 8, 1, 3),
+    ("local[8]", 3, 8, 2, 3),
+    ("spark://h:7077", 2, 4, 2, 2),
+])
+def test_slots_times_threads_never_exceed_the_cores(master, threads, machine, slots, n_threads):
+    plan = plan_parallelism(master, threads, machine_cores=machine)
+    assert (plan.slots, plan.n_threads) == (slots, n_threads)
+    assert plan.slots * plan.n_threads <= plan.cores
+
+
+def test_session_conf_makes_spark_enforce_the_plan():
+    plan = plan_parallelism("local[2]", 2, machine_cores=2)
+    conf = session_conf("local[2]", plan)
+    assert conf["spark.task.cpus"] == "2" and conf["spark.ui.enabled"] == "false"
+    cluster = session_conf("spark://127.0.0.1:7077", plan_parallelism("spark://x:1", 1, executor_cores=2))
+    assert cluster["spark.executor.cores"] == "2" and cluster["spark.cores.max"] == "2"
+    with pytest.raises(ValueError, match="threads per task"):
+        plan_parallelism("local[2]", 0)
