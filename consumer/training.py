@@ -511,7 +511,7 @@ def _fit_mllib(table, *, config, model, classes, image_shape, color_mode, seed, 
         raise ValueError(f"engine 'mllib' trains {', '.join(MLLIB_DEFAULT_PARAMS)}, not {model!r}")
     merged = dict(MLLIB_DEFAULT_PARAMS[model])
     merged.update(params or {})
-    df = table if hasattr(table, "rdd") else spark.createDataFrame(table)
+    df = table if hasattr(table, "rdd") else _pandas_to_spark(table, config, spark)
     missing = [c for c in TABLE_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"training table lacks columns {missing}; it has {df.columns}")
@@ -544,6 +544,23 @@ def _fit_mllib(table, *, config, model, classes, image_shape, color_mode, seed, 
     return TrainedModel(meta, codebook=codebook, spark_model=spark_model)
 
 
+def _pandas_to_spark(table, config: FeatureConfig, spark):
+    """The pandas feature table as a Spark DataFrame with an explicit schema."""
+    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"training table lacks columns {missing}; it has {list(table.columns)}")
+    if config.sift and "sift" not in table.columns:
+        raise ValueError("SIFT is on but the training table has no 'sift' column")
+    schema = "image_id string, label long, seq long, features array<double>"
+    columns = [table["image_id"].astype(str), table["label"].astype("int64"), table["seq"].astype("int64"),
+               [[float(x) for x in np.asarray(v, np.float64)] for v in table["features"]]]
+    if config.sift:
+        schema += ", sift binary"
+        columns.append([None if b is None else bytes(b) for b in table["sift"]])
+    rows = [(str(a), int(b), int(c), d, *rest) for a, b, c, d, *rest in zip(*columns)]
+    return spark.createDataFrame(rows, schema)
+
+
 def _spark_design(df, config: FeatureConfig, codebook, width: int, with_label: bool = False):
     """A Spark DataFrame with the design vector ``x_vec`` (plus ``label`` as double)."""
     from pyspark.ml.functions import array_to_vector
@@ -563,7 +580,9 @@ def _spark_design(df, config: FeatureConfig, codebook, width: int, with_label: b
                 yield pd.DataFrame(out)
 
         keep = [c for c in df.columns if c not in ("features", "sift")]
-        schema = df.select(*keep).schema.add("x", "array<double>")
+        from pyspark.sql.types import ArrayType, DoubleType
+
+        schema = df.select(*keep).schema.add("x", ArrayType(DoubleType()))
         df = df.mapInPandas(add_bow, schema)
     else:
         df = df.withColumn("x", F.col("features").cast("array<double>"))

@@ -158,14 +158,26 @@ def test_extract_read_only_images():
     assert extract(images, config, backend="skimage").shape == (3, n_features(config, images.shape[1:]))
 
 
-@pytest.mark.skipif(not hasattr(featrs, "hog_batch"), reason="featrs batch functions not built")
+needs_rust = pytest.mark.skipif(not hasattr(featrs, "hog_batch"), reason="featrs batch functions not built")
+
+
+@needs_rust
 @pytest.mark.parametrize("families", [("hog",), ("lbp",), ("glcm",), ("gabor",), ("hog", "lbp", "glcm", "gabor")])
 def test_rust_backend_equals_skimage(families):
-    config = FeatureConfig(features=families, gabor_frequencies=(0.15, 0.35))
+    config = FeatureConfig(features=families, hog_pixels_per_cell=(8, 16), hog_cells_per_block=2,
+                           gabor_frequencies=(0.15, 0.35), gabor_grid=2)
     images = _images(n=4, h=64, w=64, seed=3)
     rust = extract(images, config, backend="rust", n_threads=2)
     skimage = extract(images, config, backend="skimage")
     np.testing.assert_allclose(rust, skimage, rtol=1e-5, atol=1e-6)
+
+
+@needs_rust
+def test_rust_backend_equals_skimage_on_the_default_configuration():
+    size = F.DEFAULT_IMAGE_SIZE
+    images = _images(n=2, h=size, w=size, seed=4)
+    np.testing.assert_allclose(extract(images, FeatureConfig(), backend="rust"),
+                               extract(images, FeatureConfig(), backend="skimage"), rtol=1e-5, atol=1e-6)
 
 
 def test_default_image_size_fits_default_config():
@@ -173,3 +185,29 @@ def test_default_image_size_fits_default_config():
     assert n_features(FeatureConfig(), (size, size)) > 0
     with pytest.raises(ValueError, match="too small for HOG"):
         n_features(FeatureConfig(), (size // 2, size // 2))
+
+
+def test_rust_backend_dispatches_to_featrs_batch_functions_with_n_threads(monkeypatch):
+    """The rust path calls featrs.<name>_batch (stood in for by the reference) with n_threads."""
+    seen = []
+
+    def spy(name):
+        def call(images, *args, n_threads=None, **kwargs):
+            seen.append((name, n_threads))
+            return getattr(reference, name)(images, *args, n_threads=n_threads, **kwargs)
+        return call
+
+    for name in ("hog_batch", "lbp_histogram_batch", "glcm_props_batch", "gabor_bank_batch"):
+        monkeypatch.setattr(featrs, name, spy(name), raising=False)
+    config = FeatureConfig(features=("hog", "lbp", "glcm", "gabor"), hog_pixels_per_cell=(8,),
+                           lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1, glcm_grid=1, gabor_frequencies=(0.25,))
+    images = _images(n=2, h=32, w=32)
+    np.testing.assert_array_equal(extract(images, config, backend="rust", n_threads=2),
+                                  extract(images, config, backend="skimage"))
+    assert seen == [("hog_batch", 2), ("lbp_histogram_batch", 2), ("glcm_props_batch", 2), ("gabor_bank_batch", 2)]
+
+
+def test_rust_backend_without_batch_functions_is_a_clear_error(monkeypatch):
+    monkeypatch.delattr(featrs, "hog_batch", raising=False)
+    with pytest.raises(RuntimeError, match="featrs.hog_batch is missing"):
+        extract(_images(n=1), FeatureConfig(features=("lbp",)), backend="rust")

@@ -175,26 +175,45 @@ def test_sift_codebook_is_learned_at_fit_and_saved(tmp_path):
 
 @pytest.mark.spark
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["rf", "svm"])
-def test_mllib_trains_saves_loads_and_predicts(tmp_path, spark, model):
+def test_mllib_random_forest_with_sift_from_pandas(tmp_path, spark):
+    """RF on a pandas table with SIFT on: codebook at fit, mapInPandas encoding, save/load."""
+    config = FeatureConfig(features=("lbp", "sift"), lbp_P=(8,), lbp_R=(1.0,), sift_n_words=8)
     X, y = _data(160, 0)
     X_new, y_new = _data(60, 1)
-    trained = fit(spark.createDataFrame(_table(X, y).drop(columns=["sift"]).assign(
-                      features=lambda t: [list(map(float, v)) for v in t["features"]])),
-                  config=CONFIG, model=model, engine="mllib", classes=CLASSES, image_shape=SHAPE,
-                  color_mode="grayscale", seed=3, spark=spark,
-                  params={"numTrees": 20} if model == "rf" else {"maxIter": 50})
-    predicted = trained.predict(X_new)
+    sift, sift_new = _sift_blobs(y, 0), _sift_blobs(y_new, 1)
+    trained = fit(_table(X, y, sift), config=config, model="rf", engine="mllib", classes=CLASSES,
+                  image_shape=SHAPE, color_mode="grayscale", seed=3, spark=spark, params={"numTrees": 20})
+    assert trained.codebook.shape == (8, 128)
+    predicted = trained.predict(X_new, sift_new)
     assert (predicted == y_new).mean() > 0.9
     directory = trained.save(tmp_path / "mllib")
     assert (directory / "spark_model" / "metadata").is_dir()
     assert not list(directory.rglob("*.pkl")) and not list(directory.rglob("*.skops"))
     loaded = TrainedModel.load(directory)
-    np.testing.assert_array_equal(loaded.predict(X_new), predicted)
-    table = spark.createDataFrame(_table(X_new, y_new).drop(columns=["sift"]).assign(
-        features=lambda t: [list(map(float, v)) for v in t["features"]]))
-    rows = loaded.transform(table).select("image_id", "prediction").toPandas().sort_values("image_id")
-    np.testing.assert_array_equal(rows["prediction"].to_numpy().astype(int), predicted)
+    assert loaded.meta["engine"] == "mllib" and "pyspark" in loaded.meta["versions"]
+    np.testing.assert_array_equal(loaded.predict(X_new, sift_new), predicted)
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_mllib_linear_svm_on_a_spark_dataframe(spark):
+    """One-vs-rest LinearSVC trained on a Spark DataFrame (as the CLI passes), applied with transform()."""
+    X, y = _data(160, 0)
+    X_new, y_new = _data(60, 1)
+
+    def frame(features, labels):
+        return spark.createDataFrame(
+            [(f"img{i:04d}", int(label), 0, [float(v) for v in row], None)
+             for i, (row, label) in enumerate(zip(features, labels))],
+            "image_id string, label long, seq long, features array<float>, sift binary")
+
+    trained = fit(frame(X, y), config=CONFIG, model="svm", engine="mllib", classes=CLASSES, image_shape=SHAPE,
+                  color_mode="grayscale", seed=3, spark=spark, params={"maxIter": 50})
+    assert trained.meta["n_train_images"] == 160
+    rows = trained.transform(frame(X_new, y_new)).select("image_id", "prediction").toPandas()
+    predicted = rows.sort_values("image_id")["prediction"].to_numpy().astype(int)
+    assert (predicted == y_new).mean() > 0.9
+    np.testing.assert_array_equal(trained.predict(X_new), predicted)
 
 
 @pytest.fixture(scope="module")
