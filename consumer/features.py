@@ -30,8 +30,8 @@ _QUARTER_TURNS = (0.0, math.pi / 4, math.pi / 2, 3 * math.pi / 4)
 MIN_TILE_SIDE = 8
 #: Feature families used when none are named (docs/model-selection.md).
 DEFAULT_FEATURES = ("hog", "lbp", "glcm")
-#: Image side the producer should send for the default configuration (--image-size).
-DEFAULT_IMAGE_SIZE = 256
+#: Image (height, width) the producer should send for the default configuration (--image-size H W).
+DEFAULT_IMAGE_SIZE = (256, 256)
 
 
 def _meta(doc: str, check: Callable[[Any], str | None] | None = None) -> dict:

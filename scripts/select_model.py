@@ -226,7 +226,10 @@ def candidates() -> list[Candidate]:
 
 def default_candidate() -> Candidate:
     """What the library does with no flags."""
-    return Candidate("library defaults", feats.DEFAULT_IMAGE_SIZE, FeatureConfig(), DEFAULT_MODEL)
+    height, width = feats.DEFAULT_IMAGE_SIZE
+    if height != width:
+        raise SystemExit(f"the selection decodes square images; DEFAULT_IMAGE_SIZE is {height}x{width}")
+    return Candidate("library defaults", height, FeatureConfig(), DEFAULT_MODEL)
 
 
 # -- evaluation ---------------------------------------------------------------------------

@@ -174,17 +174,17 @@ def test_rust_backend_equals_skimage(families):
 
 @needs_rust
 def test_rust_backend_equals_skimage_on_the_default_configuration():
-    size = F.DEFAULT_IMAGE_SIZE
-    images = _images(n=2, h=size, w=size, seed=4)
+    h, w = F.DEFAULT_IMAGE_SIZE
+    images = _images(n=2, h=h, w=w, seed=4)
     np.testing.assert_allclose(extract(images, FeatureConfig(), backend="rust"),
                                extract(images, FeatureConfig(), backend="skimage"), rtol=1e-5, atol=1e-6)
 
 
 def test_default_image_size_fits_default_config():
-    size = F.DEFAULT_IMAGE_SIZE
-    assert n_features(FeatureConfig(), (size, size)) > 0
+    h, w = F.DEFAULT_IMAGE_SIZE
+    assert n_features(FeatureConfig(), (h, w)) == 324 + 486 + 384
     with pytest.raises(ValueError, match="too small for HOG"):
-        n_features(FeatureConfig(), (size // 2, size // 2))
+        n_features(FeatureConfig(), (h // 2, w // 2))
 
 
 def test_rust_backend_dispatches_to_featrs_batch_functions_with_n_threads(monkeypatch):
