@@ -134,7 +134,11 @@ class TrainedModel:
 
     # -- persistence -----------------------------------------------------------------
     def save(self, directory) -> Path:
-        """Write the model directory (see :mod:`consumer.model_store`)."""
+        """Write the model directory (see :mod:`consumer.model_store`).
+
+        A previous model directory (one holding model.json) at ``directory`` is replaced;
+        any other non-empty directory is refused with ValueError.
+        """
         directory = Path(directory)
         _prepare_dir(directory)
         if self.spark_model is not None:
