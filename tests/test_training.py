@@ -220,8 +220,10 @@ def test_mllib_linear_svm_on_a_spark_dataframe(spark):
 def spark():
     from pyspark.sql import SparkSession
 
-    session = (SparkSession.builder.master("local[2]").appName("chestct-test-training")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-               .getOrCreate())
+    existing = SparkSession.getActiveSession()
+    session = existing or (SparkSession.builder.master("local[2]").appName("chestct-test-training")
+                           .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+                           .getOrCreate())
     yield session
-    session.stop()
+    if existing is None:  # stop only the session this module started
+        session.stop()
