@@ -169,6 +169,7 @@ def test_stream_to_parquet(benchmark, producer, spark, backend, tmp_path):
     paths = stream_paths(tmp_path, hello, CONFIG, backend)
     # One epoch per micro-batch: the per-trigger overhead (logs, commit) is paid per epoch.
     options = {"port": str(port), "maxBatchesPerTrigger": str(per_epoch),
+               "numPartitions": str(parallelism.slots),
                "endingSeq": str(EPOCHS * per_epoch), "readTimeout": "600"}
     done: list = []
     state: dict = {}

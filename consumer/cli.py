@@ -98,9 +98,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from consumer.models import DEFAULT_MODEL, MODELS
 
-    parser = argparse.ArgumentParser(prog="chestct", description="chestct: the Spark consumer (train, predict, ingest)")
+    parser = argparse.ArgumentParser(prog="chestct",
+                                     description="chestct: the Spark consumer (train, predict, ingest)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,predict,ingest}")
-    train = commands.add_parser("train", help="stream a split into the features table, then fit and save a model")
+    train = commands.add_parser("train",
+                                help="stream a split into the features table, then fit and save a model")
     train.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL,
                        help="classifier (default: %(default)s); sgd trains per micro-batch")
     train.add_argument("--engine", choices=("sklearn", "mllib"), default="sklearn",
@@ -156,9 +158,10 @@ def feature_config(args: argparse.Namespace, default: Any = None):
     return FeatureConfig.from_dict({**default.to_dict(), **{k: given[k] for k in options}})
 
 
-def source_options(args: argparse.Namespace) -> dict[str, str]:
-    """The chestct source's string options from the command line."""
+def source_options(args: argparse.Namespace, partitions: int = 2) -> dict[str, str]:
+    """The chestct source's string options from the command line (``partitions``: task slots)."""
     return {
+        "numPartitions": str(partitions),
         "host": args.host, "port": str(args.port),
         "connectTimeout": str(args.connect_timeout), "readTimeout": str(args.read_timeout),
         "maxFrameBytes": str(args.max_frame_bytes), "onBadBatch": args.on_bad_batch,
@@ -240,9 +243,9 @@ def ingest_stream(run: Run, hello: dict, config: Any, paths: Any, *, on_batch=No
     finite = hello.get("total_batches") is not None
     log.info("streaming %s split (%s images, stream %s) into %s", hello["split"],
              hello.get("total_images") or "endless", hello["stream_id"], paths.table)
-    query = start_ingest(run.spark, source_options=source_options(args), config=config,
-                         backend=args.backend, n_threads=run.parallelism.n_threads, paths=paths,
-                         finite=finite)
+    options = source_options(args, run.parallelism.slots)
+    query = start_ingest(run.spark, source_options=options, config=config, backend=args.backend,
+                         n_threads=run.parallelism.n_threads, paths=paths, finite=finite)
     follow_query(query, total_batches=hello.get("total_batches"), on_batch=on_batch,
                  progress_bar=args.progress, emit=_emit)
 
@@ -378,10 +381,12 @@ def cmd_predict(args: argparse.Namespace, run: Run) -> int:
              hello.get("total_images") or "endless", model.meta["model"], model.meta["engine"],
              args.save_path)
     predictor = StreamPredictor(model, emit=_emit)
-    stream = run.spark.readStream.format("chestct").options(**source_options(args)).load()
+    options = source_options(args, run.parallelism.slots)
+    stream = run.spark.readStream.format("chestct").options(**options).load()
     featured = add_features(stream, config, backend=args.backend, n_threads=run.parallelism.n_threads)
     # Each prediction run reads the split once: a fresh checkpoint every time.
-    checkpoint = Path(args.work_dir).resolve() / "predict" / f"checkpoint-{time.strftime('%Y%m%d-%H%M%S')}-{id(run):x}"
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{id(run):x}"
+    checkpoint = Path(args.work_dir).resolve() / "predict" / f"checkpoint-{stamp}"
     writer = (featured.writeStream.foreachBatch(predictor.foreach_batch)
               .option("checkpointLocation", str(checkpoint)))
     finite = hello.get("total_batches") is not None

@@ -98,14 +98,14 @@ class SourceOptions:
 
     connect: ConnectConfig = field(default_factory=ConnectConfig)
     max_batches_per_trigger: int = 8
-    batches_per_partition: int = 1
+    num_partitions: int = 2
     on_bad_batch: str = "fail"
     max_retries: int = 3
     starting_seq: int = 0
     ending_seq: int | None = None
 
     KNOWN = ("host", "port", "connectTimeout", "readTimeout", "maxFrameBytes",
-             "maxBatchesPerTrigger", "batchesPerPartition", "onBadBatch", "maxRetries",
+             "maxBatchesPerTrigger", "numPartitions", "onBadBatch", "maxRetries",
              "startingSeq", "endingSeq")
 
     @classmethod
@@ -148,7 +148,7 @@ class SourceOptions:
         return cls(
             connect=connect,
             max_batches_per_trigger=_parse(options, "maxBatchesPerTrigger", int, 8, minimum=1),
-            batches_per_partition=_parse(options, "batchesPerPartition", int, 1, minimum=1),
+            num_partitions=_parse(options, "numPartitions", int, 2, minimum=1),
             on_bad_batch=policy,
             max_retries=_parse(options, "maxRetries", int, 3, minimum=0),
             starting_seq=starting,
@@ -186,9 +186,24 @@ class BatchRange(InputPartition):
         return f"BatchRange(seq {self.from_seq}..{self.to_seq - 1} of {self.stream_id})"
 
 
-def plan_ranges(start: int, end: int, per_partition: int) -> list[tuple[int, int]]:
-    """Split seqs ``[start, end)`` into consecutive ranges of at most ``per_partition``."""
-    return [(a, min(a + per_partition, end)) for a in range(start, end, per_partition)]
+def plan_ranges(start: int, end: int, parts: int) -> list[tuple[int, int]]:
+    """Split seqs ``[start, end)`` into at most ``parts`` consecutive, near-equal ranges.
+
+    A Spark task costs a fixed overhead (Python workers, a connection, a Parquet file),
+    so a micro-batch is read by about as many tasks as there are task slots rather than
+    one task per producer batch.
+    """
+    count = end - start
+    parts = max(1, min(parts, count))
+    if count <= 0:
+        return []
+    base, extra = divmod(count, parts)
+    ranges, a = [], start
+    for i in range(parts):
+        b = a + base + (1 if i < extra else 0)
+        ranges.append((a, b))
+        a = b
+    return ranges
 
 
 def batches_allowed(limit: ReadLimit, batch_size: int, default_batches: int) -> int | None:
@@ -263,7 +278,7 @@ class ChestCTStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         first = _offset_seq(start, hello["stream_id"])
         stop = _offset_seq(end, hello["stream_id"])
         return [BatchRange(hello["stream_id"], a, b, hello["classes"], hello["image_shape"])
-                for a, b in plan_ranges(first, stop, self.options.batches_per_partition)]
+                for a, b in plan_ranges(first, stop, self.options.num_partitions)]
 
     def commit(self, end: dict) -> None:
         # Nothing to release: the producer keeps no per-consumer state to acknowledge.

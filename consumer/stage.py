@@ -57,7 +57,8 @@ def image_stack(batch) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"a feature batch must hold images of one shape, got {sorted(shapes)}")
     height, width, channels = shapes.pop()
     size = height * width * channels
-    offsets = np.frombuffer(pixels.buffers()[1], dtype=np.int32)[pixels.offset: pixels.offset + len(pixels) + 1]
+    first = pixels.offset
+    offsets = np.frombuffer(pixels.buffers()[1], dtype=np.int32)[first: first + len(pixels) + 1]
     data = np.frombuffer(pixels.buffers()[2], dtype=np.uint8)
     starts = offsets[rows]
     lengths = offsets[rows + 1] - starts

@@ -172,7 +172,8 @@ class FakeProducer:
                 with self._lock:
                     self.subscriptions.append((start, stop))
                 total = None if self.stream.endless else self.stream.batches_per_epoch
-                last = min(x for x in (stop, total) if x is not None) if (stop, total) != (None, None) else None
+                bounds = [x for x in (stop, total) if x is not None]
+                last = min(bounds) if bounds else None
                 seq = start
                 while (last is None or seq < last) and not self._stop.is_set():
                     if self.delay:

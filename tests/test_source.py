@@ -38,6 +38,7 @@ def test_options_default_and_parse_strings_case_insensitively():
     ({"port": "http"}, "port"),
     ({"port": "99999"}, "port"),
     ({"maxBatchesPerTrigger": "0"}, "maxBatchesPerTrigger"),
+    ({"numPartitions": "0"}, "numPartitions"),
     ({"onBadBatch": "ignore"}, "onBadBatch"),
     ({"connectTimeout": "nan"}, "connectTimeout"),
     ({"readTimeout": "-1"}, "readTimeout"),
@@ -58,8 +59,12 @@ def test_data_source_parses_options_when_created():
 
 
 def test_plan_ranges_cover_the_seqs_once():
-    assert plan_ranges(3, 10, 3) == [(3, 6), (6, 9), (9, 10)]
+    assert plan_ranges(3, 10, 3) == [(3, 6), (6, 8), (8, 10)]
+    assert plan_ranges(0, 2, 4) == [(0, 1), (1, 2)]
     assert plan_ranges(4, 4, 2) == []
+    for parts in range(1, 6):
+        ranges = plan_ranges(5, 17, parts)
+        assert [s for a, b in ranges for s in range(a, b)] == list(range(5, 17))
 
 
 def test_read_limits_translate_to_batches():
@@ -75,7 +80,7 @@ def test_read_limits_translate_to_batches():
 def test_offsets_advance_by_the_limit_and_stop_at_the_end():
     stream = FakeStream(total_images=22, batch_size=4)  # 6 batches
     with FakeProducer(stream=stream) as fp:
-        reader = ChestCTStreamReader(SourceOptions.parse({"port": str(fp.port),
+        reader = ChestCTStreamReader(SourceOptions.parse({"port": str(fp.port), "numPartitions": "4",
                                                           "maxBatchesPerTrigger": "4"}))
         start = reader.initialOffset()
         assert start == {"stream_id": stream.stream_id, "seq": 0}

@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-from fake_producer import FakeProducer, FakeStream, Processes, consumer_args, port_is_free, process_env, wait_for_port
+from fake_producer import (
+    FakeProducer,
+    FakeStream,
+    Processes,
+    consumer_args,
+    port_is_free,
+    process_env,
+    wait_for_port,
+)
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -52,8 +60,9 @@ def test_train_runs_on_a_standalone_master_and_worker(tmp_path):
     master_url = f"spark://127.0.0.1:{master_port}"
     procs = Processes()
     try:
-        master = procs.start([str(spark_class), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                              "--port", str(master_port), "--webui-port", str(master_ui)],
+        master = procs.start([str(spark_class), "org.apache.spark.deploy.master.Master",
+                              "--host", "127.0.0.1", "--port", str(master_port),
+                              "--webui-port", str(master_ui)],
                              tmp_path / "master.log", env=env)
         wait_for_port(master_port, master, timeout=90)
         worker = procs.start([str(spark_class), "org.apache.spark.deploy.worker.Worker", master_url,
