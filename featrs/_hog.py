@@ -1,15 +1,15 @@
 """Histogram of Oriented Gradients: ``skimage.feature.hog``'s numbers from a Rust kernel."""
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 from . import _featrs, _validate
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
-#: Bound on sizes and counts: larger values cannot describe an image that fits in memory.
+#: Bound on cell and block sizes: larger values cannot describe an image that fits in memory.
 _MAX_PARAMETER = 2**31 - 1
+#: Bins narrower than 0.003 degree carry no information (same bound as the kernel).
+MAX_ORIENTATIONS = 2**16
 
 
 def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), block_norm="L2-Hys",
@@ -119,7 +119,7 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
 
 def hog_parameters(orientations, pixels_per_cell, cells_per_block, block_norm):
     """Validate HOG parameters; return ``(orientations, cell, block)`` as ints/tuples."""
-    orientations = _positive_int(orientations, "orientations")
+    orientations = _validate.integer(orientations, "orientations", 1, MAX_ORIENTATIONS)
     cell = _int_pair(pixels_per_cell, "pixels_per_cell")
     block = _int_pair(cells_per_block, "cells_per_block")
     if block_norm not in BLOCK_NORMS:
@@ -131,17 +131,13 @@ def hog_parameters(orientations, pixels_per_cell, cells_per_block, block_norm):
 def _working_image(image):
     """Image in the dtype the kernel reads and the output dtype skimage would return."""
     image = np.atleast_2d(np.asarray(image))
-    if not image.dtype.isnative:
-        image = image.astype(image.dtype.newbyteorder("="))
-    kind = image.dtype.kind
-    if kind == "c":
-        raise TypeError("complex valued input is not supported")
-    if kind not in "biuf":
-        raise TypeError(f"image must be a numeric array, got dtype {image.dtype}")
+    if image.dtype.kind == "c":
+        raise ValueError("complex valued input is not supported")
     if image.dtype == np.uint8 or image.dtype == np.float64:
-        return image, np.float64
-    if image.dtype in (np.float16, np.float32):
-        return image.astype(np.float32, copy=False), np.float32
+        return image.astype(image.dtype.newbyteorder("="), copy=False), np.float64
+    if image.dtype.kind == "f" and image.dtype.itemsize <= 4:
+        return image.astype(np.float32), np.float32
+    # Like skimage: everything else (other ints, bool, objects) is computed in float64.
     return image.astype(np.float64), np.float64
 
 
@@ -150,26 +146,8 @@ def _channel_axis(channel_axis, ndim):
         if len(channel_axis) != 1:
             raise ValueError("only a single channel axis is currently supported")
         channel_axis = channel_axis[0]
-    axis = _int(channel_axis, "channel_axis")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"channel_axis {axis} is out of bounds for an image with {ndim} dimensions")
+    axis = _validate.integer(channel_axis, "channel_axis", -ndim, ndim - 1)
     return axis
-
-
-def _int(value, name):
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-
-
-def _positive_int(value, name):
-    value = _int(value, name)
-    if not 1 <= value <= _MAX_PARAMETER:
-        raise ValueError(f"{name} must be a positive integer up to {_MAX_PARAMETER}, got {value}")
-    return value
 
 
 def _int_pair(value, name):
@@ -179,4 +157,4 @@ def _int_pair(value, name):
         raise TypeError(f"{name} must be a pair of integers, got {value!r}") from None
     if len(items) != 2:
         raise ValueError(f"{name} must be a pair of integers, got {value!r}")
-    return tuple(_positive_int(v, name) for v in items)
+    return tuple(_validate.integer(v, name, 1, _MAX_PARAMETER) for v in items)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import operator
 import warnings
 
 import numpy as np
@@ -99,12 +98,13 @@ def lbp_histogram_batch(images, P=8, R=1.0, method="uniform", n_threads=None):
     n_threads = _validate.n_threads(n_threads)
     if not isinstance(method, str):
         raise TypeError(f"method must be a string, got {method!r}")
-    n_bins = lbp_n_bins(_points(P, method.lower()), method)
+    P = _points(P, method.lower())
+    n_bins = lbp_n_bins(P, method)
     R = _radius(R)
     out = np.empty((len(images), n_bins), np.float64)
     if len(images):
         rp, cp = neighbour_offsets(P, R)
-        _featrs.lbp_histogram_batch(images, int(P), rp, cp, method, n_threads, out)
+        _featrs.lbp_histogram_batch(images, P, rp, cp, method, n_threads, out)
     return out
 
 
@@ -129,16 +129,7 @@ def _method(method):
 
 
 def _points(P, method):
-    if isinstance(P, (bool, np.bool_)):
-        raise TypeError(f"P must be an integer, got {P!r}")
-    try:
-        P = operator.index(P)
-    except TypeError:
-        raise TypeError(f"P must be an integer, got {P!r}") from None
-    limit = MAX_POINTS.get(method, 64)
-    if not 1 <= P <= limit:
-        raise ValueError(f"P must be in [1, {limit}] for method {method!r}, got {P}")
-    return P
+    return _validate.integer(P, "P", 1, MAX_POINTS.get(method, 64))
 
 
 def _radius(R):

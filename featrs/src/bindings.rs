@@ -95,23 +95,36 @@ fn hog_params(
     Ok(HogParams { orientations, cell, block, norm: BlockNorm::parse(block_norm)?, transform_sqrt })
 }
 
-/// Orientations of boundary gradients from numpy itself, as skimage computes them.
+/// numpy itself settles the rare gradients on a decision edge, as skimage computes them.
 ///
 /// Called with the GIL released (from `run`, possibly on a worker thread); it takes the
-/// GIL only for the rare gradients that lie on a bin boundary.
-struct NumpyOrientation;
+/// GIL only for those few values.
+struct NumpyOracle;
 
-impl hog_kernel::OrientationOracle for NumpyOrientation {
+impl NumpyOracle {
+    fn call(f: impl FnOnce(Python<'_>, &PyModule) -> PyResult<Vec<f64>>) -> Result<Vec<f64>> {
+        Python::with_gil(|py| f(py, py.import("numpy")?))
+            .map_err(|e| FeatError::Internal(format!("numpy call failed: {e}")))
+    }
+}
+
+impl hog_kernel::Oracle for NumpyOracle {
     fn orientations(&self, gy: &[f64], gx: &[f64]) -> Result<Vec<f64>> {
-        Python::with_gil(|py| -> PyResult<Vec<f64>> {
-            let np = py.import("numpy")?;
+        Self::call(|_, np| {
             let gy = np.call_method1("array", (gy.to_vec(), "float64"))?;
             let gx = np.call_method1("array", (gx.to_vec(), "float64"))?;
-            let angle = np.call_method1("arctan2", (gy, gx))?;
-            let degrees = np.call_method1("rad2deg", (angle,))?;
+            let degrees = np.call_method1("rad2deg", (np.call_method1("arctan2", (gy, gx))?,))?;
             degrees.call_method1("__mod__", (180.0,))?.call_method0("tolist")?.extract()
         })
-        .map_err(|e| FeatError::Internal(format!("numpy arctan2 failed: {e}")))
+    }
+
+    fn magnitudes(&self, gr: &[f64], gc: &[f64], single: bool) -> Result<Vec<f64>> {
+        let dtype = if single { "float32" } else { "float64" };
+        Self::call(|_, np| {
+            let gr = np.call_method1("array", (gr.to_vec(), dtype))?;
+            let gc = np.call_method1("array", (gc.to_vec(), dtype))?;
+            np.call_method1("hypot", (gr, gc))?.call_method0("tolist")?.extract()
+        })
     }
 }
 
@@ -125,7 +138,7 @@ fn hog_buffer<T: Element + hog_kernel::Pixel>(
     let (rows, cols, channels) = image_dims(image, "image")?;
     let img = read_slice(image, "image")?;
     let dst = write_slice(&out, "out")?;
-    run(py, || hog_kernel::hog_into(img, rows, cols, channels, p, &NumpyOrientation, dst))
+    run(py, || hog_kernel::hog_into(img, rows, cols, channels, p, &NumpyOracle, dst))
 }
 
 /// Number of values `hog` writes for an image of `rows x cols` (raises like skimage).
@@ -191,7 +204,7 @@ pub fn hog_batch(
     let n_threads = threads(n_threads);
     run(py, || {
         crate::parallel::for_each_image(imgs, rows * cols, dst, row_len, n_threads, |img, row| {
-            hog_kernel::hog_into(img, rows, cols, 1, &p, &NumpyOrientation, row)
+            hog_kernel::hog_into(img, rows, cols, 1, &p, &NumpyOracle, row)
         })
     })
 }

@@ -14,9 +14,10 @@
 //! The bin comes from a cheap arctangent polynomial; only a pixel whose approximate angle
 //! falls within [`GUARD_DEG`] of a bin boundary (or that lies on the axes or diagonals,
 //! where the angle is exact) takes the exact path `rad2deg(atan2(gy, gx)) % 180`.
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Sub;
 
-use crate::error::Result;
+use crate::error::{FeatError, Result};
 use crate::value_err;
 
 /// Block normalisation methods of `skimage.feature.hog`.
@@ -105,16 +106,27 @@ pub fn hog_shape(rows: usize, cols: usize, p: &HogParams) -> Result<HogShape> {
 /// Floating-point type skimage computes the gradient in (`float32` for float32 input).
 pub trait Work: Copy + Send + Sync + PartialOrd + Sub<Output = Self> {
     const ZERO: Self;
+    /// numpy computes this type's `hypot` in float32.
+    const SINGLE: bool;
+    /// Channel magnitudes closer than this (relative) may compare either way in numpy.
+    const TIE_RTOL: Self;
     fn to_f64(self) -> f64;
-    /// `np.hypot` in this precision, used only to pick the strongest channel.
+    fn mul(self, other: Self) -> Self;
+    /// `hypot` in this precision, used only to pick the strongest channel.
     fn magnitude(gr: Self, gc: Self) -> Self;
 }
 
 impl Work for f64 {
     const ZERO: Self = 0.0;
+    const SINGLE: bool = false;
+    const TIE_RTOL: Self = 1e-13;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        self * other
     }
     #[inline(always)]
     fn magnitude(gr: Self, gc: Self) -> Self {
@@ -124,9 +136,15 @@ impl Work for f64 {
 
 impl Work for f32 {
     const ZERO: Self = 0.0;
+    const SINGLE: bool = true;
+    const TIE_RTOL: Self = 1e-5;
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self as f64
+    }
+    #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        self * other
     }
     #[inline(always)]
     fn magnitude(gr: Self, gc: Self) -> Self {
@@ -196,13 +214,14 @@ impl Pixel for f32 {
 /// HOG of one image into `out` (length [`HogShape::len`]), skimage's layout, float64.
 ///
 /// `image` is C-ordered `rows x cols` (`channels == 1`) or `rows x cols x channels`.
+/// `oracle` settles the rare values that sit on a decision edge (see [`Oracle`]).
 pub fn hog_into<T: Pixel>(
     image: &[T],
     rows: usize,
     cols: usize,
     channels: usize,
     p: &HogParams,
-    oracle: &dyn OrientationOracle,
+    oracle: &dyn Oracle,
     out: &mut [f64],
 ) -> Result<()> {
     let shape = hog_shape(rows, cols, p)?;
@@ -231,32 +250,44 @@ pub fn hog_into<T: Pixel>(
     }
     let hist = if p.transform_sqrt {
         let plane: Vec<T::W> = image.iter().map(|v| v.work_sqrt()).collect();
-        cell_histograms(&plane, rows, cols, channels, shape.n_cells, p, oracle, |v| v)?
+        let grid = Grid { image: &plane, rows, cols, channels, work: |v: T::W| v };
+        cell_histograms(&grid, shape.n_cells, p, oracle)?
     } else {
-        cell_histograms(image, rows, cols, channels, shape.n_cells, p, oracle, |v: T| v.work())?
+        let grid = Grid { image, rows, cols, channels, work: |v: T| v.work() };
+        cell_histograms(&grid, shape.n_cells, p, oracle)?
     };
     normalize_blocks(&hist, shape, p, out);
     Ok(())
 }
 
-/// Decides the orientation of gradients that lie on a bin boundary up to rounding.
+/// Settles values that sit on a decision edge up to rounding, as numpy computes them.
 ///
-/// skimage takes orientations from numpy's `arctan2`, whose last bits depend on numpy's
-/// build and the CPU (numpy has SIMD implementations), and some gradients sit exactly on
-/// a boundary in exact arithmetic (with `transform_sqrt`, `atan2(sqrt(3), 1)` is 60
-/// degrees). For those few the Python binding asks numpy itself; everything else is
-/// decided here.
-pub trait OrientationOracle: Sync {
+/// skimage takes orientations from numpy's `arctan2` and picks channels by numpy's
+/// `hypot`; their last bits depend on numpy's build and the CPU (numpy has SIMD
+/// implementations). Most gradients are far from any edge and are decided here, but
+/// some sit exactly on one in exact arithmetic: with `transform_sqrt`,
+/// `atan2(sqrt(3), 1)` is 60 degrees, a bin boundary, and two channels can have the
+/// same magnitude. For those few the Python binding asks numpy itself.
+pub trait Oracle: Sync {
     /// `np.rad2deg(np.arctan2(gy, gx)) % 180` for each pair.
     fn orientations(&self, gy: &[f64], gx: &[f64]) -> Result<Vec<f64>>;
+    /// `np.hypot(gr, gc)`, in float32 when `single` (values are exact float32 then).
+    fn magnitudes(&self, gr: &[f64], gc: &[f64], single: bool) -> Result<Vec<f64>>;
 }
 
-/// The orientation from the C library's `atan2` (pure-Rust callers and tests).
-pub struct LibmOrientation;
+/// The C library's `atan2` and `hypot` (pure-Rust callers and tests).
+pub struct Libm;
 
-impl OrientationOracle for LibmOrientation {
+impl Oracle for Libm {
     fn orientations(&self, gy: &[f64], gx: &[f64]) -> Result<Vec<f64>> {
         Ok(gy.iter().zip(gx).map(|(&y, &x)| exact_orientation(y, x)).collect())
+    }
+    fn magnitudes(&self, gr: &[f64], gc: &[f64], single: bool) -> Result<Vec<f64>> {
+        Ok(gr
+            .iter()
+            .zip(gc)
+            .map(|(&r, &c)| if single { (r as f32).hypot(c as f32) as f64 } else { r.hypot(c) })
+            .collect())
     }
 }
 
@@ -335,8 +366,10 @@ impl Bins {
         }
     }
 
+    /// Bin of a non-zero gradient, flagged with [`ON_BOUNDARY`] when not certain.
     #[inline(always)]
     fn bin(&self, gy: f64, gx: f64) -> u32 {
+        // Axes and diagonals: numpy's arctan2 gives exactly 0, 90, 45 and 135 degrees.
         if gy == 0.0 {
             return self.lattice[0];
         }
@@ -365,19 +398,116 @@ impl Bins {
     }
 }
 
-/// Per-cell orientation histograms as skimage's `hog_histograms` fills them.
-///
-/// Returns `n_cells.0 x n_cells.1 x orientations` cell values widened to f64.
-#[allow(clippy::too_many_arguments)]
-fn cell_histograms<V: Copy + Sync, W: Work>(
-    image: &[V],
+/// The image as skimage's gradient sees it: pixels promoted to `W` by `work`.
+struct Grid<'a, V, F> {
+    image: &'a [V],
     rows: usize,
     cols: usize,
     channels: usize,
+    work: F,
+}
+
+/// Channel choices that numpy must confirm: (row, col) -> channel.
+type Overrides = HashMap<(usize, usize), usize>;
+
+/// A pixel whose strongest channel is a near tie, with every channel's gradient.
+struct NearTie {
+    y: usize,
+    x: usize,
+    chosen: usize,
+    gr: Vec<f64>,
+    gc: Vec<f64>,
+}
+
+impl<V: Copy, W: Work, F: Fn(V) -> W> Grid<'_, V, F> {
+    /// Central-difference gradient of row `y` for columns `0..gx.len()` (zero on the
+    /// image border), taken from the channel with the largest magnitude (the first on
+    /// ties, as `np.argmax`). Near ties go to `ties`; `overrides` replaces choices.
+    fn gradient_row(
+        &self,
+        y: usize,
+        gx: &mut [f64],
+        gy: &mut [f64],
+        overrides: &Overrides,
+        mut ties: Option<&mut Vec<NearTie>>,
+    ) {
+        let (rows, cols, channels) = (self.rows, self.cols, self.channels);
+        let work = &self.work;
+        let image = self.image;
+        let width = gx.len();
+        let stride = cols * channels;
+        let row = &image[y * stride..(y + 1) * stride];
+        let interior_y = y > 0 && y + 1 < rows;
+        let (up, down) = if interior_y {
+            (&image[(y - 1) * stride..y * stride], &image[(y + 1) * stride..(y + 2) * stride])
+        } else {
+            (row, row)
+        };
+        if channels == 1 {
+            for x in 0..width {
+                let gc = if x > 0 && x + 1 < cols { work(row[x + 1]) - work(row[x - 1]) } else { W::ZERO };
+                let gr = if interior_y { work(down[x]) - work(up[x]) } else { W::ZERO };
+                gx[x] = gc.to_f64();
+                gy[x] = gr.to_f64();
+            }
+            return;
+        }
+        let channel_gradient = |x: usize, ch: usize| {
+            let i = x * channels + ch;
+            let gc = if x > 0 && x + 1 < cols { work(row[i + channels]) - work(row[i - channels]) } else { W::ZERO };
+            let gr = if interior_y { work(down[i]) - work(up[i]) } else { W::ZERO };
+            (gr, gc)
+        };
+        for x in 0..width {
+            let mut best = 0;
+            let mut best_g = channel_gradient(x, 0);
+            let mut best_mag = W::magnitude(best_g.0, best_g.1);
+            for ch in 1..channels {
+                let g = channel_gradient(x, ch);
+                let m = W::magnitude(g.0, g.1);
+                if m > best_mag {
+                    best = ch;
+                    best_g = g;
+                    best_mag = m;
+                }
+            }
+            if let Some(ties) = ties.as_deref_mut() {
+                // Another channel with a different gradient and (almost) the same
+                // magnitude: numpy's hypot decides which comes first.
+                let floor = best_mag - best_mag.mul(W::TIE_RTOL);
+                let near_tie = (0..channels).any(|ch| {
+                    let g = channel_gradient(x, ch);
+                    ch != best && g != best_g && W::magnitude(g.0, g.1) >= floor
+                });
+                if near_tie {
+                    let (gr, gc) = (0..channels)
+                        .map(|ch| {
+                            let g = channel_gradient(x, ch);
+                            (g.0.to_f64(), g.1.to_f64())
+                        })
+                        .unzip();
+                    ties.push(NearTie { y, x, chosen: best, gr, gc });
+                }
+            }
+            if !overrides.is_empty() {
+                if let Some(&ch) = overrides.get(&(y, x)) {
+                    best_g = channel_gradient(x, ch);
+                }
+            }
+            gy[x] = best_g.0.to_f64();
+            gx[x] = best_g.1.to_f64();
+        }
+    }
+}
+
+/// Per-cell orientation histograms as skimage's `hog_histograms` fills them.
+///
+/// Returns `n_cells.0 x n_cells.1 x orientations` cell values widened to f64.
+fn cell_histograms<V: Copy, W: Work, F: Fn(V) -> W>(
+    grid: &Grid<'_, V, F>,
     n_cells: (usize, usize),
     p: &HogParams,
-    oracle: &dyn OrientationOracle,
-    work: impl Fn(V) -> W + Copy,
+    oracle: &dyn Oracle,
 ) -> Result<Vec<f64>> {
     let n = p.orientations;
     let bins = Bins::new(n);
@@ -389,11 +519,14 @@ fn cell_histograms<V: Copy + Sync, W: Work>(
     let mut gy = vec![0f64; width];
     let mut bin = vec![0u32; width];
     let mut mag = vec![0f64; width];
-    let mut on_boundary = Vec::new();
+    let no_overrides = Overrides::new();
+    let mut ties = Vec::new();
+    // Cells holding a pixel whose bin or channel numpy must settle.
+    let mut unsettled = BTreeSet::new();
     for yi in 0..ncr {
         let cell_row = &mut hist[yi * ncc * n..(yi + 1) * ncc * n];
         for y in yi * cr..(yi + 1) * cr {
-            gradient_row(image, rows, cols, channels, y, work, &mut gx, &mut gy);
+            grid.gradient_row(y, &mut gx, &mut gy, &no_overrides, Some(&mut ties));
             for x in 0..width {
                 mag[x] = (gx[x] * gx[x] + gy[x] * gy[x]).sqrt();
             }
@@ -406,7 +539,7 @@ fn cell_histograms<V: Copy + Sync, W: Work>(
                     let mut b = bin[x];
                     if b & ON_BOUNDARY != 0 {
                         b &= !ON_BOUNDARY;
-                        on_boundary.push(BoundaryPixel { y, x, gy: gy[x], gx: gx[x], bin: b });
+                        unsettled.insert((yi, xi));
                     }
                     if b != NO_BIN {
                         // skimage: `float total; total += magnitude` (double add, float store).
@@ -417,137 +550,98 @@ fn cell_histograms<V: Copy + Sync, W: Work>(
             }
         }
     }
-    if !on_boundary.is_empty() {
-        settle_boundary_pixels(&mut hist, &on_boundary, image, rows, cols, channels, p, &bins, oracle, work)?;
+    let overrides = settle_channels::<W>(&ties, oracle)?;
+    unsettled.extend(overrides.keys().map(|&(y, x)| (y / cr, x / cc)));
+    if !unsettled.is_empty() {
+        resum_cells(&mut hist, &unsettled, grid, n_cells, p, &bins, &overrides, oracle)?;
     }
     // skimage's cell value: `total / (cell_rows * cell_columns)`, a float32 division.
     let area = (cr * cc) as f32;
     Ok(hist.into_iter().map(|t| f64::from(t / area)).collect())
 }
 
-/// A pixel whose bin the oracle must confirm, with the bin it was given.
-struct BoundaryPixel {
-    y: usize,
-    x: usize,
-    gy: f64,
-    gx: f64,
-    bin: u32,
-}
-
-/// Ask the oracle about boundary pixels; re-add the cells where it disagrees.
-///
-/// A cell is summed again from scratch rather than patched, so its float32 sums see the
-/// magnitudes in skimage's order.
-#[allow(clippy::too_many_arguments)]
-fn settle_boundary_pixels<V: Copy + Sync, W: Work>(
-    hist: &mut [f32],
-    pixels: &[BoundaryPixel],
-    image: &[V],
-    rows: usize,
-    cols: usize,
-    channels: usize,
-    p: &HogParams,
-    bins: &Bins,
-    oracle: &dyn OrientationOracle,
-    work: impl Fn(V) -> W + Copy,
-) -> Result<()> {
-    let gy: Vec<f64> = pixels.iter().map(|q| q.gy).collect();
-    let gx: Vec<f64> = pixels.iter().map(|q| q.gx).collect();
-    let decided = oracle.orientations(&gy, &gx)?;
-    if decided.len() != pixels.len() {
-        return Err(crate::error::FeatError::Internal("orientation oracle returned a wrong count".into()));
+/// numpy's channel choice for near ties, where it differs from ours.
+fn settle_channels<W: Work>(ties: &[NearTie], oracle: &dyn Oracle) -> Result<Overrides> {
+    let mut overrides = Overrides::new();
+    if ties.is_empty() {
+        return Ok(overrides);
     }
-    let mut fixed = std::collections::HashMap::new();
-    let mut cells = std::collections::BTreeSet::new();
-    for (q, &o) in pixels.iter().zip(&decided) {
-        let b = bins.exact_bin(o);
-        if b != q.bin {
-            fixed.insert((q.y, q.x), b);
-            cells.insert((q.y / p.cell.0, q.x / p.cell.1));
+    let gr: Vec<f64> = ties.iter().flat_map(|t| t.gr.iter().copied()).collect();
+    let gc: Vec<f64> = ties.iter().flat_map(|t| t.gc.iter().copied()).collect();
+    let magnitudes = oracle.magnitudes(&gr, &gc, W::SINGLE)?;
+    if magnitudes.len() != gr.len() {
+        return Err(FeatError::Internal("oracle returned a wrong number of magnitudes".into()));
+    }
+    let mut at = 0;
+    for t in ties {
+        let m = &magnitudes[at..at + t.gr.len()];
+        at += t.gr.len();
+        // np.argmax: the first maximum.
+        let first_max = (1..m.len()).fold(0, |best, ch| if m[ch] > m[best] { ch } else { best });
+        if first_max != t.chosen {
+            overrides.insert((t.y, t.x), first_max);
         }
     }
+    Ok(overrides)
+}
+
+/// Sum the given cells again from scratch with numpy's decisions for their edge cases.
+///
+/// Summing from zero rather than patching keeps skimage's float32 addition order.
+#[allow(clippy::too_many_arguments)]
+fn resum_cells<V: Copy, W: Work, F: Fn(V) -> W>(
+    hist: &mut [f32],
+    cells: &BTreeSet<(usize, usize)>,
+    grid: &Grid<'_, V, F>,
+    n_cells: (usize, usize),
+    p: &HogParams,
+    bins: &Bins,
+    overrides: &Overrides,
+    oracle: &dyn Oracle,
+) -> Result<()> {
     let n = p.orientations;
     let (cr, cc) = p.cell;
-    let ncc = cols / cc;
-    let width = (cols / cc) * cc;
-    let (mut gxr, mut gyr) = (vec![0f64; width], vec![0f64; width]);
-    for (yi, xi) in cells {
-        let h = &mut hist[(yi * ncc + xi) * n..(yi * ncc + xi + 1) * n];
-        h.iter_mut().for_each(|t| *t = 0.0);
+    let ncc = n_cells.1;
+    let width = ncc * cc;
+    let (mut gx, mut gy) = (vec![0f64; width], vec![0f64; width]);
+    // Every pixel of every cell, in skimage's order: (cell, magnitude, bin).
+    let mut pixels: Vec<((usize, usize), f64, u32)> = Vec::new();
+    let mut edge_pixels = Vec::new();
+    let (mut edge_gy, mut edge_gx) = (Vec::new(), Vec::new());
+    for &(yi, xi) in cells {
         for y in yi * cr..(yi + 1) * cr {
-            gradient_row(image, rows, cols, channels, y, work, &mut gxr, &mut gyr);
+            grid.gradient_row(y, &mut gx, &mut gy, overrides, None);
             for x in xi * cc..(xi + 1) * cc {
-                let m = (gxr[x] * gxr[x] + gyr[x] * gyr[x]).sqrt();
-                if m == 0.0 {
-                    continue;
+                let m = (gx[x] * gx[x] + gy[x] * gy[x]).sqrt();
+                let b = if m == 0.0 { NO_BIN } else { bins.bin(gy[x], gx[x]) };
+                if b != NO_BIN && b & ON_BOUNDARY != 0 {
+                    edge_pixels.push(pixels.len());
+                    edge_gy.push(gy[x]);
+                    edge_gx.push(gx[x]);
                 }
-                let b = match fixed.get(&(y, x)) {
-                    Some(&b) => b,
-                    None => bins.bin(gyr[x], gxr[x]) & !ON_BOUNDARY,
-                };
-                if b != NO_BIN {
-                    let t = &mut h[b as usize];
-                    *t = (*t as f64 + m) as f32;
-                }
+                pixels.push(((yi, xi), m, b & !ON_BOUNDARY));
             }
+        }
+    }
+    if !edge_pixels.is_empty() {
+        let decided = oracle.orientations(&edge_gy, &edge_gx)?;
+        if decided.len() != edge_pixels.len() {
+            return Err(FeatError::Internal("oracle returned a wrong number of orientations".into()));
+        }
+        for (&i, &o) in edge_pixels.iter().zip(&decided) {
+            pixels[i].2 = bins.exact_bin(o);
+        }
+    }
+    for &(yi, xi) in cells {
+        hist[(yi * ncc + xi) * n..(yi * ncc + xi + 1) * n].iter_mut().for_each(|t| *t = 0.0);
+    }
+    for ((yi, xi), m, b) in pixels {
+        if b != NO_BIN {
+            let t = &mut hist[(yi * ncc + xi) * n + b as usize];
+            *t = (*t as f64 + m) as f32;
         }
     }
     Ok(())
-}
-
-/// Central-difference gradient of row `y` for columns `0..gx.len()` (zero on the image
-/// border), taken from the channel with the largest magnitude (the first on ties).
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn gradient_row<V: Copy, W: Work>(
-    image: &[V],
-    rows: usize,
-    cols: usize,
-    channels: usize,
-    y: usize,
-    work: impl Fn(V) -> W,
-    gx: &mut [f64],
-    gy: &mut [f64],
-) {
-    let width = gx.len();
-    let stride = cols * channels;
-    let row = &image[y * stride..(y + 1) * stride];
-    let interior_y = y > 0 && y + 1 < rows;
-    let (up, down) = if interior_y {
-        (&image[(y - 1) * stride..y * stride], &image[(y + 1) * stride..(y + 2) * stride])
-    } else {
-        (row, row)
-    };
-    if channels == 1 {
-        for x in 0..width {
-            let gc = if x > 0 && x + 1 < cols { work(row[x + 1]) - work(row[x - 1]) } else { W::ZERO };
-            let gr = if interior_y { work(down[x]) - work(up[x]) } else { W::ZERO };
-            gx[x] = gc.to_f64();
-            gy[x] = gr.to_f64();
-        }
-        return;
-    }
-    for x in 0..width {
-        let mut best = (W::ZERO, W::ZERO);
-        let mut best_mag = W::ZERO;
-        for ch in 0..channels {
-            let i = x * channels + ch;
-            let gc = if x > 0 && x + 1 < cols {
-                work(row[i + channels]) - work(row[i - channels])
-            } else {
-                W::ZERO
-            };
-            let gr = if interior_y { work(down[i]) - work(up[i]) } else { W::ZERO };
-            let m = W::magnitude(gr, gc);
-            // np.argmax keeps the first maximum.
-            if ch == 0 || m > best_mag {
-                best = (gr, gc);
-                best_mag = m;
-            }
-        }
-        gy[x] = best.0.to_f64();
-        gx[x] = best.1.to_f64();
-    }
 }
 
 /// skimage's `_hog_normalize_block` over every block, written in its output layout.
@@ -593,7 +687,6 @@ fn normalize_blocks(hist: &[f64], shape: HogShape, p: &HogParams, out: &mut [f64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::FeatError;
 
     fn params(n: usize) -> HogParams {
         HogParams { orientations: n, cell: (8, 8), block: (2, 2), norm: BlockNorm::L2Hys, transform_sqrt: false }
@@ -667,7 +760,7 @@ mod tests {
         p.norm = BlockNorm::L1;
         let shape = hog_shape(16, 16, &p).unwrap();
         let mut out = vec![0.0; shape.len(&p)];
-        hog_into(&img, 16, 16, 1, &p, &LibmOrientation, &mut out).unwrap();
+        hog_into(&img, 16, 16, 1, &p, &Libm, &mut out).unwrap();
         for (cell, v) in out.chunks(9).enumerate() {
             assert!(v[0] > 0.99, "cell {cell}: {v:?}");
             assert!(v[1..].iter().all(|&x| x == 0.0), "cell {cell}: {v:?}");
@@ -680,7 +773,7 @@ mod tests {
         img[17] = f64::NAN;
         let p = params(9);
         let mut out = vec![0.0; 36];
-        let e = hog_into(&img, 16, 16, 1, &p, &LibmOrientation, &mut out).unwrap_err();
+        let e = hog_into(&img, 16, 16, 1, &p, &Libm, &mut out).unwrap_err();
         assert!(matches!(e, FeatError::Value(ref m) if m.contains("row 1, col 1")));
     }
 }
