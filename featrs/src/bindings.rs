@@ -285,8 +285,10 @@ pub fn lbp_histogram_batch(
     let dst = write_slice(&out, "out")?;
     let n_threads = threads(n_threads);
     run(py, || {
-        crate::parallel::for_each_image(imgs, rows * cols, dst, n_bins, n_threads, |img, row| {
-            op.histogram_into(img, rows, cols, row)
+        let plan = if imgs.is_empty() { None } else { Some(op.plan(rows, cols)?) };
+        crate::parallel::for_each_image(imgs, rows * cols, dst, n_bins, n_threads, |img, row| match &plan {
+            Some(plan) => op.histogram_with(plan, img, row),
+            None => Ok(()),
         })
     })
 }

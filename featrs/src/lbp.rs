@@ -96,6 +96,37 @@ impl Lbp {
         self.method
     }
 
+    /// Column weights and padding for images of `rows x cols` (reusable across a batch).
+    pub fn plan(&self, rows: usize, cols: usize) -> Result<Plan> {
+        if rows == 0 || cols == 0 {
+            return value_err!("The parameter `image` cannot be an empty array");
+        }
+        if rows > MAX_SIDE || cols > MAX_SIDE {
+            return value_err!("image sides must be at most {MAX_SIDE} pixels, got {rows} x {cols}");
+        }
+        // A neighbour whose offset reaches a full side away reads only the zero border.
+        let inside = |off: f64, side: usize| off.abs() < side as f64;
+        let reach = self
+            .rp
+            .iter()
+            .zip(&self.cp)
+            .filter(|(&r, &c)| inside(r, rows) && inside(c, cols))
+            .map(|(r, c)| r.abs().max(c.abs()).ceil() as usize)
+            .max()
+            .unwrap_or(0);
+        let pad = reach + 1;
+        let columns = (0..self.p)
+            .map(|i| {
+                if inside(self.rp[i], rows) && inside(self.cp[i], cols) {
+                    ColumnWeights::new(self.cp[i], cols, pad).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
+            .collect::<Result<_>>()?;
+        Ok(Plan { rows, cols, pad, columns })
+    }
+
     /// skimage's output: codes (or variances for `var`) as float64, `rows x cols`.
     pub fn codes_into<T: Copy + Into<f64>>(
         &self,
@@ -107,7 +138,8 @@ impl Lbp {
         if out.len() != rows * cols {
             return value_err!("output holds {} values, expected {rows} x {cols}", out.len());
         }
-        self.for_each_row(image, rows, cols, |r, row| {
+        let plan = self.plan(rows, cols)?;
+        self.scan(&plan, image, |r, row| {
             let dst = &mut out[r * cols..(r + 1) * cols];
             match row {
                 Row::Patterns(masks) => match &self.lut {
@@ -130,102 +162,118 @@ impl Lbp {
         cols: usize,
         out: &mut [f64],
     ) -> Result<()> {
+        self.histogram_with(&self.plan(rows, cols)?, image, out)
+    }
+
+    /// [`Lbp::histogram_into`] with a [`Plan`] made for this image size.
+    pub fn histogram_with<T: Copy + Into<f64>>(&self, plan: &Plan, image: &[T], out: &mut [f64]) -> Result<()> {
         let Some(n_bins) = self.method.n_codes(self.p) else {
             return value_err!("method 'var' gives variances, not codes: it has no histogram");
         };
         if out.len() != n_bins {
             return value_err!("histogram holds {} bins, expected {n_bins}", out.len());
         }
-        let mut counts = vec![0u64; n_bins];
-        self.for_each_row(image, rows, cols, |_, row| {
+        // Four interleaved counters per code: runs of equal codes (flat regions) do not
+        // wait on one memory location.
+        let mut counts = vec![0u32; 4 * n_bins];
+        self.scan(plan, image, |_, row| {
             if let Row::Patterns(masks) = row {
                 match &self.lut {
-                    Some(lut) => masks.iter().for_each(|&m| counts[lut[m as usize] as usize] += 1),
-                    None => masks.iter().for_each(|&m| counts[code(m, self.p, self.method) as usize] += 1),
+                    Some(lut) => {
+                        for (c, &m) in masks.iter().enumerate() {
+                            counts[4 * lut[m as usize] as usize + (c & 3)] += 1;
+                        }
+                    }
+                    None => {
+                        for (c, &m) in masks.iter().enumerate() {
+                            counts[4 * code(m, self.p, self.method) as usize + (c & 3)] += 1;
+                        }
+                    }
                 }
             }
         })?;
-        let size = (rows * cols) as f64;
-        out.iter_mut().zip(&counts).for_each(|(o, &c)| *o = c as f64 / size);
+        let size = (plan.rows * plan.cols) as f64;
+        for (o, c) in out.iter_mut().zip(counts.chunks_exact(4)) {
+            *o = c.iter().map(|&v| v as u64).sum::<u64>() as f64 / size;
+        }
         Ok(())
     }
 
     /// Evaluate the neighbours row by row and hand each row's patterns (or variances) to `f`.
-    fn for_each_row<T: Copy + Into<f64>>(
-        &self,
-        image: &[T],
-        rows: usize,
-        cols: usize,
-        mut f: impl FnMut(usize, Row<'_>),
-    ) -> Result<()> {
-        if rows == 0 || cols == 0 {
-            return value_err!("The parameter `image` cannot be an empty array");
+    fn scan<T: Copy + Into<f64>>(&self, plan: &Plan, image: &[T], f: impl FnMut(usize, Row<'_>)) -> Result<()> {
+        if image.len() != plan.rows * plan.cols {
+            return value_err!(
+                "image buffer holds {} values, expected {} x {}",
+                image.len(),
+                plan.rows,
+                plan.cols
+            );
         }
-        if rows > MAX_SIDE || cols > MAX_SIDE {
-            return value_err!("image sides must be at most {MAX_SIDE} pixels, got {rows} x {cols}");
+        if plan.columns.len() != self.p {
+            return Err(FeatError::Internal("plan made for another operator".into()));
         }
-        if image.len() != rows * cols {
-            return value_err!("image buffer holds {} values, expected {rows} x {cols}", image.len());
+        let padded = Padded::new(image, plan.rows, plan.cols, plan.pad)?;
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            unsafe { self.scan_rows_avx2(plan, &padded, f) };
+            return Ok(());
         }
-        let p = self.p;
-        // A neighbour whose offset reaches a full side away reads only the zero border.
-        let inside = |off: f64, side: usize| off.abs() < side as f64;
-        let reach = self
-            .rp
-            .iter()
-            .zip(&self.cp)
-            .filter(|(&r, &c)| inside(r, rows) && inside(c, cols))
-            .map(|(r, c)| r.abs().max(c.abs()).ceil() as usize)
-            .max()
-            .unwrap_or(0);
-        let pad = reach + 1;
-        let padded = Padded::new(image, rows, cols, pad)?;
-        let columns: Vec<Option<ColumnWeights>> = (0..p)
-            .map(|i| {
-                if inside(self.rp[i], rows) && inside(self.cp[i], cols) {
-                    ColumnWeights::new(self.cp[i], cols, pad).map(Some)
-                } else {
-                    Ok(None)
-                }
-            })
-            .collect::<Result<_>>()?;
+        self.scan_rows(plan, &padded, f);
+        Ok(())
+    }
+
+    /// [`Lbp::scan_rows`] compiled for AVX2 (4 lanes of f64); same arithmetic.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn scan_rows_avx2(&self, plan: &Plan, padded: &Padded, f: impl FnMut(usize, Row<'_>)) {
+        self.scan_rows(plan, padded, f)
+    }
+
+    #[inline(always)]
+    fn scan_rows(&self, plan: &Plan, padded: &Padded, mut f: impl FnMut(usize, Row<'_>)) {
+        let (p, cols, pad) = (self.p, plan.cols, plan.pad);
+        let var = self.method == Method::Var;
         let mut masks = vec![0u64; cols];
         let mut texture = vec![0f64; cols];
         let mut sum = vec![0f64; cols];
         let mut sum_sq = vec![0f64; cols];
-        for r in 0..rows {
+        for r in 0..plan.rows {
             let center = &padded.row(r as isize)[pad..pad + cols];
             masks.iter_mut().for_each(|m| *m = 0);
-            if self.method == Method::Var {
+            if var {
                 sum.iter_mut().for_each(|s| *s = 0.0);
                 sum_sq.iter_mut().for_each(|s| *s = 0.0);
             }
             for i in 0..p {
-                match &columns[i] {
-                    Some(w) => {
-                        let fr = r as f64 + self.rp[i];
-                        let (lo, hi) = (fr.floor(), fr.ceil());
-                        let dr = fr - lo;
-                        let top = padded.row(lo as isize);
-                        let bottom = padded.row(hi as isize);
-                        w.interpolate(top, bottom, dr, &mut texture);
-                    }
-                    // Every read falls outside the image: skimage interpolates zeros.
-                    None => texture.iter_mut().for_each(|t| *t = 0.0),
-                }
                 let bit = 1u64 << i;
-                for ((m, &t), &c) in masks.iter_mut().zip(&texture).zip(center) {
-                    // skimage: `texture[i] - image[r, c] >= 0`; same sign for finite values.
-                    *m |= if t - c >= 0.0 { bit } else { 0 };
-                }
-                if self.method == Method::Var {
-                    for ((s, q), &t) in sum.iter_mut().zip(sum_sq.iter_mut()).zip(&texture) {
-                        *s += t;
-                        *q += t * t;
+                let Some(w) = &plan.columns[i] else {
+                    // Every read falls outside the image: skimage interpolates zeros.
+                    texture.iter_mut().for_each(|t| *t = 0.0);
+                    set_bits(&mut masks, &texture, center, bit);
+                    if var {
+                        accumulate(&mut sum, &mut sum_sq, &texture);
                     }
+                    continue;
+                };
+                let fr = r as f64 + self.rp[i];
+                let (lo, hi) = (fr.floor(), fr.ceil());
+                let dr = fr - lo;
+                let top = padded.row(lo as isize);
+                if w.integral && dr == 0.0 && !var {
+                    // On the pixel grid: (1 - 0) * a + 0 * b == a (finite a, b), compare directly.
+                    set_bits(&mut masks, &top[w.left..w.left + cols], center, bit);
+                    continue;
+                }
+                if var {
+                    w.interpolate(top, padded.row(hi as isize), dr, &mut texture);
+                    set_bits(&mut masks, &texture, center, bit);
+                    accumulate(&mut sum, &mut sum_sq, &texture);
+                } else {
+                    w.interpolate_bits(top, padded.row(hi as isize), dr, center, &mut masks, bit);
                 }
             }
-            if self.method == Method::Var {
+            if var {
                 let pf = p as f64;
                 for (s, &q) in sum.iter_mut().zip(&sum_sq) {
                     // skimage: var_ = (var_ - (sum_ * sum_) / P) / P, NaN when zero.
@@ -237,8 +285,34 @@ impl Lbp {
                 f(r, Row::Patterns(&masks));
             }
         }
-        Ok(())
     }
+}
+
+/// `masks[c] |= bit` where `texture[c] - center[c] >= 0` (skimage's test, as written).
+#[inline(always)]
+fn set_bits(masks: &mut [u64], texture: &[f64], center: &[f64], bit: u64) {
+    for ((m, &t), &c) in masks.iter_mut().zip(texture).zip(center) {
+        *m |= if t - c >= 0.0 { bit } else { 0 };
+    }
+}
+
+/// skimage's running `sum_ += t` and `var_ += t * t`, neighbour by neighbour.
+#[inline(always)]
+fn accumulate(sum: &mut [f64], sum_sq: &mut [f64], texture: &[f64]) {
+    for ((s, q), &t) in sum.iter_mut().zip(sum_sq.iter_mut()).zip(texture) {
+        *s += t;
+        *q += t * t;
+    }
+}
+
+/// Per-size preparation of an [`Lbp`]: zero padding and each neighbour's column weights.
+#[derive(Debug)]
+pub struct Plan {
+    rows: usize,
+    cols: usize,
+    pad: usize,
+    /// None for a neighbour that lies outside the image for every pixel.
+    columns: Vec<Option<ColumnWeights>>,
 }
 
 /// One output row: bit patterns (bit `i` = neighbour `i`), or `var` values.
@@ -320,7 +394,7 @@ impl ColumnWeights {
     }
 
     /// `out[c] = (1 - dr) * top_interp + dr * bottom_interp`, skimage's operation order.
-    #[inline]
+    #[inline(always)]
     fn interpolate(&self, top: &[f64], bottom: &[f64], dr: f64, out: &mut [f64]) {
         let n = out.len();
         if self.integral && dr == 0.0 {
@@ -336,6 +410,24 @@ impl ColumnWeights {
             let t = w0[c] * tl[c] + w1[c] * tr[c];
             let b = w0[c] * bl[c] + w1[c] * br[c];
             out[c] = one_minus_dr * t + dr * b;
+        }
+    }
+}
+
+impl ColumnWeights {
+    /// [`ColumnWeights::interpolate`] fused with [`set_bits`]: no texture row in memory.
+    #[inline(always)]
+    fn interpolate_bits(&self, top: &[f64], bottom: &[f64], dr: f64, center: &[f64], masks: &mut [u64], bit: u64) {
+        let n = masks.len();
+        let one_minus_dr = 1.0 - dr;
+        let (tl, tr) = (&top[self.left..self.left + n], &top[self.right..self.right + n]);
+        let (bl, br) = (&bottom[self.left..self.left + n], &bottom[self.right..self.right + n]);
+        let (w0, w1, center) = (&self.one_minus_dc[..n], &self.dc[..n], &center[..n]);
+        for c in 0..n {
+            let t = w0[c] * tl[c] + w1[c] * tr[c];
+            let b = w0[c] * bl[c] + w1[c] * br[c];
+            let value = one_minus_dr * t + dr * b;
+            masks[c] |= if value - center[c] >= 0.0 { bit } else { 0 };
         }
     }
 }
