@@ -153,6 +153,31 @@ def test_random_multichannel_images_match_skimage(image, params, axis):
     assert_hog_equal(image, channel_axis=axis, **params)
 
 
+def sixty_degree_image():
+    """Pixel (4, 4) has the gradient (sqrt(3) - 3, 1 - sqrt(3)) under transform_sqrt:
+    60 degrees in exact arithmetic, a bin boundary for 9 orientations. numpy's arctan2
+    and the C library's may put it on different sides; featrs must follow numpy."""
+    img = np.zeros((16, 16))
+    img[3, 4], img[5, 4], img[4, 3], img[4, 5] = 9, 3, 3, 1
+    return img
+
+
+def test_gradients_on_a_bin_boundary_follow_numpy():
+    for dtype in (np.uint8, np.float64, np.float32):
+        assert_hog_equal(sixty_degree_image().astype(dtype), orientations=9, pixels_per_cell=(8, 8),
+                         cells_per_block=(1, 1), block_norm="L1", transform_sqrt=True)
+
+
+def test_batch_settles_boundary_gradients_in_worker_threads():
+    rng = np.random.default_rng(7)
+    # Values 0, 1, 3, 4, 9, 12: square roots whose differences give exact 30/60 degree angles.
+    images = rng.choice(np.array([0, 1, 3, 4, 9, 12], np.uint8), size=(8, 48, 40))
+    kwargs = dict(orientations=9, pixels_per_cell=(4, 4), cells_per_block=(2, 2), transform_sqrt=True)
+    expected = reference.hog_batch(images, **kwargs)
+    for n_threads in (1, 2):
+        assert max_relative_difference(featrs.hog_batch(images, n_threads=n_threads, **kwargs), expected) <= RTOL
+
+
 def test_one_pixel_cells_and_blocks():
     img = np.random.default_rng(1).integers(0, 256, (5, 7)).astype(np.uint8)
     out = assert_hog_equal(img, orientations=4, pixels_per_cell=(1, 1), cells_per_block=(1, 1),

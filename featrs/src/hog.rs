@@ -962,6 +962,85 @@ mod tests {
         }
     }
 
+    /// An oracle that puts every boundary gradient at a fixed angle and counts calls.
+    struct FixedOracle(f64, std::sync::atomic::AtomicUsize);
+
+    impl Oracle for FixedOracle {
+        fn orientations(&self, gy: &[f64], _: &[f64]) -> Result<Vec<f64>> {
+            self.1.fetch_add(gy.len(), std::sync::atomic::Ordering::Relaxed);
+            Ok(vec![self.0; gy.len()])
+        }
+        fn magnitudes(&self, gr: &[f64], gc: &[f64], single: bool) -> Result<Vec<f64>> {
+            Libm.magnitudes(gr, gc, single)
+        }
+    }
+
+    /// A 16 x 16 image whose pixel (4, 4) has the gradient (sqrt(3) - 3, 1 - sqrt(3)) under
+    /// transform_sqrt: 60 degrees in exact arithmetic, a boundary for 9 orientations.
+    fn sixty_degree_image() -> Vec<f64> {
+        let mut img = vec![0.0f64; 16 * 16];
+        img[3 * 16 + 4] = 9.0; // up
+        img[5 * 16 + 4] = 3.0; // down
+        img[4 * 16 + 3] = 3.0; // left
+        img[4 * 16 + 5] = 1.0; // right
+        img
+    }
+
+    #[test]
+    fn the_oracle_decides_gradients_on_a_boundary() {
+        let mut p = params(9);
+        p.block = (1, 1);
+        p.norm = BlockNorm::L1;
+        p.transform_sqrt = true;
+        let img = sixty_degree_image();
+        let mut out = vec![0.0; 4 * 9];
+        for (angle, bin) in [(59.0, 2), (61.0, 3)] {
+            let oracle = FixedOracle(angle, Default::default());
+            hog_into(&img, 16, 16, 1, &p, &oracle, &mut out).unwrap();
+            assert_eq!(oracle.1.load(std::sync::atomic::Ordering::Relaxed), 1);
+            // Cell (0, 0) holds the pixel; its other gradients are axis-aligned (bins 0, 4).
+            let cell = &out[..9];
+            assert!(cell[bin] > 0.0, "angle {angle}: {cell:?}");
+            assert_eq!(cell[5 - bin], 0.0, "angle {angle}: {cell:?}");
+        }
+    }
+
+    /// An oracle whose hypot prefers the last of equal channels.
+    struct LastChannelOracle;
+
+    impl Oracle for LastChannelOracle {
+        fn orientations(&self, gy: &[f64], gx: &[f64]) -> Result<Vec<f64>> {
+            Libm.orientations(gy, gx)
+        }
+        fn magnitudes(&self, gr: &[f64], _: &[f64], _: bool) -> Result<Vec<f64>> {
+            // Pixels come with 2 channels each: make the second one win.
+            Ok((0..gr.len()).map(|i| (i % 2) as f64).collect())
+        }
+    }
+
+    #[test]
+    fn the_oracle_decides_channel_ties() {
+        // Channel 0 has a vertical edge, channel 1 a horizontal one of the same strength.
+        let mut img = vec![0u8; 16 * 16 * 2];
+        for y in 0..16 {
+            for x in 0..16 {
+                img[(y * 16 + x) * 2] = if x >= 8 { 100 } else { 0 };
+                img[(y * 16 + x) * 2 + 1] = if y >= 8 { 100 } else { 0 };
+            }
+        }
+        let mut p = params(4);
+        p.block = (1, 1);
+        p.norm = BlockNorm::L1;
+        let mut numpy_like = vec![0.0; 4 * 4];
+        let mut last = vec![0.0; 4 * 4];
+        hog_into(&img, 16, 16, 2, &p, &Libm, &mut numpy_like).unwrap();
+        hog_into(&img, 16, 16, 2, &p, &LastChannelOracle, &mut last).unwrap();
+        // Pixel (7, 7) and its neighbours on both edges tie: the first channel (0 degrees,
+        // bin 0) wins with Libm, the second (90 degrees, bin 2) with the other oracle.
+        assert!(numpy_like[0] > last[0]);
+        assert!(numpy_like[2] < last[2]);
+    }
+
     #[test]
     fn orientation_modulo_follows_numpy() {
         assert_eq!(exact_orientation(0.0, -1.0), 0.0);
