@@ -52,10 +52,11 @@ def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), b
     Raises
     ------
     ValueError
-        Wrong number of dimensions, image smaller than one block, non-finite pixels,
-        negative pixels with ``transform_sqrt``, or invalid parameters.
+        Wrong number of dimensions, empty image or smaller than one block, non-finite
+        pixels, negative pixels with ``transform_sqrt``, complex input (as skimage), or
+        parameter values out of range.
     TypeError
-        Complex, object or other non-numeric arrays; non-integer parameters.
+        Non-integer sizes or orientation count.
     """
     if visualize:
         raise ValueError("featrs.hog does not draw the HOG image: visualize must be False")

@@ -1,8 +1,6 @@
 """Argument checks shared by the featrs façade and the scikit-image reference."""
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 
@@ -36,6 +34,9 @@ def n_threads(value) -> int | None:
 
 
 # --- hog / lbp ---
+import operator  # noqa: E402
+
+
 def integer(value, name: str, low: int, high: int) -> int:
     """``value`` as an int in ``[low, high]``.
 

@@ -372,7 +372,7 @@ fn approx_orientation(gy: f32, gx: f32) -> f32 {
     let steep = ay > ax;
     let r = if steep { ax } else { ay } / if steep { ay } else { ax };
     let r2 = r * r;
-    let a = r * (0.999_866_0 + r2 * (-0.330_299_5 + r2 * (0.180_141_0 + r2 * (-0.085_133_0 + r2 * 0.020_835_1))));
+    let a = r * (0.999_866 + r2 * (-0.330_299_5 + r2 * (0.180_141 + r2 * (-0.085_133 + r2 * 0.020_835_1))));
     // Angle of (|gx|, |gy|) in [0, pi/2]; orientations are modulo pi, so a gradient in
     // the second or fourth quadrant sits at pi minus that.
     let a = if steep { FRAC_PI_2 - a } else { a };
