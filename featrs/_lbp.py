@@ -1,6 +1,7 @@
 """Local binary patterns: ``skimage.feature.local_binary_pattern``'s codes from a Rust kernel."""
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -108,16 +109,20 @@ def lbp_histogram_batch(images, P=8, R=1.0, method="uniform", n_threads=None):
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def neighbour_offsets(P, R):
     """skimage's neighbour offsets ``(rp, cp)``: the circle of radius R, rounded to 5 decimals.
 
     Computed with numpy exactly as ``skimage.feature._texture`` does, so the kernel
-    interpolates at bit-identical positions.
+    interpolates at bit-identical positions. Cached (read-only arrays): numpy's
+    trigonometry costs more than the kernel on small images.
     """
     angles = 2 * np.pi * np.arange(P, dtype=np.float64) / P
-    rp = np.round(-R * np.sin(angles), 5)
-    cp = np.round(R * np.cos(angles), 5)
-    return np.ascontiguousarray(rp), np.ascontiguousarray(cp)
+    rp = np.ascontiguousarray(np.round(-R * np.sin(angles), 5))
+    cp = np.ascontiguousarray(np.round(R * np.cos(angles), 5))
+    rp.flags.writeable = False
+    cp.flags.writeable = False
+    return rp, cp
 
 
 def _method(method):
