@@ -339,3 +339,27 @@ def test_absurd_parameters_raise_cleanly(kwargs, error):
 def test_integral_float_parameters_are_accepted_like_skimage():
     img = np.random.default_rng(5).integers(0, 256, (40, 40)).astype(np.uint8)
     assert_hog_equal(img, pixels_per_cell=(8.0, 8), cells_per_block=(2, 2))
+
+
+def test_raw_binding_rejects_inconsistent_buffers_without_panicking():
+    from featrs import _featrs
+
+    img = np.zeros((32, 32), np.uint8)
+    good_out = np.empty((3, 3, 2, 2, 9))
+    cases = [
+        (img, np.empty(5), ValueError),                               # output of the wrong size
+        (img, np.empty((3, 3, 2, 2, 9), np.float32), TypeError),      # output of the wrong dtype
+        (np.zeros((32, 32), np.int16), good_out, TypeError),          # image dtype the kernel does not read
+        (np.zeros((2, 32, 32, 1), np.uint8), good_out, ValueError),   # 4-D image
+    ]
+    for image, out, error in cases:
+        with pytest.raises(error):
+            _featrs.hog_image(image, 9, (8, 8), (2, 2), "L2-Hys", False, out)
+    readonly = np.empty((3, 3, 2, 2, 9))
+    readonly.flags.writeable = False
+    with pytest.raises((ValueError, TypeError)):
+        _featrs.hog_image(img, 9, (8, 8), (2, 2), "L2-Hys", False, readonly)
+    with pytest.raises(ValueError):
+        _featrs.hog_image(img, 9, (8, 8), (2, 2), "L5", False, good_out)
+    with pytest.raises(ValueError):
+        _featrs.hog_batch(np.zeros((2, 32, 32), np.uint8), 9, (8, 8), (2, 2), "L2-Hys", False, 2, np.empty((2, 3)))

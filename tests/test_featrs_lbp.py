@@ -203,3 +203,23 @@ def test_method_names_are_case_insensitive_like_skimage():
 def test_integral_float_parameters_are_accepted_like_skimage():
     img = np.random.default_rng(5).integers(0, 256, (20, 20)).astype(np.uint8)
     np.testing.assert_array_equal(featrs.local_binary_pattern(img, 8.0, 1), sk_lbp(img, 8, 1))
+
+
+def test_raw_binding_rejects_inconsistent_buffers_without_panicking():
+    from featrs import _featrs
+    from featrs._lbp import neighbour_offsets
+
+    img = np.zeros((8, 8), np.uint8)
+    rp, cp = neighbour_offsets(8, 1.0)
+    with pytest.raises(ValueError):
+        _featrs.lbp_image(img, 8, rp[:4], cp, "uniform", np.empty((8, 8)))   # offsets of the wrong length
+    with pytest.raises(ValueError):
+        _featrs.lbp_image(img, 8, rp, cp, "uniform", np.empty(3))            # output of the wrong size
+    with pytest.raises(ValueError):
+        _featrs.lbp_image(img, 0, rp[:0], cp[:0], "uniform", np.empty((8, 8)))
+    with pytest.raises(TypeError):
+        _featrs.lbp_image(img.astype(np.int32), 8, rp, cp, "uniform", np.empty((8, 8)))
+    with pytest.raises(ValueError):
+        _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "uniform", 1, np.empty((2, 3)))
+    with pytest.raises(ValueError):
+        _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "uniform", 0, np.empty((2, 10)))
