@@ -13,7 +13,10 @@
 //!
 //! The bin comes from a cheap arctangent polynomial; only a pixel whose approximate angle
 //! falls within [`GUARD_DEG`] of a bin boundary (or that lies on the axes or diagonals,
-//! where the angle is exact) takes the exact path `rad2deg(atan2(gy, gx)) % 180`.
+//! where the angle is exact) takes the exact path `rad2deg(atan2(gy, gx)) % 180`. Byte
+//! images look their bins up in a per-process table of all integer gradients instead
+//! ([`byte_gradient_bins`]). The few gradients whose bin or channel depends on numpy's last
+//! bits are settled by an [`Oracle`] (numpy itself, from the Python binding).
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::ops::Sub;
