@@ -31,3 +31,35 @@ def n_threads(value) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {value!r}")
     return int(value)
+
+
+# --- hog / lbp ---
+import operator  # noqa: E402
+
+
+def integer(value, name: str, low: int, high: int) -> int:
+    """``value`` as an int in ``[low, high]``.
+
+    Integral floats (``8.0``) are accepted, as scikit-image accepts them; fractional
+    ones and booleans are refused rather than silently truncated.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer (or an integral float).
+    ValueError
+        If it is outside ``[low, high]``.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, (float, np.floating)):
+        if not float(value).is_integer():
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+        value = int(value)
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return value
