@@ -74,7 +74,8 @@ def glcm_props_batch(images, distances=(1,), angles=GLCM_ANGLES, levels=256, sym
     """
     from skimage.feature import graycomatrix, graycoprops
 
-    images = _validate.image_stack(images)
+    # skimage's Cython GLCM needs a writable buffer; a read-only (e.g. Arrow-backed) stack is copied.
+    images = np.require(_validate.image_stack(images), requirements=["C", "W"])
     _validate.n_threads(n_threads)
     rows = []
     for img in images:
