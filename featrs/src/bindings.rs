@@ -69,3 +69,162 @@ where
 pub(crate) fn threads(n_threads: Option<usize>) -> usize {
     n_threads.unwrap_or_else(crate::parallel::default_threads)
 }
+
+// --- glcm / gabor ---
+// Bindings of `glcm` and `gabor`. The Python façades (featrs/_glcm.py, featrs/_gabor.py)
+// validate arguments, allocate outputs and pass C-contiguous arrays.
+use std::cell::RefCell;
+
+use crate::glcm::{self, Prop};
+
+/// An unsigned-integer image buffer of any width (signed images are viewed as unsigned
+/// by the façade once checked non-negative).
+enum UintImage {
+    U8(PyBuffer<u8>),
+    U16(PyBuffer<u16>),
+    U32(PyBuffer<u32>),
+    U64(PyBuffer<u64>),
+}
+
+fn uint_image(obj: &PyAny) -> PyResult<UintImage> {
+    if let Ok(b) = PyBuffer::<u8>::get(obj) {
+        return Ok(UintImage::U8(b));
+    }
+    if let Ok(b) = PyBuffer::<u16>::get(obj) {
+        return Ok(UintImage::U16(b));
+    }
+    if let Ok(b) = PyBuffer::<u32>::get(obj) {
+        return Ok(UintImage::U32(b));
+    }
+    if let Ok(b) = PyBuffer::<u64>::get(obj) {
+        return Ok(UintImage::U64(b));
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(
+        "image must be a C-contiguous unsigned integer array (uint8, uint16, uint32 or uint64)",
+    ))
+}
+
+/// Co-occurrence counts (`graycomatrix` with `normed=False`) into a zeroed uint32
+/// `(levels, levels, len(distances) * len(angles))` array.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn glcm_counts(
+    py: Python<'_>,
+    image: &PyAny,
+    rows: usize,
+    cols: usize,
+    distances: Vec<f64>,
+    angles: Vec<f64>,
+    levels: usize,
+    symmetric: bool,
+    out: &PyAny,
+) -> PyResult<()> {
+    let img = uint_image(image)?;
+    let out_buf = buffer::<u32>(out, "out", "uint32")?;
+    let counts = write_slice(&out_buf, "out")?;
+    macro_rules! count {
+        ($b:expr) => {{
+            let s = read_slice($b, "image")?;
+            run(py, move || {
+                let offsets = glcm::offsets(&distances, &angles)?;
+                glcm::cooccurrence(s, rows, cols, &offsets, levels, symmetric, counts)
+            })
+        }};
+    }
+    match &img {
+        UintImage::U8(b) => count!(b),
+        UintImage::U16(b) => count!(b),
+        UintImage::U32(b) => count!(b),
+        UintImage::U64(b) => count!(b),
+    }
+}
+
+/// `normed=True`: uint32 counts with `n_offsets` matrices -> float64 probabilities.
+#[pyfunction]
+pub fn glcm_normalize(py: Python<'_>, counts: &PyAny, n_offsets: usize, out: &PyAny) -> PyResult<()> {
+    let c_buf = buffer::<u32>(counts, "counts", "uint32")?;
+    let o_buf = buffer::<f64>(out, "out", "float64")?;
+    let c = read_slice(&c_buf, "counts")?;
+    let o = write_slice(&o_buf, "out")?;
+    run(py, move || glcm::normalize(c, n_offsets, o))
+}
+
+/// `graycoprops(P, prop)` of a uint32 or float64 `(levels, levels, n_offsets)` matrix;
+/// `unsure` flags correlations the façade must recompute with numpy (see glcm.rs).
+#[pyfunction]
+pub fn glcm_props_dense(
+    py: Python<'_>,
+    p: &PyAny,
+    levels: usize,
+    n_offsets: usize,
+    prop: &str,
+    out: &PyAny,
+    unsure: &PyAny,
+) -> PyResult<()> {
+    let prop = Prop::from_name(prop)?;
+    let o_buf = buffer::<f64>(out, "out", "float64")?;
+    let u_buf = buffer::<u8>(unsure, "unsure", "uint8")?;
+    let o = write_slice(&o_buf, "out")?;
+    let u = write_slice(&u_buf, "unsure")?;
+    if let Ok(b) = PyBuffer::<u32>::get(p) {
+        let s = read_slice(&b, "P")?;
+        return run(py, move || glcm::props_dense(s, levels, n_offsets, prop, o, u));
+    }
+    let b = buffer::<f64>(p, "P", "uint32 or float64")?;
+    let s = read_slice(&b, "P")?;
+    run(py, move || glcm::props_dense(s, levels, n_offsets, prop, o, u))
+}
+
+thread_local! {
+    static GLCM_SCRATCH: RefCell<glcm::PairScratch> = RefCell::new(glcm::PairScratch::default());
+}
+
+/// GLCM properties of each uint8 image of an `(n, rows, cols)` stack into `out`
+/// `(n, len(props) * n_offsets)`; correlations that need numpy's rounding are NaN.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn glcm_props_batch(
+    py: Python<'_>,
+    images: &PyAny,
+    rows: usize,
+    cols: usize,
+    distances: Vec<f64>,
+    angles: Vec<f64>,
+    levels: usize,
+    symmetric: bool,
+    props: Vec<String>,
+    n_threads: Option<usize>,
+    out: &PyAny,
+) -> PyResult<()> {
+    let props = props.iter().map(|p| Prop::from_name(p)).collect::<Result<Vec<_>>>()?;
+    let i_buf = buffer::<u8>(images, "images", "uint8")?;
+    let o_buf = buffer::<f64>(out, "out", "float64")?;
+    let imgs = read_slice(&i_buf, "images")?;
+    let o = write_slice(&o_buf, "out")?;
+    let n_threads = threads(n_threads);
+    run(py, move || {
+        let offsets = glcm::offsets(&distances, &angles)?;
+        let image_len = rows
+            .checked_mul(cols)
+            .ok_or_else(|| FeatError::Value("image size overflows".into()))?;
+        let row_len = props.len() * offsets.len();
+        crate::parallel::for_each_image(imgs, image_len, o, row_len, n_threads, |img, row| {
+            GLCM_SCRATCH.with(|s| {
+                let mut unsure = vec![0u8; offsets.len()];
+                glcm::props_from_pairs(
+                    img,
+                    rows,
+                    cols,
+                    &offsets,
+                    levels,
+                    symmetric,
+                    &props,
+                    &mut s.borrow_mut(),
+                    row,
+                    &mut unsure,
+                )
+            })
+        })
+    })
+}
+// --- end glcm / gabor ---

@@ -10,5 +10,19 @@ pub mod parallel;
 fn _featrs(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(bindings::max_threads, m)?)?;
+    register_glcm_gabor(m)?;
     Ok(())
 }
+
+// --- glcm / gabor ---
+pub mod gabor;
+pub mod glcm;
+
+fn register_glcm_gabor(m: &PyModule) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(bindings::glcm_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(bindings::glcm_normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(bindings::glcm_props_dense, m)?)?;
+    m.add_function(wrap_pyfunction!(bindings::glcm_props_batch, m)?)?;
+    Ok(())
+}
+// --- end glcm / gabor ---
