@@ -339,7 +339,8 @@ impl Needs {
         let mut n = Needs::default();
         for p in props {
             match p {
-                Prop::Contrast | Prop::Dissimilarity | Prop::Homogeneity => n.diff_hist = true,
+                Prop::Contrast | Prop::Dissimilarity => n.moments = true,
+                Prop::Homogeneity => n.diff_hist = true,
                 Prop::Energy | Prop::Asm => n.squares = true,
                 Prop::Correlation | Prop::Mean | Prop::Variance | Prop::Std => n.moments = true,
                 Prop::Entropy => n.entropy = true,
@@ -359,12 +360,13 @@ struct PairStats {
     s_ii: u64,
     s_jj: u64,
     s_ij: u64,
+    s_absdiff: u64,
     /// `diff_hist[k]`: pairs with `|i - j| == k`.
     diff_hist: [u64; 256],
-    /// Sum over cells of count^2, split by diagonal / off-diagonal cells (the keys of a
-    /// symmetric matrix are unordered pairs, whose cells weigh differently).
+    /// Sum over table cells of count^2, and its diagonal part (the keys of a symmetric
+    /// matrix are unordered pairs, whose cells weigh differently).
+    sq_all: u64,
     sq_diag: u64,
-    sq_off: u64,
     /// `-sum p ln p`, only when asked for.
     entropy: f64,
 }
@@ -378,9 +380,10 @@ impl PairStats {
             s_ii: 0,
             s_jj: 0,
             s_ij: 0,
+            s_absdiff: 0,
             diff_hist: [0; 256],
+            sq_all: 0,
             sq_diag: 0,
-            sq_off: 0,
             entropy: 0.0,
         }
     }
@@ -390,81 +393,109 @@ impl PairStats {
 /// between calls.
 pub struct PairScratch {
     table: Vec<u32>,
+    /// Table keys of one row of pairs.
+    keys: Vec<u16>,
     /// Set while the table may hold counts (so an interrupted call cannot leak them).
     dirty: bool,
 }
 
 impl Default for PairScratch {
     fn default() -> Self {
-        PairScratch { table: vec![0; 256 * 256], dirty: false }
+        PairScratch { table: vec![0; 256 * 256], keys: Vec::new(), dirty: false }
     }
 }
 
-/// Sums of `a`, `a^2` over a row segment (u32 is enough for < 66 000 values).
-#[inline]
-fn row_moments(a: &[u8]) -> (u64, u64) {
-    let mut s = 0u64;
-    let mut ss = 0u64;
-    for chunk in a.chunks(65536) {
-        let mut s32 = 0u32;
-        let mut ss32 = 0u32;
-        for &v in chunk {
-            let v = v as u32;
-            s32 += v;
-            ss32 = ss32.wrapping_add(v * v);
-        }
-        s += s32 as u64;
-        // 65536 * 255^2 < 2^32.
-        ss += ss32 as u64;
-    }
-    (s, ss)
-}
-
-#[inline]
-fn row_cross(a: &[u8], b: &[u8]) -> u64 {
-    let mut s = 0u64;
+/// Moments of one row segment of pairs: `(sum i, sum i^2, sum j, sum j^2, sum ij,
+/// sum |i - j|)`. Lanes accumulate in u32, which holds 65 536 values of 255^2.
+#[inline(always)]
+fn row_moments(a: &[u8], b: &[u8]) -> [u64; 6] {
+    let mut total = [0u64; 6];
     for (ca, cb) in a.chunks(65536).zip(b.chunks(65536)) {
-        let mut s32 = 0u32;
+        let (mut si, mut sii, mut sj, mut sjj, mut sij, mut sad) = (0u32, 0u32, 0u32, 0u32, 0u32, 0u32);
         for (&x, &y) in ca.iter().zip(cb) {
-            s32 = s32.wrapping_add(x as u32 * y as u32);
+            let (x, y) = (x as u32, y as u32);
+            si += x;
+            sii = sii.wrapping_add(x * x);
+            sj += y;
+            sjj = sjj.wrapping_add(y * y);
+            sij = sij.wrapping_add(x * y);
+            sad += x.abs_diff(y);
         }
-        s += s32 as u64;
-    }
-    s
-}
-
-/// Count pairs into the table (keys `i * 256 + j`, or the unordered pair when
-/// `symmetric`), accumulating `|i - j|` and sum-of-squared-count statistics on the way:
-/// bumping a cell from `k` to `k + 1` adds `2k + 1` to the sum of squares.
-#[inline]
-fn count_row(a: &[u8], b: &[u8], symmetric: bool, table: &mut [u32], st: &mut PairStats, diffs: bool) {
-    let table: &mut [u32; 65536] = table.try_into().expect("256 x 256 table");
-    let mut sq = [0u64; 2];
-    for (&i, &j) in a.iter().zip(b) {
-        let (lo, hi) = if symmetric && i > j { (j, i) } else { (i, j) };
-        let key = (lo as usize) << 8 | hi as usize;
-        let k = table[key];
-        table[key] = k + 1;
-        sq[(i == j) as usize] += 2 * k as u64 + 1;
-        if diffs {
-            st.diff_hist[i.abs_diff(j) as usize] += 1;
+        for (t, s) in total.iter_mut().zip([si, sii, sj, sjj, sij, sad]) {
+            *t += s as u64;
         }
     }
-    st.sq_off += sq[0];
-    st.sq_diag += sq[1];
+    total
 }
 
-/// Read (and reset to zero) the cells of the pairs of one row: entropy terms.
-#[inline]
-fn drain_row(a: &[u8], b: &[u8], symmetric: bool, table: &mut [u32], total: f64) -> f64 {
-    let table: &mut [u32; 65536] = table.try_into().expect("256 x 256 table");
+/// Histogram of `|i - j|` over a row segment, into four sub-histograms so that runs of
+/// equal differences (flat regions) do not serialize on one counter.
+#[inline(always)]
+fn row_diff_hist(a: &[u8], b: &[u8], hist: &mut [[u32; 256]; 4]) {
+    let mut ca = a.chunks_exact(4);
+    let mut cb = b.chunks_exact(4);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for k in 0..4 {
+            hist[k][x[k].abs_diff(y[k]) as usize] += 1;
+        }
+    }
+    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+        hist[0][x.abs_diff(y) as usize] += 1;
+    }
+}
+
+/// Table keys of a row segment of pairs: `i * 256 + j`, or `min * 256 + max` when
+/// `symmetric` (the cell of the unordered pair). Vectorizes.
+#[inline(always)]
+fn row_keys(a: &[u8], b: &[u8], symmetric: bool, keys: &mut Vec<u16>) {
+    keys.clear();
+    if symmetric {
+        keys.extend(a.iter().zip(b).map(|(&i, &j)| (i.min(j) as u16) << 8 | i.max(j) as u16));
+    } else {
+        keys.extend(a.iter().zip(b).map(|(&i, &j)| (i as u16) << 8 | j as u16));
+    }
+}
+
+/// Count keys into the table, returning `sum k` over the counts `k` before each bump:
+/// the sum of squared counts grows by `2k + 1` per bump, so it is `2 sum k + n`.
+/// With `hist`, also histogram `|i - j|` (four sub-histograms, so runs of equal
+/// differences in flat regions do not serialize on one counter).
+#[inline(always)]
+fn count_keys(keys: &[u16], table: &mut [u32; 65536], hist: Option<&mut [[u32; 256]; 4]>) -> u64 {
+    let mut before = 0u64;
+    let mut bump = |key: u16| {
+        let k = table[key as usize];
+        table[key as usize] = k + 1;
+        before += k as u64;
+    };
+    match hist {
+        Some(hist) => {
+            let mut chunks = keys.chunks_exact(4);
+            for q4 in &mut chunks {
+                for (q, &key) in q4.iter().enumerate() {
+                    bump(key);
+                    hist[q][((key >> 8) as u8).abs_diff(key as u8) as usize] += 1;
+                }
+            }
+            for &key in chunks.remainder() {
+                bump(key);
+                hist[0][((key >> 8) as u8).abs_diff(key as u8) as usize] += 1;
+            }
+        }
+        None => keys.iter().for_each(|&key| bump(key)),
+    }
+    before
+}
+
+/// Read (and reset to zero) the table cells of a row's keys: entropy terms.
+#[inline(always)]
+fn drain_keys(keys: &[u16], symmetric: bool, table: &mut [u32; 65536], total: f64) -> f64 {
     let mut h = 0.0;
-    for (&i, &j) in a.iter().zip(b) {
-        let (lo, hi) = if symmetric && i > j { (j, i) } else { (i, j) };
-        let key = (lo as usize) << 8 | hi as usize;
-        let c = table[key];
+    for &key in keys {
+        let c = table[key as usize];
         if c != 0 {
-            table[key] = 0;
+            table[key as usize] = 0;
+            let (lo, hi) = (key >> 8, key & 255);
             if symmetric && lo != hi {
                 // Two matrix cells (i, j) and (j, i), each holding c.
                 let p = c as f64 / total;
@@ -478,7 +509,42 @@ fn drain_row(a: &[u8], b: &[u8], symmetric: bool, table: &mut [u32], total: f64)
     h
 }
 
+/// [`pair_stats_body`] compiled for the best instruction set this CPU has.
 fn pair_stats(
+    image: &[u8],
+    rows: usize,
+    cols: usize,
+    offset: (i64, i64),
+    symmetric: bool,
+    needs: Needs,
+    scratch: &mut PairScratch,
+) -> PairStats {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked above).
+            return unsafe { pair_stats_avx2(image, rows, cols, offset, symmetric, needs, scratch) };
+        }
+    }
+    pair_stats_body(image, rows, cols, offset, symmetric, needs, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,popcnt")]
+unsafe fn pair_stats_avx2(
+    image: &[u8],
+    rows: usize,
+    cols: usize,
+    offset: (i64, i64),
+    symmetric: bool,
+    needs: Needs,
+    scratch: &mut PairScratch,
+) -> PairStats {
+    pair_stats_body(image, rows, cols, offset, symmetric, needs, scratch)
+}
+
+#[inline(always)]
+fn pair_stats_body(
     image: &[u8],
     rows: usize,
     cols: usize,
@@ -500,38 +566,69 @@ fn pair_stats(
     };
     if needs.moments {
         for (a, b) in segments() {
-            let (s, ss) = row_moments(a);
-            st.s_i += s;
-            st.s_ii += ss;
-            let (s, ss) = row_moments(b);
-            st.s_j += s;
-            st.s_jj += ss;
-            st.s_ij += row_cross(a, b);
+            let m = row_moments(a, b);
+            st.s_i += m[0];
+            st.s_ii += m[1];
+            st.s_j += m[2];
+            st.s_jj += m[3];
+            st.s_ij += m[4];
+            st.s_absdiff += m[5];
         }
     }
-    if needs.squares || needs.entropy || needs.diff_hist {
-        let count_cells = needs.squares || needs.entropy;
+    let mut hist = [[0u32; 256]; 4];
+    let mut pending = 0u64;
+    if needs.squares || needs.entropy {
+        let PairScratch { table, keys, .. } = scratch;
+        let table: &mut [u32; 65536] = (&mut table[..]).try_into().expect("256 x 256 table");
+        let mut before = 0u64;
         for (a, b) in segments() {
-            if count_cells {
-                count_row(a, b, symmetric, &mut scratch.table, &mut st, needs.diff_hist);
-            } else {
-                for (&i, &j) in a.iter().zip(b) {
-                    st.diff_hist[i.abs_diff(j) as usize] += 1;
-                }
+            row_keys(a, b, symmetric, keys);
+            before += count_keys(keys, table, needs.diff_hist.then_some(&mut hist));
+            if needs.diff_hist {
+                flush_hist_if_full(&mut hist, &mut pending, width, &mut st.diff_hist);
             }
         }
-        if count_cells {
-            if needs.entropy {
-                let total = (if symmetric { 2 } else { 1 } * st.pairs) as f64;
-                for (a, b) in segments() {
-                    st.entropy += drain_row(a, b, symmetric, &mut scratch.table, total);
-                }
-            } else {
-                scratch.table.fill(0);
+        st.sq_all = 2 * before + st.pairs;
+        if symmetric {
+            st.sq_diag = (0..256).map(|v| (table[v * 257] as u64).pow(2)).sum();
+        }
+        if needs.entropy {
+            let total = (if symmetric { 2 } else { 1 } * st.pairs) as f64;
+            for (a, b) in segments() {
+                row_keys(a, b, symmetric, keys);
+                st.entropy += drain_keys(keys, symmetric, table, total);
             }
+        } else {
+            table.fill(0);
+        }
+    } else if needs.diff_hist {
+        for (a, b) in segments() {
+            row_diff_hist(a, b, &mut hist);
+            flush_hist_if_full(&mut hist, &mut pending, width, &mut st.diff_hist);
         }
     }
+    flush_hist(&mut hist, &mut st.diff_hist);
     st
+}
+
+/// Move the u32 sub-histograms into the u64 one before a u32 could overflow:
+/// `pending` counts the pairs they hold.
+#[inline(always)]
+fn flush_hist_if_full(hist: &mut [[u32; 256]; 4], pending: &mut u64, added: usize, into: &mut [u64; 256]) {
+    *pending += added as u64;
+    if *pending > (u32::MAX / 2) as u64 {
+        flush_hist(hist, into);
+        *pending = 0;
+    }
+}
+
+fn flush_hist(hist: &mut [[u32; 256]; 4], into: &mut [u64; 256]) {
+    for sub in hist.iter_mut() {
+        for (t, h) in into.iter_mut().zip(sub.iter_mut()) {
+            *t += *h as u64;
+            *h = 0;
+        }
+    }
 }
 
 /// Value of one property from pair statistics; `None` when correlation hits a zero
@@ -555,12 +652,9 @@ fn prop_from_stats(st: &PairStats, symmetric: bool, prop: Prop) -> Option<f64> {
         (tot as i128, s_i as i128, s_j as i128, s_ii as i128, s_jj as i128, s_ij as i128);
     let totf = tot as f64;
     Some(match prop {
-        Prop::Contrast => {
-            st.diff_hist.iter().enumerate().map(|(k, &h)| h * (k * k) as u64).sum::<u64>() as f64 / nf
-        }
-        Prop::Dissimilarity => {
-            st.diff_hist.iter().enumerate().map(|(k, &h)| h * k as u64).sum::<u64>() as f64 / nf
-        }
+        // sum (i - j)^2 = sum i^2 + sum j^2 - 2 sum ij, all exact.
+        Prop::Contrast => (st.s_ii + st.s_jj - 2 * st.s_ij) as f64 / nf,
+        Prop::Dissimilarity => st.s_absdiff as f64 / nf,
         Prop::Homogeneity => {
             let mut s = 0.0;
             for (k, &h) in st.diff_hist.iter().enumerate() {
@@ -572,9 +666,11 @@ fn prop_from_stats(st: &PairStats, symmetric: bool, prop: Prop) -> Option<f64> {
         }
         Prop::Asm | Prop::Energy => {
             let asm = if symmetric {
-                (2 * st.sq_off as u128 + 4 * st.sq_diag as u128) as f64 / (totf * totf)
+                // Off-diagonal keys are two cells of the same count, diagonal ones hold 2x:
+                // 2 sum_off U^2 + 4 sum_diag U^2 = 2 sum_all U^2 + 2 sum_diag U^2.
+                (2 * st.sq_all as u128 + 2 * st.sq_diag as u128) as f64 / (totf * totf)
             } else {
-                (st.sq_off as u128 + st.sq_diag as u128) as f64 / (totf * totf)
+                st.sq_all as f64 / (totf * totf)
             };
             if prop == Prop::Energy {
                 asm.sqrt()
