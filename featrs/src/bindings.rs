@@ -75,6 +75,7 @@ pub(crate) fn threads(n_threads: Option<usize>) -> usize {
 // validate arguments, allocate outputs and pass C-contiguous arrays.
 use std::cell::RefCell;
 
+use crate::gabor;
 use crate::glcm::{self, Prop};
 
 /// An unsigned-integer image buffer of any width (signed images are viewed as unsigned
@@ -224,6 +225,86 @@ pub fn glcm_props_batch(
                     &mut unsure,
                 )
             })
+        })
+    })
+}
+
+/// Gabor filter parameters as the façade computes them (scikit-image's arithmetic):
+/// `(frequency, sigma_x, sigma_y, cos_theta, sin_theta, offset, half_x, half_y)`.
+type GaborArgs = (f64, f64, f64, f64, f64, f64, usize, usize);
+
+fn gabor_of(a: GaborArgs) -> gabor::Gabor {
+    let (frequency, sigma_x, sigma_y, cos_theta, sin_theta, offset, half_x, half_y) = a;
+    gabor::Gabor { frequency, sigma_x, sigma_y, cos_theta, sin_theta, offset, half_x, half_y }
+}
+
+/// The unscaled Gabor kernel (real and imaginary float64 planes of its shape).
+#[pyfunction]
+pub fn gabor_kernel_unscaled(py: Python<'_>, params: GaborArgs, out_re: &PyAny, out_im: &PyAny) -> PyResult<()> {
+    let g = gabor_of(params);
+    let (r_buf, i_buf) = (buffer::<f64>(out_re, "out_re", "float64")?, buffer::<f64>(out_im, "out_im", "float64")?);
+    let (re, im) = (write_slice(&r_buf, "out_re")?, write_slice(&i_buf, "out_im")?);
+    run(py, move || gabor::kernel_unscaled(&g, re, im))
+}
+
+thread_local! {
+    static GABOR_SCRATCH: RefCell<gabor::GaborScratch> = RefCell::new(gabor::GaborScratch::default());
+}
+
+/// Real and imaginary Gabor responses of a float64 image (`single`: float32 kernel).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn gabor_filter(
+    py: Python<'_>,
+    image: &PyAny,
+    rows: usize,
+    cols: usize,
+    params: GaborArgs,
+    mode: &str,
+    cval: f64,
+    single: bool,
+    out_re: &PyAny,
+    out_im: &PyAny,
+) -> PyResult<()> {
+    let g = gabor_of(params);
+    let mode = gabor::Mode::from_name(mode)?;
+    let img_buf = buffer::<f64>(image, "image", "float64")?;
+    let img = read_slice(&img_buf, "image")?;
+    let (r_buf, i_buf) = (buffer::<f64>(out_re, "out_re", "float64")?, buffer::<f64>(out_im, "out_im", "float64")?);
+    let (re, im) = (write_slice(&r_buf, "out_re")?, write_slice(&i_buf, "out_im")?);
+    run(py, move || {
+        GABOR_SCRATCH.with(|s| gabor::filter(img, rows, cols, &g, mode, cval, single, &mut s.borrow_mut(), re, im))
+    })
+}
+
+/// Mean and variance of the Gabor magnitude for each filter of `bank`, for each uint8
+/// image of an `(n, rows, cols)` stack, into `out` `(n, 2 * len(bank))`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn gabor_bank_batch(
+    py: Python<'_>,
+    images: &PyAny,
+    rows: usize,
+    cols: usize,
+    bank: Vec<GaborArgs>,
+    mode: &str,
+    cval: f64,
+    n_threads: Option<usize>,
+    out: &PyAny,
+) -> PyResult<()> {
+    let bank: Vec<gabor::Gabor> = bank.into_iter().map(gabor_of).collect();
+    let mode = gabor::Mode::from_name(mode)?;
+    let i_buf = buffer::<u8>(images, "images", "uint8")?;
+    let o_buf = buffer::<f64>(out, "out", "float64")?;
+    let imgs = read_slice(&i_buf, "images")?;
+    let o = write_slice(&o_buf, "out")?;
+    let n_threads = threads(n_threads);
+    run(py, move || {
+        let image_len = rows
+            .checked_mul(cols)
+            .ok_or_else(|| FeatError::Value("image size overflows".into()))?;
+        crate::parallel::for_each_image(imgs, image_len, o, 2 * bank.len(), n_threads, |img, row| {
+            GABOR_SCRATCH.with(|s| gabor::bank_stats(img, rows, cols, &bank, mode, cval, &mut s.borrow_mut(), row))
         })
     })
 }

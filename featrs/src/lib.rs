@@ -23,6 +23,9 @@ fn register_glcm_gabor(m: &PyModule) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bindings::glcm_normalize, m)?)?;
     m.add_function(wrap_pyfunction!(bindings::glcm_props_dense, m)?)?;
     m.add_function(wrap_pyfunction!(bindings::glcm_props_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(bindings::gabor_kernel_unscaled, m)?)?;
+    m.add_function(wrap_pyfunction!(bindings::gabor_filter, m)?)?;
+    m.add_function(wrap_pyfunction!(bindings::gabor_bank_batch, m)?)?;
     Ok(())
 }
 // --- end glcm / gabor ---
