@@ -303,8 +303,9 @@ pub fn gabor_bank_batch(
         let image_len = rows
             .checked_mul(cols)
             .ok_or_else(|| FeatError::Value("image size overflows".into()))?;
+        let plan = gabor::BankPlan::new(&bank, rows, cols)?;
         crate::parallel::for_each_image(imgs, image_len, o, 2 * bank.len(), n_threads, |img, row| {
-            GABOR_SCRATCH.with(|s| gabor::bank_stats(img, rows, cols, &bank, mode, cval, &mut s.borrow_mut(), row))
+            GABOR_SCRATCH.with(|s| gabor::bank_stats(img, &plan, mode, cval, &mut s.borrow_mut(), row))
         })
     })
 }

@@ -12,14 +12,12 @@ use std::f64::consts::PI;
 
 use crate::error::Result;
 use crate::value_err;
+use crate::vector::{F64s, Scalar};
 
 /// Largest kernel (elements) accepted: beyond this the parameters are absurd.
 pub const MAX_KERNEL_ELEMENTS: usize = 1 << 26;
 /// Largest padded image (elements) a filter may need.
 pub const MAX_PADDED_ELEMENTS: usize = 1 << 26;
-
-/// Lanes processed together in the hot loops (one AVX-512 or two AVX2 registers).
-const LANES: usize = 8;
 
 /// scipy.ndimage boundary modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,33 +169,36 @@ pub fn kernel_unscaled(g: &Gabor, re: &mut [f64], im: &mut [f64]) -> Result<()> 
     Ok(())
 }
 
-/// Reusable buffers of the filters (one per thread in batches).
-#[derive(Default)]
-pub struct GaborScratch {
-    padded: Vec<f64>,
-    t_re: Vec<f64>,
-    t_im: Vec<f64>,
-    u_re: Vec<f64>,
-    u_im: Vec<f64>,
-    w_re: Vec<f64>,
-    w_im: Vec<f64>,
-    magnitude: Vec<f64>,
-    image: Vec<f64>,
-}
-
-/// The image extended by `py` rows and `px` columns on each side (columns further to a
-/// multiple of [`LANES`] on the right), as `scipy.ndimage` extends it.
-struct Padded {
-    py: usize,
-    px: usize,
-    /// Row length: `round_up(cols, LANES) + 2 px`.
-    stride: usize,
-}
+/// Row length of the working planes is a multiple of this (the widest vector block).
+const ALIGN: usize = 16;
 
 fn round_up(n: usize, m: usize) -> usize {
     n.div_ceil(m) * m
 }
 
+/// Reusable buffers of the filters (one per thread in batches).
+#[derive(Default)]
+pub struct GaborScratch {
+    image: Vec<f64>,
+    padded: Vec<f64>,
+    t_re: Vec<f64>,
+    t_im: Vec<f64>,
+    out_re: Vec<f64>,
+    out_im: Vec<f64>,
+}
+
+/// Geometry of an image extended by `py` rows and `px` columns on each side (and on the
+/// right up to a row length of `w + 2 px`, `w` = cols rounded up to [`ALIGN`]).
+#[derive(Debug, Clone, Copy)]
+struct Padded {
+    py: usize,
+    px: usize,
+    /// Working row length (cols rounded up).
+    w: usize,
+    stride: usize,
+}
+
+/// Extend `image` as `scipy.ndimage` does into `out`.
 #[allow(clippy::too_many_arguments)]
 fn pad(
     image: &[f64],
@@ -209,7 +210,8 @@ fn pad(
     cval: f64,
     out: &mut Vec<f64>,
 ) -> Result<Padded> {
-    let stride = round_up(cols, LANES) + 2 * px;
+    let w = round_up(cols, ALIGN);
+    let stride = w + 2 * px;
     let height = rows + 2 * py;
     if height.checked_mul(stride).map_or(true, |n| n > MAX_PADDED_ELEMENTS) {
         return value_err!(
@@ -230,201 +232,327 @@ fn pad(
             }
         }
     }
-    Ok(Padded { py, px, stride })
+    Ok(Padded { py, px, w, stride })
 }
 
-/// `a * b + c`, fused where the CPU has FMA (the dispatching wrapper decides).
-trait MulAdd {
-    fn mul_add(a: f64, b: f64, c: f64) -> f64;
+/// `(cos, sin)` of `start + j * step` for `j < n`: exact every 16 values, rotated in
+/// between (error a few ulp).
+fn phasors(start: f64, step: f64, n: usize) -> Vec<(f64, f64)> {
+    let (sin_step, cos_step) = step.sin_cos();
+    let mut out = Vec::with_capacity(n);
+    let mut cur = (1.0, 0.0);
+    for j in 0..n {
+        if j % 16 == 0 {
+            let (s, c) = (start + j as f64 * step).sin_cos();
+            cur = (c, s);
+        }
+        out.push(cur);
+        cur = (cur.0 * cos_step - cur.1 * sin_step, cur.0 * sin_step + cur.1 * cos_step);
+    }
+    out
 }
 
-struct Fused;
-struct Unfused;
+/// Everything about one filter that does not depend on the pixels of an image of
+/// `rows` x `cols`.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    g: Gabor,
+    kind: PlanKind,
+}
 
-impl MulAdd for Fused {
+#[derive(Debug, Clone)]
+enum PlanKind {
+    Separable {
+        /// Row pass: `G(k) cos(wx k)`, `G(k) sin(wx k)` for `k = 0..=half_x`.
+        row_cos: Vec<f64>,
+        row_sin: Vec<f64>,
+        /// Column pass: `G(k)` for `k = 0..=half_y`.
+        col: Vec<f64>,
+        /// Demodulation `e^{i wy rho}` of the row-pass rows `rho = -half_y..rows + half_y`
+        /// (None when `wy == 0`).
+        demod: Option<Vec<(f64, f64)>>,
+        /// Output rows' `C e^{i (offset + wy y)}` as (cos, sin).
+        remod: Vec<(f64, f64)>,
+    },
+    Direct {
+        /// Taps `(row, col, re, im)` of the kernel, zero weights dropped like scipy does.
+        taps: Vec<(usize, usize, f64, f64)>,
+    },
+}
+
+impl Plan {
+    /// Plan `g` for images of `rows` rows; `single` rounds the kernel to complex64 (the
+    /// kernel scikit-image uses for float32 images), which forces the direct path.
+    pub fn new(g: &Gabor, rows: usize, single: bool) -> Result<Plan> {
+        g.check()?;
+        let kind = if g.isotropic() && !single {
+            let s2 = g.sigma_x * g.sigma_x;
+            let gauss = |k: usize| (-0.5 * ((k * k) as f64 / s2)).exp();
+            let tpf = g.two_pi_f();
+            let (row_cos, row_sin) = (0..=g.half_x)
+                .map(|k| {
+                    let phase = tpf * (k as f64 * g.cos_theta);
+                    (gauss(k) * phase.cos(), gauss(k) * phase.sin())
+                })
+                .unzip();
+            let wy = tpf * g.sin_theta;
+            let demod = (wy != 0.0).then(|| phasors(-(g.half_y as f64) * wy, wy, rows + 2 * g.half_y));
+            let scale = g.scale();
+            let remod = phasors(g.offset, wy, rows).into_iter().map(|(c, s)| (scale * c, scale * s)).collect();
+            PlanKind::Separable { row_cos, row_sin, col: (0..=g.half_y).map(gauss).collect(), demod, remod }
+        } else {
+            let (h, w) = g.kernel_shape();
+            let (mut re, mut im) = (vec![0.0; h * w], vec![0.0; h * w]);
+            kernel_unscaled(g, &mut re, &mut im)?;
+            let scale = g.scale();
+            let weight = |v: f64| {
+                let v = if single { ((v as f32) * (scale as f32)) as f64 } else { v * scale };
+                // scipy skips weights within DBL_EPSILON of zero.
+                if v.abs() > f64::EPSILON {
+                    v
+                } else {
+                    0.0
+                }
+            };
+            let taps = (0..h * w)
+                .map(|k| (k / w, k % w, weight(re[k]), weight(im[k])))
+                .filter(|t| t.2 != 0.0 || t.3 != 0.0)
+                .collect();
+            PlanKind::Direct { taps }
+        };
+        Ok(Plan { g: *g, kind })
+    }
+}
+
+/// Where the column pass sends each block of finished pixels.
+trait Sink<S: F64s, const NV: usize> {
+    /// `u` (real, imaginary) of output row `y`, columns `x .. x + NV * LANES`, before the
+    /// row's `C e^{i (offset + wy y)}`.
+    ///
+    /// # Safety
+    /// `y < rows` and `x + NV * LANES <= w` of the plane the sink writes.
+    unsafe fn put(&mut self, y: usize, x: usize, re: &[S; NV], im: &[S; NV]);
+}
+
+/// Magnitudes `C |u|` into a `rows x w` plane.
+struct MagnitudeSink {
+    scale: f64,
+    out: *mut f64,
+    w: usize,
+}
+
+impl<S: F64s, const NV: usize> Sink<S, NV> for MagnitudeSink {
     #[inline(always)]
-    fn mul_add(a: f64, b: f64, c: f64) -> f64 {
-        a.mul_add(b, c)
+    unsafe fn put(&mut self, y: usize, x: usize, re: &[S; NV], im: &[S; NV]) {
+        let c = S::splat(self.scale);
+        for v in 0..NV {
+            let m = c.mul(re[v].mul_add(re[v], im[v].mul(im[v])).sqrt());
+            m.store(self.out.add(y * self.w + x + v * S::LANES));
+        }
     }
 }
 
-impl MulAdd for Unfused {
+/// Real and imaginary responses into two `rows x w` planes.
+struct ResponseSink<'a> {
+    remod: &'a [(f64, f64)],
+    out_re: *mut f64,
+    out_im: *mut f64,
+    w: usize,
+}
+
+impl<S: F64s, const NV: usize> Sink<S, NV> for ResponseSink<'_> {
     #[inline(always)]
-    fn mul_add(a: f64, b: f64, c: f64) -> f64 {
-        a * b + c
-    }
-}
-
-/// Per-filter 1-D factors of the separable form.
-struct Factors {
-    /// Row pass: `G(k) cos(wx k)`, `G(k) sin(wx k)` for `k = 0..=half_x`.
-    row_cos: Vec<f64>,
-    row_sin: Vec<f64>,
-    /// Column pass: `G(k)` for `k = 0..=half_y`.
-    col: Vec<f64>,
-}
-
-impl Factors {
-    fn new(g: &Gabor) -> Factors {
-        let s2 = g.sigma_x * g.sigma_x;
-        let gauss = |k: usize| (-0.5 * ((k * k) as f64 / s2)).exp();
-        let tpf = g.two_pi_f();
-        let (row_cos, row_sin) = (0..=g.half_x)
-            .map(|k| {
-                let phase = tpf * (k as f64 * g.cos_theta);
-                (gauss(k) * phase.cos(), gauss(k) * phase.sin())
-            })
-            .unzip();
-        Factors { row_cos, row_sin, col: (0..=g.half_y).map(gauss).collect() }
-    }
-}
-
-/// Row pass of one padded row: `t[x] = sum_k G(k) e^{i wx k} p[x0 + x - k]` for
-/// `x < t.len()`, then multiplied by `(dc, -ds)` (the row's demodulation).
-#[inline(always)]
-fn row_pass<M: MulAdd>(p: &[f64], x0: usize, f: &Factors, (dc, ds): (f64, f64), t_re: &mut [f64], t_im: &mut [f64]) {
-    let hx = f.row_cos.len() - 1;
-    for (x, (tr, ti)) in t_re.chunks_exact_mut(LANES).zip(t_im.chunks_exact_mut(LANES)).enumerate() {
-        let c0 = x0 + x * LANES;
-        let mut re: [f64; LANES] = p[c0..c0 + LANES].try_into().expect("lanes");
-        let mut im = [0.0; LANES];
-        for k in 1..=hx {
-            let a: &[f64; LANES] = p[c0 - k..c0 - k + LANES].try_into().expect("lanes");
-            let b: &[f64; LANES] = p[c0 + k..c0 + k + LANES].try_into().expect("lanes");
-            let (c, s) = (f.row_cos[k], f.row_sin[k]);
-            for l in 0..LANES {
-                re[l] = M::mul_add(c, a[l] + b[l], re[l]);
-                im[l] = M::mul_add(s, a[l] - b[l], im[l]);
-            }
-        }
-        for l in 0..LANES {
-            tr[l] = M::mul_add(re[l], dc, im[l] * ds);
-            ti[l] = M::mul_add(im[l], dc, -(re[l] * ds));
+    unsafe fn put(&mut self, y: usize, x: usize, re: &[S; NV], im: &[S; NV]) {
+        let (c, s) = *self.remod.get_unchecked(y);
+        let (c, s) = (S::splat(c), S::splat(s));
+        for v in 0..NV {
+            let at = y * self.w + x + v * S::LANES;
+            re[v].mul(c).sub(im[v].mul(s)).store(self.out_re.add(at));
+            re[v].mul_add(s, im[v].mul(c)).store(self.out_im.add(at));
         }
     }
 }
 
-/// Column pass for output row `y`: `u[x] = sum_k G(k) t[y + hy - k][x]` over the
-/// demodulated planes of row length `w8`.
+/// Row pass of one padded row (`p` at output column 0):
+/// `t[x] = e^{-i wy rho} sum_k G(k) e^{i wx k} p[x - k]`, pairing `k` with `-k`.
+///
+/// # Safety
+/// `p - half_x .. p + w + half_x` readable, `t_* .. + w` writable, `w` a multiple of
+/// `2 * LANES`.
 #[inline(always)]
-fn column_pass<M: MulAdd>(t_re: &[f64], t_im: &[f64], w8: usize, y: usize, col: &[f64], u_re: &mut [f64], u_im: &mut [f64]) {
-    let hy = col.len() - 1;
-    let centre = (y + hy) * w8;
-    for x in (0..w8).step_by(LANES) {
-        let mut re: [f64; LANES] = t_re[centre + x..centre + x + LANES].try_into().expect("lanes");
-        let mut im: [f64; LANES] = t_im[centre + x..centre + x + LANES].try_into().expect("lanes");
-        for (k, &g) in col.iter().enumerate().skip(1) {
-            let (above, below) = (centre - k * w8 + x, centre + k * w8 + x);
-            let ar: &[f64; LANES] = t_re[above..above + LANES].try_into().expect("lanes");
-            let br: &[f64; LANES] = t_re[below..below + LANES].try_into().expect("lanes");
-            let ai: &[f64; LANES] = t_im[above..above + LANES].try_into().expect("lanes");
-            let bi: &[f64; LANES] = t_im[below..below + LANES].try_into().expect("lanes");
-            for l in 0..LANES {
-                re[l] = M::mul_add(g, ar[l] + br[l], re[l]);
-                im[l] = M::mul_add(g, ai[l] + bi[l], im[l]);
-            }
-        }
-        u_re[x..x + LANES].copy_from_slice(&re);
-        u_im[x..x + LANES].copy_from_slice(&im);
-    }
-}
-
-/// Separable filtering of the padded image with isotropic `g`; `emit(y, u_re, u_im)` gets
-/// each output row before the final `C e^{i(offset + wy y)}` (first `cols` values valid).
-#[inline(always)]
-fn separable<M: MulAdd>(
-    pad: &Padded,
-    padded: &[f64],
-    rows: usize,
-    cols: usize,
-    g: &Gabor,
-    s: &mut GaborScratch,
-    mut emit: impl FnMut(usize, &[f64], &[f64]),
+unsafe fn row_pass<S: F64s>(
+    p: *const f64,
+    w: usize,
+    row_cos: &[f64],
+    row_sin: &[f64],
+    demod: Option<(f64, f64)>,
+    t_re: *mut f64,
+    t_im: *mut f64,
 ) {
-    let f = Factors::new(g);
-    let hy = g.half_y;
-    let w8 = round_up(cols, LANES);
-    let t_rows = rows + 2 * hy;
-    s.t_re.resize(t_rows * w8, 0.0);
-    s.t_im.resize(t_rows * w8, 0.0);
-    let tpf = g.two_pi_f();
-    for j in 0..t_rows {
-        let rho = j as f64 - hy as f64;
-        let phase = tpf * (rho * g.sin_theta);
-        let r = pad.py - hy + j;
-        let p = &padded[r * pad.stride..(r + 1) * pad.stride];
-        row_pass::<M>(
-            p,
-            pad.px,
-            &f,
-            (phase.cos(), phase.sin()),
-            &mut s.t_re[j * w8..(j + 1) * w8],
-            &mut s.t_im[j * w8..(j + 1) * w8],
-        );
-    }
-    s.u_re.resize(w8, 0.0);
-    s.u_im.resize(w8, 0.0);
-    for y in 0..rows {
-        column_pass::<M>(&s.t_re, &s.t_im, w8, y, &f.col, &mut s.u_re, &mut s.u_im);
-        emit(y, &s.u_re[..cols], &s.u_im[..cols]);
+    let l = S::LANES;
+    let hx = row_cos.len() - 1;
+    let mut x = 0;
+    while x < w {
+        let q = p.add(x);
+        let (mut re0, mut re1) = (S::load(q), S::load(q.add(l)));
+        let (mut im0, mut im1) = (S::splat(0.0), S::splat(0.0));
+        for k in 1..=hx {
+            let c = S::splat(*row_cos.get_unchecked(k));
+            let s = S::splat(*row_sin.get_unchecked(k));
+            let (a0, a1) = (S::load(q.sub(k)), S::load(q.sub(k).add(l)));
+            let (b0, b1) = (S::load(q.add(k)), S::load(q.add(k + l)));
+            re0 = c.mul_add(a0.add(b0), re0);
+            re1 = c.mul_add(a1.add(b1), re1);
+            im0 = s.mul_add(a0.sub(b0), im0);
+            im1 = s.mul_add(a1.sub(b1), im1);
+        }
+        if let Some((dc, ds)) = demod {
+            // (re + i im) (dc - i ds)
+            let (dc, ds) = (S::splat(dc), S::splat(ds));
+            re0.mul_add(dc, im0.mul(ds)).store(t_re.add(x));
+            re1.mul_add(dc, im1.mul(ds)).store(t_re.add(x + l));
+            im0.mul(dc).sub(re0.mul(ds)).store(t_im.add(x));
+            im1.mul(dc).sub(re1.mul(ds)).store(t_im.add(x + l));
+        } else {
+            re0.store(t_re.add(x));
+            re1.store(t_re.add(x + l));
+            im0.store(t_im.add(x));
+            im1.store(t_im.add(x + l));
+        }
+        x += 2 * l;
     }
 }
 
-/// Direct 2-D convolution with the kernel `(w_re, w_im)` of `g`'s shape.
+/// Column pass for output rows `y` and `y + 1` (row `c = y + half_y` of the planes is
+/// `y`'s centre): `u = sum_k G(k) t[c - k]`, pairing `k` with `-k`. Consecutive taps
+/// share rows between the two outputs, so each step loads two new rows.
+///
+/// # Safety
+/// Rows `c - half_y ..= c + 1 + half_y` of both planes readable at `x .. x + NV * LANES`.
+#[inline(always)]
+unsafe fn column_pair<S: F64s, const NV: usize, K: Sink<S, NV>>(
+    t_re: *const f64,
+    t_im: *const f64,
+    w: usize,
+    c: usize,
+    x: usize,
+    col: &[f64],
+    y: usize,
+    rows: usize,
+    sink: &mut K,
+) {
+    #[inline(always)]
+    unsafe fn load<S: F64s, const NV: usize>(plane: *const f64, at: usize) -> [S; NV] {
+        let mut v = [S::splat(0.0); NV];
+        for (k, lane) in v.iter_mut().enumerate() {
+            *lane = S::load(plane.add(at + k * S::LANES));
+        }
+        v
+    }
+    let (mut acc_re0, mut acc_im0) = (load::<S, NV>(t_re, (c) * w + x), load::<S, NV>(t_im, (c) * w + x));
+    let (mut acc_re1, mut acc_im1) = (load::<S, NV>(t_re, (c + 1) * w + x), load::<S, NV>(t_im, (c + 1) * w + x));
+    // m: row c + 1 - k (y + 1's lower partner), p: row c + k (y's upper partner).
+    let (mut m_re, mut m_im) = (acc_re0, acc_im0);
+    let (mut p_re, mut p_im) = (acc_re1, acc_im1);
+    for (k, &gk) in col.iter().enumerate().skip(1) {
+        let g = S::splat(gk);
+        let (mn_re, mn_im) = (load::<S, NV>(t_re, (c - k) * w + x), load::<S, NV>(t_im, (c - k) * w + x));
+        let (pn_re, pn_im) = (load::<S, NV>(t_re, (c + 1 + k) * w + x), load::<S, NV>(t_im, (c + 1 + k) * w + x));
+        for v in 0..NV {
+            acc_re0[v] = g.mul_add(mn_re[v].add(p_re[v]), acc_re0[v]);
+            acc_im0[v] = g.mul_add(mn_im[v].add(p_im[v]), acc_im0[v]);
+            acc_re1[v] = g.mul_add(m_re[v].add(pn_re[v]), acc_re1[v]);
+            acc_im1[v] = g.mul_add(m_im[v].add(pn_im[v]), acc_im1[v]);
+        }
+        (m_re, m_im, p_re, p_im) = (mn_re, mn_im, pn_re, pn_im);
+    }
+    sink.put(y, x, &acc_re0, &acc_im0);
+    if y + 1 < rows {
+        sink.put(y + 1, x, &acc_re1, &acc_im1);
+    }
+}
+
+/// Separable filtering of a padded image; results go to `sink`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn direct<M: MulAdd>(
+fn separable<S: F64s, const NV: usize, K: Sink<S, NV>>(
     pad: &Padded,
     padded: &[f64],
     rows: usize,
-    cols: usize,
     g: &Gabor,
-    w_re: &[f64],
-    w_im: &[f64],
+    row_cos: &[f64],
+    row_sin: &[f64],
+    col: &[f64],
+    demod: Option<&[(f64, f64)]>,
+    t_re: &mut Vec<f64>,
+    t_im: &mut Vec<f64>,
+    sink: &mut K,
+) {
+    let (hx, hy, w) = (g.half_x, g.half_y, pad.w);
+    debug_assert!(hx <= pad.px && hy <= pad.py && row_cos.len() == hx + 1 && col.len() == hy + 1);
+    let t_rows = rows + 2 * hy;
+    // One spare (zero) row: the last output pair may be half outside the image.
+    t_re.clear();
+    t_re.resize((t_rows + 1) * w, 0.0);
+    t_im.clear();
+    t_im.resize((t_rows + 1) * w, 0.0);
+    for j in 0..t_rows {
+        let r = pad.py - hy + j;
+        // SAFETY: row r of the padded image spans columns px - hx .. px + w + hx (hx <=
+        // px), and row j of the planes has w values.
+        unsafe {
+            row_pass::<S>(
+                padded.as_ptr().add(r * pad.stride + pad.px),
+                w,
+                row_cos,
+                row_sin,
+                demod.map(|d| d[j]),
+                t_re.as_mut_ptr().add(j * w),
+                t_im.as_mut_ptr().add(j * w),
+            );
+        }
+    }
+    let block = NV * S::LANES;
+    for y in (0..rows).step_by(2) {
+        for x in (0..w).step_by(block) {
+            // SAFETY: rows y .. y + 1 + 2 hy < t_rows + 1 exist, x + block <= w.
+            unsafe { column_pair::<S, NV, K>(t_re.as_ptr(), t_im.as_ptr(), w, y + hy, x, col, y, rows, sink) };
+        }
+    }
+}
+
+/// Direct 2-D convolution of a padded image into two `rows x w` planes.
+#[inline(always)]
+fn direct<S: F64s>(
+    pad: &Padded,
+    padded: &[f64],
+    rows: usize,
+    g: &Gabor,
+    taps: &[(usize, usize, f64, f64)],
     out_re: &mut [f64],
     out_im: &mut [f64],
 ) {
-    let (kh, kw) = g.kernel_shape();
-    let (hx, hy) = (g.half_x, g.half_y);
-    // scipy skips weights within DBL_EPSILON of zero; so does this.
-    let taps: Vec<(usize, usize, f64, f64)> = (0..kh)
-        .flat_map(|u| (0..kw).map(move |v| (u, v)))
-        .map(|(u, v)| (u, v, w_re[u * kw + v], w_im[u * kw + v]))
-        .filter(|t| t.2.abs() > f64::EPSILON || t.3.abs() > f64::EPSILON)
-        .map(|(u, v, a, b)| {
-            let keep = |w: f64| if w.abs() > f64::EPSILON { w } else { 0.0 };
-            (u, v, keep(a), keep(b))
-        })
-        .collect();
+    let (hx, hy, w, l) = (g.half_x, g.half_y, pad.w, S::LANES);
+    out_re[..rows * w].fill(0.0);
+    out_im[..rows * w].fill(0.0);
     for y in 0..rows {
-        let (acc_re, acc_im) = (&mut out_re[y * cols..(y + 1) * cols], &mut out_im[y * cols..(y + 1) * cols]);
-        acc_re.fill(0.0);
-        acc_im.fill(0.0);
-        for &(u, v, a, b) in &taps {
+        for &(u, v, a, b) in taps {
             // Convolution: weight (u, v) meets input (y + hy - (u - hy), x + hx - (v - hx)).
             let r = pad.py - hy + y + 2 * hy - u;
             let c = pad.px - hx + 2 * hx - v;
-            let src = &padded[r * pad.stride + c..r * pad.stride + c + cols];
-            for ((ar, ai), &p) in acc_re.iter_mut().zip(acc_im.iter_mut()).zip(src) {
-                *ar = M::mul_add(a, p, *ar);
-                *ai = M::mul_add(b, p, *ai);
+            let (a, b) = (S::splat(a), S::splat(b));
+            let src = padded[r * pad.stride + c..r * pad.stride + c + w].as_ptr();
+            let (o_re, o_im) = (out_re[y * w..(y + 1) * w].as_mut_ptr(), out_im[y * w..(y + 1) * w].as_mut_ptr());
+            for x in (0..w).step_by(l) {
+                // SAFETY: the three slices above have w values, x + l <= w.
+                unsafe {
+                    let p = S::load(src.add(x));
+                    a.mul_add(p, S::load(o_re.add(x))).store(o_re.add(x));
+                    b.mul_add(p, S::load(o_im.add(x))).store(o_im.add(x));
+                }
             }
         }
     }
-}
-
-/// Kernel weights as scikit-image convolves them: complex128, or complex64 (each part
-/// rounded to float32, then scaled in float32) for float32 images.
-fn weights(g: &Gabor, single: bool, re: &mut Vec<f64>, im: &mut Vec<f64>) -> Result<()> {
-    let (h, w) = g.kernel_shape();
-    re.resize(h * w, 0.0);
-    im.resize(h * w, 0.0);
-    kernel_unscaled(g, re, im)?;
-    let scale = g.scale();
-    for v in re.iter_mut().chain(im.iter_mut()) {
-        *v = if single { ((*v as f32) * (scale as f32)) as f64 } else { *v * scale };
-    }
-    Ok(())
 }
 
 fn check_image(len: usize, rows: usize, cols: usize) -> Result<()> {
@@ -435,6 +563,30 @@ fn check_image(len: usize, rows: usize, cols: usize) -> Result<()> {
         return value_err!("image has {len} values, expected {rows} x {cols}");
     }
     Ok(())
+}
+
+fn check_cval(mode: Mode, cval: f64) -> Result<()> {
+    if mode == Mode::Constant && !cval.is_finite() {
+        return value_err!("cval must be finite, got {cval}");
+    }
+    Ok(())
+}
+
+/// Run `$body::<vector type, blocks>(args)` compiled for the best instruction set.
+macro_rules! dispatch {
+    ($avx512:ident, $avx2:ident, $body:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $avx512($($arg: $ty),*) -> $ret {
+            $body::<crate::vector::Avx512, 2>($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx2($($arg: $ty),*) -> $ret {
+            $body::<crate::vector::Avx2, 1>($($arg),*)
+        }
+    };
 }
 
 /// `skimage.filters.gabor` of a float64 image: real and imaginary responses.
@@ -454,183 +606,165 @@ pub fn filter(
     out_re: &mut [f64],
     out_im: &mut [f64],
 ) -> Result<()> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
-            return unsafe { filter_avx2(image, rows, cols, g, mode, cval, single, scratch, out_re, out_im) };
-        }
-    }
-    filter_body::<Unfused>(image, rows, cols, g, mode, cval, single, scratch, out_re, out_im)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn filter_avx2(
-    image: &[f64],
-    rows: usize,
-    cols: usize,
-    g: &Gabor,
-    mode: Mode,
-    cval: f64,
-    single: bool,
-    scratch: &mut GaborScratch,
-    out_re: &mut [f64],
-    out_im: &mut [f64],
-) -> Result<()> {
-    filter_body::<Fused>(image, rows, cols, g, mode, cval, single, scratch, out_re, out_im)
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn filter_body<M: MulAdd>(
-    image: &[f64],
-    rows: usize,
-    cols: usize,
-    g: &Gabor,
-    mode: Mode,
-    cval: f64,
-    single: bool,
-    s: &mut GaborScratch,
-    out_re: &mut [f64],
-    out_im: &mut [f64],
-) -> Result<()> {
     check_image(image.len(), rows, cols)?;
-    g.check()?;
     if out_re.len() != image.len() || out_im.len() != image.len() {
         return value_err!("outputs must have {rows} x {cols} values");
     }
-    if !cval.is_finite() && mode == Mode::Constant {
-        return value_err!("cval must be finite, got {cval}");
-    }
+    check_cval(mode, cval)?;
     if let Some(v) = image.iter().find(|v| !v.is_finite()) {
         return value_err!("image must be finite, got a value {v}");
     }
-    let mut padded = std::mem::take(&mut s.padded);
-    let pad = pad(image, rows, cols, g.half_y, g.half_x, mode, cval, &mut padded)?;
-    if g.isotropic() && !single {
-        let (scale, tpf) = (g.scale(), g.two_pi_f());
-        separable::<M>(&pad, &padded, rows, cols, g, s, |y, u_re, u_im| {
-            let phase = g.offset + tpf * (y as f64 * g.sin_theta);
-            let (c, sn) = (scale * phase.cos(), scale * phase.sin());
-            let (o_re, o_im) = (&mut out_re[y * cols..(y + 1) * cols], &mut out_im[y * cols..(y + 1) * cols]);
-            for x in 0..cols {
-                o_re[x] = M::mul_add(u_re[x], c, -(u_im[x] * sn));
-                o_im[x] = M::mul_add(u_re[x], sn, u_im[x] * c);
-            }
-        });
-    } else {
-        let (mut w_re, mut w_im) = (std::mem::take(&mut s.w_re), std::mem::take(&mut s.w_im));
-        weights(g, single, &mut w_re, &mut w_im)?;
-        direct::<M>(&pad, &padded, rows, cols, g, &w_re, &w_im, out_re, out_im);
-        s.w_re = w_re;
-        s.w_im = w_im;
+    let plan = Plan::new(g, rows, single)?;
+    let pad = pad(image, rows, cols, g.half_y, g.half_x, mode, cval, &mut scratch.padded)?;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: each variant runs only on a CPU with its instruction set.
+        if std::is_x86_feature_detected!("avx512f") {
+            unsafe { filter_avx512(&plan, &pad, rows, scratch) };
+        } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            unsafe { filter_avx2(&plan, &pad, rows, scratch) };
+        } else {
+            filter_planes::<Scalar, 1>(&plan, &pad, rows, scratch);
+        }
     }
-    s.padded = padded;
+    #[cfg(not(target_arch = "x86_64"))]
+    filter_planes::<Scalar, 1>(&plan, &pad, rows, scratch);
+    for y in 0..rows {
+        let src = y * pad.w..y * pad.w + cols;
+        out_re[y * cols..(y + 1) * cols].copy_from_slice(&scratch.out_re[src.clone()]);
+        out_im[y * cols..(y + 1) * cols].copy_from_slice(&scratch.out_im[src]);
+    }
     Ok(())
+}
+
+dispatch!(filter_avx512, filter_avx2, filter_planes, (plan: &Plan, pad: &Padded, rows: usize, s: &mut GaborScratch) -> ());
+
+/// Responses into `s.out_re` / `s.out_im` (`rows x pad.w` planes).
+#[inline(always)]
+fn filter_planes<S: F64s, const NV: usize>(plan: &Plan, pad: &Padded, rows: usize, s: &mut GaborScratch) {
+    s.out_re.resize(rows * pad.w, 0.0);
+    s.out_im.resize(rows * pad.w, 0.0);
+    match &plan.kind {
+        PlanKind::Separable { row_cos, row_sin, col, demod, remod } => {
+            let mut sink = ResponseSink { remod, out_re: s.out_re.as_mut_ptr(), out_im: s.out_im.as_mut_ptr(), w: pad.w };
+            separable::<S, NV, _>(
+                pad, &s.padded, rows, &plan.g, row_cos, row_sin, col, demod.as_deref(), &mut s.t_re, &mut s.t_im, &mut sink,
+            );
+        }
+        PlanKind::Direct { taps } => direct::<S>(pad, &s.padded, rows, &plan.g, taps, &mut s.out_re, &mut s.out_im),
+    }
+}
+
+/// A filter bank planned for images of one size.
+#[derive(Debug, Clone)]
+pub struct BankPlan {
+    rows: usize,
+    cols: usize,
+    filters: Vec<Plan>,
+}
+
+impl BankPlan {
+    pub fn new(bank: &[Gabor], rows: usize, cols: usize) -> Result<BankPlan> {
+        let filters = bank.iter().map(|g| Plan::new(g, rows, false)).collect::<Result<Vec<_>>>()?;
+        Ok(BankPlan { rows, cols, filters })
+    }
 }
 
 /// Mean and variance of `|gabor(image / 255, g)|` for every filter of a bank: `out`
 /// gets `[mean_0, var_0, mean_1, var_1, ...]` (variance as numpy's `var`, ddof 0).
-#[allow(clippy::too_many_arguments)]
 pub fn bank_stats(
     image: &[u8],
-    rows: usize,
-    cols: usize,
-    bank: &[Gabor],
+    plan: &BankPlan,
     mode: Mode,
     cval: f64,
     scratch: &mut GaborScratch,
     out: &mut [f64],
 ) -> Result<()> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
-            return unsafe { bank_stats_avx2(image, rows, cols, bank, mode, cval, scratch, out) };
-        }
-    }
-    bank_stats_body::<Unfused>(image, rows, cols, bank, mode, cval, scratch, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn bank_stats_avx2(
-    image: &[u8],
-    rows: usize,
-    cols: usize,
-    bank: &[Gabor],
-    mode: Mode,
-    cval: f64,
-    scratch: &mut GaborScratch,
-    out: &mut [f64],
-) -> Result<()> {
-    bank_stats_body::<Fused>(image, rows, cols, bank, mode, cval, scratch, out)
-}
-
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn bank_stats_body<M: MulAdd>(
-    image: &[u8],
-    rows: usize,
-    cols: usize,
-    bank: &[Gabor],
-    mode: Mode,
-    cval: f64,
-    s: &mut GaborScratch,
-    out: &mut [f64],
-) -> Result<()> {
+    let (rows, cols) = (plan.rows, plan.cols);
     check_image(image.len(), rows, cols)?;
-    if out.len() != 2 * bank.len() {
-        return value_err!("output must have 2 x {} values", bank.len());
+    if out.len() != 2 * plan.filters.len() {
+        return value_err!("output must have 2 x {} values", plan.filters.len());
     }
-    if !cval.is_finite() && mode == Mode::Constant {
-        return value_err!("cval must be finite, got {cval}");
-    }
-    for g in bank {
-        g.check()?;
-    }
-    let mut img = std::mem::take(&mut s.image);
+    check_cval(mode, cval)?;
+    let mut img = std::mem::take(&mut scratch.image);
     img.clear();
     img.extend(image.iter().map(|&v| v as f64 / 255.0));
-    let py = bank.iter().map(|g| g.half_y).max().unwrap_or(0);
-    let px = bank.iter().map(|g| g.half_x).max().unwrap_or(0);
-    let mut padded = std::mem::take(&mut s.padded);
-    let pad = pad(&img, rows, cols, py, px, mode, cval, &mut padded)?;
-    let mut magnitude = std::mem::take(&mut s.magnitude);
-    magnitude.resize(rows * cols, 0.0);
-    let (mut w_re, mut w_im) = (std::mem::take(&mut s.w_re), std::mem::take(&mut s.w_im));
-    let mut plane_im = Vec::new();
-    for (g, stats) in bank.iter().zip(out.chunks_exact_mut(2)) {
-        if g.isotropic() {
-            let scale = g.scale();
-            separable::<M>(&pad, &padded, rows, cols, g, s, |y, u_re, u_im| {
-                for ((m, &a), &b) in magnitude[y * cols..(y + 1) * cols].iter_mut().zip(u_re).zip(u_im) {
-                    *m = scale * (a * a + b * b).sqrt();
-                }
-            });
+    let py = plan.filters.iter().map(|p| p.g.half_y).max().unwrap_or(0);
+    let px = plan.filters.iter().map(|p| p.g.half_x).max().unwrap_or(0);
+    let padded = pad(&img, rows, cols, py, px, mode, cval, &mut scratch.padded);
+    scratch.image = img;
+    let pad = padded?;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: each variant runs only on a CPU with its instruction set.
+        if std::is_x86_feature_detected!("avx512f") {
+            unsafe { bank_avx512(plan, &pad, cols, scratch, out) };
+        } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            unsafe { bank_avx2(plan, &pad, cols, scratch, out) };
         } else {
-            weights(g, false, &mut w_re, &mut w_im)?;
-            plane_im.resize(rows * cols, 0.0);
-            direct::<M>(&pad, &padded, rows, cols, g, &w_re, &w_im, &mut magnitude, &mut plane_im);
-            for (m, &b) in magnitude.iter_mut().zip(&plane_im) {
-                *m = m.hypot(b);
+            bank_body::<Scalar, 1>(plan, &pad, cols, scratch, out);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    bank_body::<Scalar, 1>(plan, &pad, cols, scratch, out);
+    Ok(())
+}
+
+dispatch!(bank_avx512, bank_avx2, bank_body, (plan: &BankPlan, pad: &Padded, cols: usize, s: &mut GaborScratch, out: &mut [f64]) -> ());
+
+#[inline(always)]
+fn bank_body<S: F64s, const NV: usize>(plan: &BankPlan, pad: &Padded, cols: usize, s: &mut GaborScratch, out: &mut [f64]) {
+    let (rows, w) = (plan.rows, pad.w);
+    s.out_re.resize(rows * w, 0.0);
+    s.out_im.resize(rows * w, 0.0);
+    for (filter, stats) in plan.filters.iter().zip(out.chunks_exact_mut(2)) {
+        match &filter.kind {
+            PlanKind::Separable { row_cos, row_sin, col, demod, .. } => {
+                let mut sink = MagnitudeSink { scale: filter.g.scale(), out: s.out_re.as_mut_ptr(), w };
+                separable::<S, NV, _>(
+                    pad, &s.padded, rows, &filter.g, row_cos, row_sin, col, demod.as_deref(), &mut s.t_re, &mut s.t_im,
+                    &mut sink,
+                );
+            }
+            PlanKind::Direct { taps } => {
+                direct::<S>(pad, &s.padded, rows, &filter.g, taps, &mut s.out_re, &mut s.out_im);
+                for (m, &b) in s.out_re.iter_mut().zip(&s.out_im) {
+                    *m = m.hypot(b);
+                }
             }
         }
-        let n = magnitude.len() as f64;
-        let mean = magnitude.iter().sum::<f64>() / n;
-        let var = magnitude.iter().map(|&m| (m - mean) * (m - mean)).sum::<f64>() / n;
+        let (mean, var) = mean_var::<S>(&s.out_re, rows, cols, w);
         stats[0] = mean;
         stats[1] = var;
     }
-    s.w_re = w_re;
-    s.w_im = w_im;
-    s.magnitude = magnitude;
-    s.padded = padded;
-    s.image = img;
-    Ok(())
+}
+
+/// Mean and (two-pass) variance of the first `cols` values of each `w`-long row.
+#[inline(always)]
+fn mean_var<S: F64s>(plane: &[f64], rows: usize, cols: usize, w: usize) -> (f64, f64) {
+    let l = S::LANES;
+    let full = cols / l * l;
+    let n = (rows * cols) as f64;
+    let (mut acc, mut tail) = (S::splat(0.0), 0.0);
+    for row in plane[..rows * w].chunks_exact(w) {
+        for x in (0..full).step_by(l) {
+            // SAFETY: x + l <= cols <= w.
+            acc = acc.add(unsafe { S::load(row.as_ptr().add(x)) });
+        }
+        tail += row[full..cols].iter().sum::<f64>();
+    }
+    let mean = (acc.reduce_sum() + tail) / n;
+    let m = S::splat(mean);
+    let (mut acc, mut tail) = (S::splat(0.0), 0.0);
+    for row in plane[..rows * w].chunks_exact(w) {
+        for x in (0..full).step_by(l) {
+            // SAFETY: as above.
+            let d = unsafe { S::load(row.as_ptr().add(x)) }.sub(m);
+            acc = d.mul_add(d, acc);
+        }
+        tail += row[full..cols].iter().map(|&v| (v - mean) * (v - mean)).sum::<f64>();
+    }
+    (mean, (acc.reduce_sum() + tail) / n)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ fn _featrs(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
 // --- glcm / gabor ---
 pub mod gabor;
 pub mod glcm;
+mod vector;
 
 fn register_glcm_gabor(m: &PyModule) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bindings::glcm_counts, m)?)?;
