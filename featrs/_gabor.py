@@ -170,12 +170,15 @@ def gabor(image, frequency, theta=0, bandwidth=1, sigma_x=None, sigma_y=None, n_
         raise ValueError("The parameter `image` must be a 2-dimensional array")
     params = _kernel_params(frequency, theta, bandwidth, sigma_x, sigma_y, n_stds, offset)
     mode = _check_mode(mode)
-    cval = _real("cval", cval) if mode in ("constant", "grid-constant") else 0.0
+    constant = mode in ("constant", "grid-constant")
     kind = image.dtype.kind
     if kind == "c" and image.dtype.itemsize <= 16:
-        parts = [_respond(np.real(image), params, mode, cval, False),
-                 _respond(np.imag(image), params, mode, cval, False)]
+        # scipy filters the real and imaginary parts, with cval's matching part.
+        cval_re, cval_im = (_real("cval", np.real(cval)), _real("cval", np.imag(cval))) if constant else (0.0, 0.0)
+        parts = [_respond(np.real(image), params, mode, cval_re, False),
+                 _respond(np.imag(image), params, mode, cval_im, False)]
         return tuple((re + 1j * im).astype(image.dtype) for re, im in zip(*parts))
+    cval = _real("cval", cval) if constant else 0.0
     if kind == "f":
         out_dtype = np.float32 if image.dtype.itemsize <= 4 else np.float64
         real, imag = _respond(image, params, mode, cval, out_dtype == np.float32)
