@@ -169,8 +169,13 @@ pub fn kernel_unscaled(g: &Gabor, re: &mut [f64], im: &mut [f64]) -> Result<()> 
     Ok(())
 }
 
-/// Row length of the working planes is a multiple of this (the widest vector block).
-const ALIGN: usize = 16;
+/// Row length of the working planes is a multiple of this (a multiple of the widest
+/// vector block).
+const ALIGN: usize = 32;
+
+/// Columns per strip of the separable path: the row-pass output of a strip is small
+/// enough that the column pass's sliding window of rows stays in L1.
+const STRIP: usize = 32;
 
 fn round_up(n: usize, m: usize) -> usize {
     n.div_ceil(m) * m
@@ -185,6 +190,15 @@ pub struct GaborScratch {
     t_im: Vec<f64>,
     out_re: Vec<f64>,
     out_im: Vec<f64>,
+}
+
+/// `len` zeroed values of `buf` starting at a 64-byte boundary (so whole-vector loads
+/// of rows whose length is a multiple of 8 never straddle cache lines).
+fn aligned(buf: &mut Vec<f64>, len: usize) -> &mut [f64] {
+    buf.clear();
+    buf.resize(len + 8, 0.0);
+    let skip = (buf.as_ptr() as usize).wrapping_neg() % 64 / std::mem::size_of::<f64>();
+    &mut buf[skip..skip + len]
 }
 
 /// Geometry of an image extended by `py` rows and `px` columns on each side (and on the
@@ -374,13 +388,14 @@ impl<S: F64s, const NV: usize> Sink<S, NV> for ResponseSink<'_> {
 }
 
 /// Row pass of one padded row (`p` at output column 0):
-/// `t[x] = e^{-i wy rho} sum_k G(k) e^{i wx k} p[x - k]`, pairing `k` with `-k`.
+/// `t[x] = e^{-i wy rho} sum_k G(k) e^{i wx k} p[x - k]`, pairing `k` with `-k`, in
+/// blocks of `RB` vectors.
 ///
 /// # Safety
 /// `p - half_x .. p + w + half_x` readable, `t_* .. + w` writable, `w` a multiple of
-/// `2 * LANES`.
+/// `RB * LANES`.
 #[inline(always)]
-unsafe fn row_pass<S: F64s>(
+unsafe fn row_pass<S: F64s, const RB: usize>(
     p: *const f64,
     w: usize,
     row_cos: &[f64],
@@ -390,42 +405,43 @@ unsafe fn row_pass<S: F64s>(
     t_im: *mut f64,
 ) {
     let l = S::LANES;
-    let hx = row_cos.len() - 1;
     let mut x = 0;
     while x < w {
         let q = p.add(x);
-        let (mut re0, mut re1) = (S::load(q), S::load(q.add(l)));
-        let (mut im0, mut im1) = (S::splat(0.0), S::splat(0.0));
-        for k in 1..=hx {
-            let c = S::splat(*row_cos.get_unchecked(k));
-            let s = S::splat(*row_sin.get_unchecked(k));
-            let (a0, a1) = (S::load(q.sub(k)), S::load(q.sub(k).add(l)));
-            let (b0, b1) = (S::load(q.add(k)), S::load(q.add(k + l)));
-            re0 = c.mul_add(a0.add(b0), re0);
-            re1 = c.mul_add(a1.add(b1), re1);
-            im0 = s.mul_add(a0.sub(b0), im0);
-            im1 = s.mul_add(a1.sub(b1), im1);
+        let mut re = [S::splat(0.0); RB];
+        let mut im = [S::splat(0.0); RB];
+        for (v, r) in re.iter_mut().enumerate() {
+            *r = S::load(q.add(v * l));
         }
-        if let Some((dc, ds)) = demod {
-            // (re + i im) (dc - i ds)
-            let (dc, ds) = (S::splat(dc), S::splat(ds));
-            re0.mul_add(dc, im0.mul(ds)).store(t_re.add(x));
-            re1.mul_add(dc, im1.mul(ds)).store(t_re.add(x + l));
-            im0.mul(dc).sub(re0.mul(ds)).store(t_im.add(x));
-            im1.mul(dc).sub(re1.mul(ds)).store(t_im.add(x + l));
-        } else {
-            re0.store(t_re.add(x));
-            re1.store(t_re.add(x + l));
-            im0.store(t_im.add(x));
-            im1.store(t_im.add(x + l));
+        for (k, (&c, &s)) in row_cos[1..].iter().zip(&row_sin[1..]).enumerate() {
+            let k = k + 1;
+            let (c, s) = (S::splat(c), S::splat(s));
+            for v in 0..RB {
+                let (a, b) = (S::load(q.sub(k).add(v * l)), S::load(q.add(k + v * l)));
+                re[v] = c.mul_add(a.add(b), re[v]);
+                im[v] = s.mul_add(a.sub(b), im[v]);
+            }
         }
-        x += 2 * l;
+        for v in 0..RB {
+            let (tr, ti) = match demod {
+                // (re + i im) (dc - i ds)
+                Some((dc, ds)) => {
+                    let (dc, ds) = (S::splat(dc), S::splat(ds));
+                    (re[v].mul_add(dc, im[v].mul(ds)), im[v].mul(dc).sub(re[v].mul(ds)))
+                }
+                None => (re[v], im[v]),
+            };
+            tr.store(t_re.add(x + v * l));
+            ti.store(t_im.add(x + v * l));
+        }
+        x += RB * l;
     }
 }
 
-/// Column pass for output rows `y` and `y + 1` (row `c = y + half_y` of the planes is
-/// `y`'s centre): `u = sum_k G(k) t[c - k]`, pairing `k` with `-k`. Consecutive taps
-/// share rows between the two outputs, so each step loads two new rows.
+/// Column pass for output rows `y` and `y + 1` (row `c = y + half_y` of the planes, of
+/// row length `w`, is `y`'s centre) at plane column `x` (image column `x_out`):
+/// `u = sum_k G(k) t[c - k]`, pairing `k` with `-k`. Consecutive taps share rows between
+/// the two outputs, so each step loads two new rows.
 ///
 /// # Safety
 /// Rows `c - half_y ..= c + 1 + half_y` of both planes readable at `x .. x + NV * LANES`.
@@ -436,6 +452,7 @@ unsafe fn column_pair<S: F64s, const NV: usize, K: Sink<S, NV>>(
     w: usize,
     c: usize,
     x: usize,
+    x_out: usize,
     col: &[f64],
     y: usize,
     rows: usize,
@@ -466,16 +483,16 @@ unsafe fn column_pair<S: F64s, const NV: usize, K: Sink<S, NV>>(
         }
         (m_re, m_im, p_re, p_im) = (mn_re, mn_im, pn_re, pn_im);
     }
-    sink.put(y, x, &acc_re0, &acc_im0);
+    sink.put(y, x_out, &acc_re0, &acc_im0);
     if y + 1 < rows {
-        sink.put(y + 1, x, &acc_re1, &acc_im1);
+        sink.put(y + 1, x_out, &acc_re1, &acc_im1);
     }
 }
 
 /// Separable filtering of a padded image; results go to `sink`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn separable<S: F64s, const NV: usize, K: Sink<S, NV>>(
+fn separable<S: F64s, const NV: usize, const RB: usize, K: Sink<S, NV>>(
     pad: &Padded,
     padded: &[f64],
     rows: usize,
@@ -491,32 +508,35 @@ fn separable<S: F64s, const NV: usize, K: Sink<S, NV>>(
     let (hx, hy, w) = (g.half_x, g.half_y, pad.w);
     debug_assert!(hx <= pad.px && hy <= pad.py && row_cos.len() == hx + 1 && col.len() == hy + 1);
     let t_rows = rows + 2 * hy;
+    let sw = STRIP.min(w);
     // One spare (zero) row: the last output pair may be half outside the image.
-    t_re.clear();
-    t_re.resize((t_rows + 1) * w, 0.0);
-    t_im.clear();
-    t_im.resize((t_rows + 1) * w, 0.0);
-    for j in 0..t_rows {
-        let r = pad.py - hy + j;
-        // SAFETY: row r of the padded image spans columns px - hx .. px + w + hx (hx <=
-        // px), and row j of the planes has w values.
-        unsafe {
-            row_pass::<S>(
-                padded.as_ptr().add(r * pad.stride + pad.px),
-                w,
-                row_cos,
-                row_sin,
-                demod.map(|d| d[j]),
-                t_re.as_mut_ptr().add(j * w),
-                t_im.as_mut_ptr().add(j * w),
-            );
-        }
-    }
+    let t_re = aligned(t_re, (t_rows + 1) * sw);
+    let t_im = aligned(t_im, (t_rows + 1) * sw);
     let block = NV * S::LANES;
-    for y in (0..rows).step_by(2) {
-        for x in (0..w).step_by(block) {
-            // SAFETY: rows y .. y + 1 + 2 hy < t_rows + 1 exist, x + block <= w.
-            unsafe { column_pair::<S, NV, K>(t_re.as_ptr(), t_im.as_ptr(), w, y + hy, x, col, y, rows, sink) };
+    for xs in (0..w).step_by(sw) {
+        for j in 0..t_rows {
+            let r = pad.py - hy + j;
+            // SAFETY: row r of the padded image spans columns px - hx .. px + w + hx (hx
+            // <= px) and xs + sw <= w; row j of the strip planes has sw values.
+            unsafe {
+                row_pass::<S, RB>(
+                    padded.as_ptr().add(r * pad.stride + pad.px + xs),
+                    sw,
+                    row_cos,
+                    row_sin,
+                    demod.map(|d| d[j]),
+                    t_re.as_mut_ptr().add(j * sw),
+                    t_im.as_mut_ptr().add(j * sw),
+                );
+            }
+        }
+        for y in (0..rows).step_by(2) {
+            for x in (0..sw).step_by(block) {
+                // SAFETY: rows y .. y + 1 + 2 hy < t_rows + 1 exist, x + block <= sw.
+                unsafe {
+                    column_pair::<S, NV, K>(t_re.as_ptr(), t_im.as_ptr(), sw, y + hy, x, xs + x, col, y, rows, sink)
+                };
+            }
         }
     }
 }
@@ -572,19 +592,20 @@ fn check_cval(mode: Mode, cval: f64) -> Result<()> {
     Ok(())
 }
 
-/// Run `$body::<vector type, blocks>(args)` compiled for the best instruction set.
+/// Define `$body::<vector type, column blocks, row blocks>(args)` compiled for AVX-512
+/// and for AVX2 + FMA (the caller picks one at run time).
 macro_rules! dispatch {
     ($avx512:ident, $avx2:ident, $body:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f")]
         unsafe fn $avx512($($arg: $ty),*) -> $ret {
-            $body::<crate::vector::Avx512, 2>($($arg),*)
+            $body::<crate::vector::Avx512, 2, 4>($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn $avx2($($arg: $ty),*) -> $ret {
-            $body::<crate::vector::Avx2, 1>($($arg),*)
+            $body::<crate::vector::Avx2, 1, 2>($($arg),*)
         }
     };
 }
@@ -620,38 +641,45 @@ pub fn filter(
     {
         // SAFETY: each variant runs only on a CPU with its instruction set.
         if std::is_x86_feature_detected!("avx512f") {
-            unsafe { filter_avx512(&plan, &pad, rows, scratch) };
+            unsafe { filter_avx512(&plan, &pad, rows, cols, scratch, out_re, out_im) };
         } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            unsafe { filter_avx2(&plan, &pad, rows, scratch) };
+            unsafe { filter_avx2(&plan, &pad, rows, cols, scratch, out_re, out_im) };
         } else {
-            filter_planes::<Scalar, 1>(&plan, &pad, rows, scratch);
+            filter_planes::<Scalar, 1, 2>(&plan, &pad, rows, cols, scratch, out_re, out_im);
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    filter_planes::<Scalar, 1>(&plan, &pad, rows, scratch);
-    for y in 0..rows {
-        let src = y * pad.w..y * pad.w + cols;
-        out_re[y * cols..(y + 1) * cols].copy_from_slice(&scratch.out_re[src.clone()]);
-        out_im[y * cols..(y + 1) * cols].copy_from_slice(&scratch.out_im[src]);
-    }
+    filter_planes::<Scalar, 1, 2>(&plan, &pad, rows, cols, scratch, out_re, out_im);
     Ok(())
 }
 
-dispatch!(filter_avx512, filter_avx2, filter_planes, (plan: &Plan, pad: &Padded, rows: usize, s: &mut GaborScratch) -> ());
+dispatch!(filter_avx512, filter_avx2, filter_planes,
+    (plan: &Plan, pad: &Padded, rows: usize, cols: usize, s: &mut GaborScratch, out_re: &mut [f64], out_im: &mut [f64]) -> ());
 
-/// Responses into `s.out_re` / `s.out_im` (`rows x pad.w` planes).
+/// Responses into `out_re` / `out_im` (`rows x cols`), through `rows x pad.w` planes.
 #[inline(always)]
-fn filter_planes<S: F64s, const NV: usize>(plan: &Plan, pad: &Padded, rows: usize, s: &mut GaborScratch) {
-    s.out_re.resize(rows * pad.w, 0.0);
-    s.out_im.resize(rows * pad.w, 0.0);
+fn filter_planes<S: F64s, const NV: usize, const RB: usize>(
+    plan: &Plan,
+    pad: &Padded,
+    rows: usize,
+    cols: usize,
+    s: &mut GaborScratch,
+    out_re: &mut [f64],
+    out_im: &mut [f64],
+) {
+    let (w_re, w_im) = (aligned(&mut s.out_re, rows * pad.w), aligned(&mut s.out_im, rows * pad.w));
     match &plan.kind {
         PlanKind::Separable { row_cos, row_sin, col, demod, remod } => {
-            let mut sink = ResponseSink { remod, out_re: s.out_re.as_mut_ptr(), out_im: s.out_im.as_mut_ptr(), w: pad.w };
-            separable::<S, NV, _>(
+            let mut sink = ResponseSink { remod, out_re: w_re.as_mut_ptr(), out_im: w_im.as_mut_ptr(), w: pad.w };
+            separable::<S, NV, RB, _>(
                 pad, &s.padded, rows, &plan.g, row_cos, row_sin, col, demod.as_deref(), &mut s.t_re, &mut s.t_im, &mut sink,
             );
         }
-        PlanKind::Direct { taps } => direct::<S>(pad, &s.padded, rows, &plan.g, taps, &mut s.out_re, &mut s.out_im),
+        PlanKind::Direct { taps } => direct::<S>(pad, &s.padded, rows, &plan.g, taps, w_re, w_im),
+    }
+    for y in 0..rows {
+        out_re[y * cols..(y + 1) * cols].copy_from_slice(&w_re[y * pad.w..y * pad.w + cols]);
+        out_im[y * cols..(y + 1) * cols].copy_from_slice(&w_im[y * pad.w..y * pad.w + cols]);
     }
 }
 
@@ -702,38 +730,38 @@ pub fn bank_stats(
         } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             unsafe { bank_avx2(plan, &pad, cols, scratch, out) };
         } else {
-            bank_body::<Scalar, 1>(plan, &pad, cols, scratch, out);
+            bank_body::<Scalar, 1, 2>(plan, &pad, cols, scratch, out);
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    bank_body::<Scalar, 1>(plan, &pad, cols, scratch, out);
+    bank_body::<Scalar, 1, 2>(plan, &pad, cols, scratch, out);
     Ok(())
 }
 
 dispatch!(bank_avx512, bank_avx2, bank_body, (plan: &BankPlan, pad: &Padded, cols: usize, s: &mut GaborScratch, out: &mut [f64]) -> ());
 
 #[inline(always)]
-fn bank_body<S: F64s, const NV: usize>(plan: &BankPlan, pad: &Padded, cols: usize, s: &mut GaborScratch, out: &mut [f64]) {
+fn bank_body<S: F64s, const NV: usize, const RB: usize>(plan: &BankPlan, pad: &Padded, cols: usize, s: &mut GaborScratch, out: &mut [f64]) {
     let (rows, w) = (plan.rows, pad.w);
-    s.out_re.resize(rows * w, 0.0);
-    s.out_im.resize(rows * w, 0.0);
+    let magnitude = aligned(&mut s.out_re, rows * w);
     for (filter, stats) in plan.filters.iter().zip(out.chunks_exact_mut(2)) {
         match &filter.kind {
             PlanKind::Separable { row_cos, row_sin, col, demod, .. } => {
-                let mut sink = MagnitudeSink { scale: filter.g.scale(), out: s.out_re.as_mut_ptr(), w };
-                separable::<S, NV, _>(
+                let mut sink = MagnitudeSink { scale: filter.g.scale(), out: magnitude.as_mut_ptr(), w };
+                separable::<S, NV, RB, _>(
                     pad, &s.padded, rows, &filter.g, row_cos, row_sin, col, demod.as_deref(), &mut s.t_re, &mut s.t_im,
                     &mut sink,
                 );
             }
             PlanKind::Direct { taps } => {
-                direct::<S>(pad, &s.padded, rows, &filter.g, taps, &mut s.out_re, &mut s.out_im);
-                for (m, &b) in s.out_re.iter_mut().zip(&s.out_im) {
+                let imag = aligned(&mut s.out_im, rows * w);
+                direct::<S>(pad, &s.padded, rows, &filter.g, taps, magnitude, imag);
+                for (m, &b) in magnitude.iter_mut().zip(imag.iter()) {
                     *m = m.hypot(b);
                 }
             }
         }
-        let (mean, var) = mean_var::<S>(&s.out_re, rows, cols, w);
+        let (mean, var) = mean_var::<S>(magnitude, rows, cols, w);
         stats[0] = mean;
         stats[1] = var;
     }
