@@ -13,6 +13,10 @@ explicit ``np.pad(mode="symmetric")`` convolution that scipy documents.
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -254,6 +258,32 @@ def test_batch_threads_agree_non_contiguous_and_empty():
     np.testing.assert_allclose(featrs.gabor(image, 0.2)[0], sk_gabor(image, 0.2)[0], rtol=0, atol=1e-12)
     empty = np.zeros((0, 8, 8), np.uint8)
     assert featrs.gabor_bank_batch(empty).shape == reference.gabor_bank_batch(empty).shape
+
+
+SIMD_SCRIPT = """
+import json, numpy as np, featrs
+rng = np.random.default_rng(4)
+stack = rng.integers(0, 256, (2, 37, 45), dtype=np.uint8)
+image = rng.random((29, 35))
+out = [featrs.gabor_bank_batch(stack, mode=m).tolist() for m in ("reflect", "constant")]
+out += [np.concatenate(featrs.gabor(image, 0.17, theta=t, offset=0.3)).tolist() for t in (0.0, 0.9)]
+out += [np.concatenate(featrs.gabor(image.astype(np.float32), 0.3, sigma_x=1.2)).tolist()]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("level", ["scalar", "avx2"])
+def test_every_instruction_set_gives_the_same_numbers(level):
+    # FEATRS_SIMD lowers the instruction set, so the AVX2 and portable code paths are
+    # checked on any CPU that has them (and match the default path).
+    root = Path(__file__).resolve().parents[1]
+    def run(env_level):
+        env = dict(os.environ, PYTHONPATH=str(root), FEATRS_SIMD=env_level)
+        done = subprocess.run([sys.executable, "-c", SIMD_SCRIPT], env=env, capture_output=True, text=True,
+                              check=True, timeout=120)
+        return [np.array(v) for v in json.loads(done.stdout)]
+    for ours, best in zip(run(level), run("avx512")):
+        np.testing.assert_allclose(ours, best, rtol=0, atol=1e-12 * np.max(np.abs(best)))
 
 
 # --- bad inputs -------------------------------------------------------------------------

@@ -6,6 +6,10 @@ rounding noise (e.g. ``std`` of a constant marginal: featrs 0, scikit-image 8.9e
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -201,6 +205,25 @@ def test_batch_thread_counts_agree_and_empty_batch():
         np.testing.assert_array_equal(featrs.glcm_props_batch(stack, props=PROPS, n_threads=n), one)
     empty = featrs.glcm_props_batch(np.zeros((0, 8, 8), np.uint8))
     assert empty.shape == reference.glcm_props_batch(np.zeros((0, 8, 8), np.uint8)).shape
+
+
+def test_portable_code_path_gives_the_same_numbers():
+    # FEATRS_SIMD=scalar disables the AVX2 build of the pair statistics.
+    script = ("import json, numpy as np, featrs\n"
+              "rng = np.random.default_rng(8)\n"
+              "stack = rng.integers(0, 256, (3, 41, 39), dtype=np.uint8)\n"
+              "stack[1] //= 64\n"
+              "props = %r\n"
+              "print(json.dumps([featrs.glcm_props_batch(stack, props=props, symmetric=s).tolist() for s in (0, 1)]))"
+              % (PROPS,))
+    root = Path(__file__).resolve().parents[1]
+    outs = []
+    for level in ("scalar", "avx512"):
+        env = dict(os.environ, PYTHONPATH=str(root), FEATRS_SIMD=level)
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                              check=True, timeout=120)
+        outs.append(np.array(json.loads(done.stdout)))
+    np.testing.assert_array_equal(outs[0], outs[1])
 
 
 # --- bad inputs -------------------------------------------------------------------------

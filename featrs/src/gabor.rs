@@ -12,7 +12,7 @@ use std::f64::consts::PI;
 
 use crate::error::Result;
 use crate::value_err;
-use crate::vector::{F64s, Scalar};
+use crate::vector::{level, F64s, Level, Scalar};
 
 /// Largest kernel (elements) accepted: beyond this the parameters are absurd.
 pub const MAX_KERNEL_ELEMENTS: usize = 1 << 26;
@@ -637,19 +637,14 @@ pub fn filter(
     }
     let plan = Plan::new(g, rows, single)?;
     let pad = pad(image, rows, cols, g.half_y, g.half_x, mode, cval, &mut scratch.padded)?;
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: each variant runs only on a CPU with its instruction set.
-        if std::is_x86_feature_detected!("avx512f") {
-            unsafe { filter_avx512(&plan, &pad, rows, cols, scratch, out_re, out_im) };
-        } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            unsafe { filter_avx2(&plan, &pad, rows, cols, scratch, out_re, out_im) };
-        } else {
-            filter_planes::<Scalar, 1, 2>(&plan, &pad, rows, cols, scratch, out_re, out_im);
-        }
+    match level() {
+        // SAFETY: level() only reports instruction sets this CPU has.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { filter_avx512(&plan, &pad, rows, cols, scratch, out_re, out_im) },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { filter_avx2(&plan, &pad, rows, cols, scratch, out_re, out_im) },
+        _ => filter_planes::<Scalar, 1, 2>(&plan, &pad, rows, cols, scratch, out_re, out_im),
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    filter_planes::<Scalar, 1, 2>(&plan, &pad, rows, cols, scratch, out_re, out_im);
     Ok(())
 }
 
@@ -722,19 +717,14 @@ pub fn bank_stats(
     let padded = pad(&img, rows, cols, py, px, mode, cval, &mut scratch.padded);
     scratch.image = img;
     let pad = padded?;
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: each variant runs only on a CPU with its instruction set.
-        if std::is_x86_feature_detected!("avx512f") {
-            unsafe { bank_avx512(plan, &pad, cols, scratch, out) };
-        } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            unsafe { bank_avx2(plan, &pad, cols, scratch, out) };
-        } else {
-            bank_body::<Scalar, 1, 2>(plan, &pad, cols, scratch, out);
-        }
+    match level() {
+        // SAFETY: level() only reports instruction sets this CPU has.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { bank_avx512(plan, &pad, cols, scratch, out) },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { bank_avx2(plan, &pad, cols, scratch, out) },
+        _ => bank_body::<Scalar, 1, 2>(plan, &pad, cols, scratch, out),
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    bank_body::<Scalar, 1, 2>(plan, &pad, cols, scratch, out);
     Ok(())
 }
 

@@ -521,8 +521,8 @@ fn pair_stats(
 ) -> PairStats {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked above).
+        if crate::vector::level() >= crate::vector::Level::Avx2 {
+            // SAFETY: level() only reports instruction sets this CPU has.
             return unsafe { pair_stats_avx2(image, rows, cols, offset, symmetric, needs, scratch) };
         }
     }
@@ -530,7 +530,7 @@ fn pair_stats(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,bmi1,bmi2,popcnt")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn pair_stats_avx2(
     image: &[u8],
     rows: usize,

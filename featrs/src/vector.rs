@@ -5,6 +5,44 @@
 //! Every method is `#[inline(always)]`: the kernels are generic, inlined into a
 //! `#[target_feature]` entry point, and the intrinsics end up compiled there.
 
+use std::sync::OnceLock;
+
+/// Instruction sets the kernels are compiled for, in increasing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+/// The best instruction set of this CPU, lowered by the environment variable
+/// `FEATRS_SIMD=scalar|avx2|avx512` (to test every code path on one machine).
+pub fn level() -> Level {
+    static LEVEL: OnceLock<Level> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let detected = detect();
+        let requested = match std::env::var("FEATRS_SIMD").as_deref() {
+            Ok("scalar") => Level::Scalar,
+            Ok("avx2") => Level::Avx2,
+            _ => Level::Avx512,
+        };
+        detected.min(requested)
+    })
+}
+
+fn detect() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return Level::Avx512;
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Level::Avx2;
+        }
+    }
+    Level::Scalar
+}
+
 /// A vector of `LANES` f64.
 pub trait F64s: Copy {
     const LANES: usize;
