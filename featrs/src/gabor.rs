@@ -17,7 +17,7 @@ use crate::vector::{level, F64s, Level, Scalar};
 /// Largest kernel (elements) accepted: beyond this the parameters are absurd.
 pub const MAX_KERNEL_ELEMENTS: usize = 1 << 26;
 /// Largest padded image (elements) a filter may need.
-pub const MAX_PADDED_ELEMENTS: usize = 1 << 26;
+pub const MAX_PADDED_ELEMENTS: usize = 1 << 31;
 
 /// scipy.ndimage boundary modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +192,18 @@ pub struct GaborScratch {
     out_im: Vec<f64>,
 }
 
+/// Make room for [`aligned`]`(buf, len)` without aborting when memory runs out.
+fn reserve(buf: &mut Vec<f64>, len: usize) -> Result<()> {
+    let need = len.saturating_add(8);
+    if buf.capacity() < need {
+        buf.clear();
+        if buf.try_reserve_exact(need).is_err() {
+            return value_err!("cannot allocate {need} float64 values of working memory");
+        }
+    }
+    Ok(())
+}
+
 /// `len` zeroed values of `buf` starting at a 64-byte boundary (so whole-vector loads
 /// of rows whose length is a multiple of 8 never straddle cache lines).
 fn aligned(buf: &mut Vec<f64>, len: usize) -> &mut [f64] {
@@ -235,6 +247,9 @@ fn pad(
     let col_src: Vec<Option<usize>> =
         (0..stride).map(|c| mode.source(c as i64 - px as i64, cols as i64)).collect();
     out.clear();
+    if out.try_reserve_exact(height * stride).is_err() {
+        return value_err!("cannot allocate the padded {height} x {stride} image");
+    }
     out.resize(height * stride, cval);
     for (r, dst) in out.chunks_exact_mut(stride).enumerate() {
         if let Some(sr) = mode.source(r as i64 - py as i64, rows as i64) {
@@ -575,6 +590,17 @@ fn direct<S: F64s>(
     }
 }
 
+/// Reserve the output planes (and `out_im` when `both`) and the strip planes.
+fn reserve_planes(s: &mut GaborScratch, rows: usize, pad: &Padded, hy: usize, both: bool) -> Result<()> {
+    reserve(&mut s.out_re, rows * pad.w)?;
+    if both {
+        reserve(&mut s.out_im, rows * pad.w)?;
+    }
+    let strip = (rows + 2 * hy + 1) * STRIP.min(pad.w);
+    reserve(&mut s.t_re, strip)?;
+    reserve(&mut s.t_im, strip)
+}
+
 fn check_image(len: usize, rows: usize, cols: usize) -> Result<()> {
     if rows == 0 || cols == 0 {
         return value_err!("The parameter `image` cannot be an empty array");
@@ -637,6 +663,7 @@ pub fn filter(
     }
     let plan = Plan::new(g, rows, single)?;
     let pad = pad(image, rows, cols, g.half_y, g.half_x, mode, cval, &mut scratch.padded)?;
+    reserve_planes(scratch, rows, &pad, g.half_y, true)?;
     match level() {
         // SAFETY: level() only reports instruction sets this CPU has.
         #[cfg(target_arch = "x86_64")]
@@ -717,6 +744,8 @@ pub fn bank_stats(
     let padded = pad(&img, rows, cols, py, px, mode, cval, &mut scratch.padded);
     scratch.image = img;
     let pad = padded?;
+    let direct = plan.filters.iter().any(|f| matches!(f.kind, PlanKind::Direct { .. }));
+    reserve_planes(scratch, rows, &pad, py, direct)?;
     match level() {
         // SAFETY: level() only reports instruction sets this CPU has.
         #[cfg(target_arch = "x86_64")]
