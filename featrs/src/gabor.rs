@@ -104,7 +104,14 @@ pub struct Gabor {
 impl Gabor {
     /// Reject parameters no kernel can be built from.
     pub fn check(&self) -> Result<()> {
-        let all = [self.frequency, self.sigma_x, self.sigma_y, self.cos_theta, self.sin_theta, self.offset];
+        let all = [
+            self.frequency,
+            self.sigma_x,
+            self.sigma_y,
+            self.cos_theta,
+            self.sin_theta,
+            self.offset,
+        ];
         if all.iter().any(|v| !v.is_finite()) {
             return value_err!("Gabor parameters must be finite, got {self:?}");
         }
@@ -112,10 +119,14 @@ impl Gabor {
             return value_err!("frequency must be > 0, got {}", self.frequency);
         }
         if self.sigma_x <= 0.0 || self.sigma_y <= 0.0 {
-            return value_err!("sigma_x and sigma_y must be > 0, got {} and {}", self.sigma_x, self.sigma_y);
+            return value_err!(
+                "sigma_x and sigma_y must be > 0, got {} and {}",
+                self.sigma_x,
+                self.sigma_y
+            );
         }
         let (h, w) = self.kernel_shape();
-        if h.checked_mul(w).map_or(true, |n| n > MAX_KERNEL_ELEMENTS) {
+        if h.checked_mul(w).is_none_or(|n| n > MAX_KERNEL_ELEMENTS) {
             return value_err!(
                 "Gabor kernel of {h} x {w} is too large (at most {MAX_KERNEL_ELEMENTS} elements): \
                  frequency or sigma is absurd"
@@ -154,7 +165,11 @@ pub fn kernel_unscaled(g: &Gabor, re: &mut [f64], im: &mut [f64]) -> Result<()> 
     let (ct, st) = (g.cos_theta, g.sin_theta);
     let (sx2, sy2) = (g.sigma_x * g.sigma_x, g.sigma_y * g.sigma_y);
     let tpf = g.two_pi_f();
-    for (r, (re_row, im_row)) in re.chunks_exact_mut(w).zip(im.chunks_exact_mut(w)).enumerate() {
+    for (r, (re_row, im_row)) in re
+        .chunks_exact_mut(w)
+        .zip(im.chunks_exact_mut(w))
+        .enumerate()
+    {
         let y = r as f64 - g.half_y as f64;
         for (c, (er, ei)) in re_row.iter_mut().zip(im_row.iter_mut()).enumerate() {
             let x = c as f64 - g.half_x as f64;
@@ -239,13 +254,17 @@ fn pad(
     let w = round_up(cols, ALIGN);
     let stride = w + 2 * px;
     let height = rows + 2 * py;
-    if height.checked_mul(stride).map_or(true, |n| n > MAX_PADDED_ELEMENTS) {
+    if height
+        .checked_mul(stride)
+        .is_none_or(|n| n > MAX_PADDED_ELEMENTS)
+    {
         return value_err!(
             "a {rows} x {cols} image padded for a kernel of half size {py} x {px} is too large"
         );
     }
-    let col_src: Vec<Option<usize>> =
-        (0..stride).map(|c| mode.source(c as i64 - px as i64, cols as i64)).collect();
+    let col_src: Vec<Option<usize>> = (0..stride)
+        .map(|c| mode.source(c as i64 - px as i64, cols as i64))
+        .collect();
     out.clear();
     if out.try_reserve_exact(height * stride).is_err() {
         return value_err!("cannot allocate the padded {height} x {stride} image");
@@ -276,7 +295,10 @@ fn phasors(start: f64, step: f64, n: usize) -> Vec<(f64, f64)> {
             cur = (c, s);
         }
         out.push(cur);
-        cur = (cur.0 * cos_step - cur.1 * sin_step, cur.0 * sin_step + cur.1 * cos_step);
+        cur = (
+            cur.0 * cos_step - cur.1 * sin_step,
+            cur.0 * sin_step + cur.1 * cos_step,
+        );
     }
     out
 }
@@ -325,17 +347,31 @@ impl Plan {
                 })
                 .unzip();
             let wy = tpf * g.sin_theta;
-            let demod = (wy != 0.0).then(|| phasors(-(g.half_y as f64) * wy, wy, rows + 2 * g.half_y));
+            let demod =
+                (wy != 0.0).then(|| phasors(-(g.half_y as f64) * wy, wy, rows + 2 * g.half_y));
             let scale = g.scale();
-            let remod = phasors(g.offset, wy, rows).into_iter().map(|(c, s)| (scale * c, scale * s)).collect();
-            PlanKind::Separable { row_cos, row_sin, col: (0..=g.half_y).map(gauss).collect(), demod, remod }
+            let remod = phasors(g.offset, wy, rows)
+                .into_iter()
+                .map(|(c, s)| (scale * c, scale * s))
+                .collect();
+            PlanKind::Separable {
+                row_cos,
+                row_sin,
+                col: (0..=g.half_y).map(gauss).collect(),
+                demod,
+                remod,
+            }
         } else {
             let (h, w) = g.kernel_shape();
             let (mut re, mut im) = (vec![0.0; h * w], vec![0.0; h * w]);
             kernel_unscaled(g, &mut re, &mut im)?;
             let scale = g.scale();
             let weight = |v: f64| {
-                let v = if single { ((v as f32) * (scale as f32)) as f64 } else { v * scale };
+                let v = if single {
+                    ((v as f32) * (scale as f32)) as f64
+                } else {
+                    v * scale
+                };
                 // scipy skips weights within DBL_EPSILON of zero.
                 if v.abs() > f64::EPSILON {
                     v
@@ -442,7 +478,10 @@ unsafe fn row_pass<S: F64s, const RB: usize>(
                 // (re + i im) (dc - i ds)
                 Some((dc, ds)) => {
                     let (dc, ds) = (S::splat(dc), S::splat(ds));
-                    (re[v].mul_add(dc, im[v].mul(ds)), im[v].mul(dc).sub(re[v].mul(ds)))
+                    (
+                        re[v].mul_add(dc, im[v].mul(ds)),
+                        im[v].mul(dc).sub(re[v].mul(ds)),
+                    )
                 }
                 None => (re[v], im[v]),
             };
@@ -461,6 +500,7 @@ unsafe fn row_pass<S: F64s, const RB: usize>(
 /// # Safety
 /// Rows `c - half_y ..= c + 1 + half_y` of both planes readable at `x .. x + NV * LANES`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn column_pair<S: F64s, const NV: usize, K: Sink<S, NV>>(
     t_re: *const f64,
     t_im: *const f64,
@@ -481,15 +521,27 @@ unsafe fn column_pair<S: F64s, const NV: usize, K: Sink<S, NV>>(
         }
         v
     }
-    let (mut acc_re0, mut acc_im0) = (load::<S, NV>(t_re, (c) * w + x), load::<S, NV>(t_im, (c) * w + x));
-    let (mut acc_re1, mut acc_im1) = (load::<S, NV>(t_re, (c + 1) * w + x), load::<S, NV>(t_im, (c + 1) * w + x));
+    let (mut acc_re0, mut acc_im0) = (
+        load::<S, NV>(t_re, (c) * w + x),
+        load::<S, NV>(t_im, (c) * w + x),
+    );
+    let (mut acc_re1, mut acc_im1) = (
+        load::<S, NV>(t_re, (c + 1) * w + x),
+        load::<S, NV>(t_im, (c + 1) * w + x),
+    );
     // m: row c + 1 - k (y + 1's lower partner), p: row c + k (y's upper partner).
     let (mut m_re, mut m_im) = (acc_re0, acc_im0);
     let (mut p_re, mut p_im) = (acc_re1, acc_im1);
     for (k, &gk) in col.iter().enumerate().skip(1) {
         let g = S::splat(gk);
-        let (mn_re, mn_im) = (load::<S, NV>(t_re, (c - k) * w + x), load::<S, NV>(t_im, (c - k) * w + x));
-        let (pn_re, pn_im) = (load::<S, NV>(t_re, (c + 1 + k) * w + x), load::<S, NV>(t_im, (c + 1 + k) * w + x));
+        let (mn_re, mn_im) = (
+            load::<S, NV>(t_re, (c - k) * w + x),
+            load::<S, NV>(t_im, (c - k) * w + x),
+        );
+        let (pn_re, pn_im) = (
+            load::<S, NV>(t_re, (c + 1 + k) * w + x),
+            load::<S, NV>(t_im, (c + 1 + k) * w + x),
+        );
         for v in 0..NV {
             acc_re0[v] = g.mul_add(mn_re[v].add(p_re[v]), acc_re0[v]);
             acc_im0[v] = g.mul_add(mn_im[v].add(p_im[v]), acc_im0[v]);
@@ -549,7 +601,18 @@ fn separable<S: F64s, const NV: usize, const RB: usize, K: Sink<S, NV>>(
             for x in (0..sw).step_by(block) {
                 // SAFETY: rows y .. y + 1 + 2 hy < t_rows + 1 exist, x + block <= sw.
                 unsafe {
-                    column_pair::<S, NV, K>(t_re.as_ptr(), t_im.as_ptr(), sw, y + hy, x, xs + x, col, y, rows, sink)
+                    column_pair::<S, NV, K>(
+                        t_re.as_ptr(),
+                        t_im.as_ptr(),
+                        sw,
+                        y + hy,
+                        x,
+                        xs + x,
+                        col,
+                        y,
+                        rows,
+                        sink,
+                    )
                 };
             }
         }
@@ -577,7 +640,10 @@ fn direct<S: F64s>(
             let c = pad.px - hx + 2 * hx - v;
             let (a, b) = (S::splat(a), S::splat(b));
             let src = padded[r * pad.stride + c..r * pad.stride + c + w].as_ptr();
-            let (o_re, o_im) = (out_re[y * w..(y + 1) * w].as_mut_ptr(), out_im[y * w..(y + 1) * w].as_mut_ptr());
+            let (o_re, o_im) = (
+                out_re[y * w..(y + 1) * w].as_mut_ptr(),
+                out_im[y * w..(y + 1) * w].as_mut_ptr(),
+            );
             for x in (0..w).step_by(l) {
                 // SAFETY: the three slices above have w values, x + l <= w.
                 unsafe {
@@ -591,7 +657,13 @@ fn direct<S: F64s>(
 }
 
 /// Reserve the output planes (and `out_im` when `both`) and the strip planes.
-fn reserve_planes(s: &mut GaborScratch, rows: usize, pad: &Padded, hy: usize, both: bool) -> Result<()> {
+fn reserve_planes(
+    s: &mut GaborScratch,
+    rows: usize,
+    pad: &Padded,
+    hy: usize,
+    both: bool,
+) -> Result<()> {
     reserve(&mut s.out_re, rows * pad.w)?;
     if both {
         reserve(&mut s.out_im, rows * pad.w)?;
@@ -662,7 +734,16 @@ pub fn filter(
         return value_err!("image must be finite, got a value {v}");
     }
     let plan = Plan::new(g, rows, single)?;
-    let pad = pad(image, rows, cols, g.half_y, g.half_x, mode, cval, &mut scratch.padded)?;
+    let pad = pad(
+        image,
+        rows,
+        cols,
+        g.half_y,
+        g.half_x,
+        mode,
+        cval,
+        &mut scratch.padded,
+    )?;
     reserve_planes(scratch, rows, &pad, g.half_y, true)?;
     match level() {
         // SAFETY: level() only reports instruction sets this CPU has.
@@ -689,12 +770,36 @@ fn filter_planes<S: F64s, const NV: usize, const RB: usize>(
     out_re: &mut [f64],
     out_im: &mut [f64],
 ) {
-    let (w_re, w_im) = (aligned(&mut s.out_re, rows * pad.w), aligned(&mut s.out_im, rows * pad.w));
+    let (w_re, w_im) = (
+        aligned(&mut s.out_re, rows * pad.w),
+        aligned(&mut s.out_im, rows * pad.w),
+    );
     match &plan.kind {
-        PlanKind::Separable { row_cos, row_sin, col, demod, remod } => {
-            let mut sink = ResponseSink { remod, out_re: w_re.as_mut_ptr(), out_im: w_im.as_mut_ptr(), w: pad.w };
+        PlanKind::Separable {
+            row_cos,
+            row_sin,
+            col,
+            demod,
+            remod,
+        } => {
+            let mut sink = ResponseSink {
+                remod,
+                out_re: w_re.as_mut_ptr(),
+                out_im: w_im.as_mut_ptr(),
+                w: pad.w,
+            };
             separable::<S, NV, RB, _>(
-                pad, &s.padded, rows, &plan.g, row_cos, row_sin, col, demod.as_deref(), &mut s.t_re, &mut s.t_im, &mut sink,
+                pad,
+                &s.padded,
+                rows,
+                &plan.g,
+                row_cos,
+                row_sin,
+                col,
+                demod.as_deref(),
+                &mut s.t_re,
+                &mut s.t_im,
+                &mut sink,
             );
         }
         PlanKind::Direct { taps } => direct::<S>(pad, &s.padded, rows, &plan.g, taps, w_re, w_im),
@@ -715,8 +820,15 @@ pub struct BankPlan {
 
 impl BankPlan {
     pub fn new(bank: &[Gabor], rows: usize, cols: usize) -> Result<BankPlan> {
-        let filters = bank.iter().map(|g| Plan::new(g, rows, false)).collect::<Result<Vec<_>>>()?;
-        Ok(BankPlan { rows, cols, filters })
+        let filters = bank
+            .iter()
+            .map(|g| Plan::new(g, rows, false))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BankPlan {
+            rows,
+            cols,
+            filters,
+        })
     }
 }
 
@@ -744,7 +856,10 @@ pub fn bank_stats(
     let padded = pad(&img, rows, cols, py, px, mode, cval, &mut scratch.padded);
     scratch.image = img;
     let pad = padded?;
-    let direct = plan.filters.iter().any(|f| matches!(f.kind, PlanKind::Direct { .. }));
+    let direct = plan
+        .filters
+        .iter()
+        .any(|f| matches!(f.kind, PlanKind::Direct { .. }));
     reserve_planes(scratch, rows, &pad, py, direct)?;
     match level() {
         // SAFETY: level() only reports instruction sets this CPU has.
@@ -760,15 +875,40 @@ pub fn bank_stats(
 dispatch!(bank_avx512, bank_avx2, bank_body, (plan: &BankPlan, pad: &Padded, cols: usize, s: &mut GaborScratch, out: &mut [f64]) -> ());
 
 #[inline(always)]
-fn bank_body<S: F64s, const NV: usize, const RB: usize>(plan: &BankPlan, pad: &Padded, cols: usize, s: &mut GaborScratch, out: &mut [f64]) {
+fn bank_body<S: F64s, const NV: usize, const RB: usize>(
+    plan: &BankPlan,
+    pad: &Padded,
+    cols: usize,
+    s: &mut GaborScratch,
+    out: &mut [f64],
+) {
     let (rows, w) = (plan.rows, pad.w);
     let magnitude = aligned(&mut s.out_re, rows * w);
     for (filter, stats) in plan.filters.iter().zip(out.chunks_exact_mut(2)) {
         match &filter.kind {
-            PlanKind::Separable { row_cos, row_sin, col, demod, .. } => {
-                let mut sink = MagnitudeSink { scale: filter.g.scale(), out: magnitude.as_mut_ptr(), w };
+            PlanKind::Separable {
+                row_cos,
+                row_sin,
+                col,
+                demod,
+                ..
+            } => {
+                let mut sink = MagnitudeSink {
+                    scale: filter.g.scale(),
+                    out: magnitude.as_mut_ptr(),
+                    w,
+                };
                 separable::<S, NV, RB, _>(
-                    pad, &s.padded, rows, &filter.g, row_cos, row_sin, col, demod.as_deref(), &mut s.t_re, &mut s.t_im,
+                    pad,
+                    &s.padded,
+                    rows,
+                    &filter.g,
+                    row_cos,
+                    row_sin,
+                    col,
+                    demod.as_deref(),
+                    &mut s.t_re,
+                    &mut s.t_im,
                     &mut sink,
                 );
             }
@@ -809,7 +949,10 @@ fn mean_var<S: F64s>(plane: &[f64], rows: usize, cols: usize, w: usize) -> (f64,
             let d = unsafe { S::load(row.as_ptr().add(x)) }.sub(m);
             acc = d.mul_add(d, acc);
         }
-        tail += row[full..cols].iter().map(|&v| (v - mean) * (v - mean)).sum::<f64>();
+        tail += row[full..cols]
+            .iter()
+            .map(|&v| (v - mean) * (v - mean))
+            .sum::<f64>();
     }
     (mean, (acc.reduce_sum() + tail) / n)
 }
@@ -837,10 +980,22 @@ mod tests {
     fn extension_modes_follow_scipy() {
         let line = |mode: Mode| (-6..10).map(|i| mode.source(i, 4)).collect::<Vec<_>>();
         let some = |v: &[usize]| v.iter().map(|&x| Some(x)).collect::<Vec<_>>();
-        assert_eq!(line(Mode::Reflect), some(&[2, 3, 3, 2, 1, 0, 0, 1, 2, 3, 3, 2, 1, 0, 0, 1]));
-        assert_eq!(line(Mode::Mirror), some(&[0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0, 1, 2, 3]));
-        assert_eq!(line(Mode::Wrap), some(&[2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1]));
-        assert_eq!(line(Mode::Nearest), some(&[0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 3, 3, 3, 3, 3, 3]));
+        assert_eq!(
+            line(Mode::Reflect),
+            some(&[2, 3, 3, 2, 1, 0, 0, 1, 2, 3, 3, 2, 1, 0, 0, 1])
+        );
+        assert_eq!(
+            line(Mode::Mirror),
+            some(&[0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0, 1, 2, 3])
+        );
+        assert_eq!(
+            line(Mode::Wrap),
+            some(&[2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+        );
+        assert_eq!(
+            line(Mode::Nearest),
+            some(&[0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 3, 3, 3, 3, 3, 3])
+        );
         assert_eq!(Mode::Constant.source(-1, 4), None);
         assert_eq!(Mode::Mirror.source(-5, 1), Some(0));
     }
@@ -848,16 +1003,32 @@ mod tests {
     #[test]
     fn separable_equals_direct() {
         let (rows, cols) = (13, 11);
-        let image: Vec<f64> = (0..rows * cols).map(|k| ((k * 37) % 101) as f64 / 7.0).collect();
-        for (mode, theta) in [(Mode::Reflect, 0.4), (Mode::Constant, 2.0), (Mode::Wrap, -1.0), (Mode::Mirror, 0.0)] {
+        let image: Vec<f64> = (0..rows * cols)
+            .map(|k| ((k * 37) % 101) as f64 / 7.0)
+            .collect();
+        for (mode, theta) in [
+            (Mode::Reflect, 0.4),
+            (Mode::Constant, 2.0),
+            (Mode::Wrap, -1.0),
+            (Mode::Mirror, 0.0),
+        ] {
             let g = gabor(0.2, theta, 2.3, 2.3);
             let mut s = GaborScratch::default();
             let (mut a_re, mut a_im) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
-            filter(&image, rows, cols, &g, mode, 1.5, false, &mut s, &mut a_re, &mut a_im).unwrap();
+            filter(
+                &image, rows, cols, &g, mode, 1.5, false, &mut s, &mut a_re, &mut a_im,
+            )
+            .unwrap();
             // Anisotropic by one ulp: forces the direct path on the same kernel.
-            let g2 = Gabor { sigma_y: f64::from_bits(g.sigma_y.to_bits() + 1), ..g };
+            let g2 = Gabor {
+                sigma_y: f64::from_bits(g.sigma_y.to_bits() + 1),
+                ..g
+            };
             let (mut b_re, mut b_im) = (vec![0.0; rows * cols], vec![0.0; rows * cols]);
-            filter(&image, rows, cols, &g2, mode, 1.5, false, &mut s, &mut b_re, &mut b_im).unwrap();
+            filter(
+                &image, rows, cols, &g2, mode, 1.5, false, &mut s, &mut b_re, &mut b_im,
+            )
+            .unwrap();
             let max = b_re.iter().chain(&b_im).fold(0.0f64, |m, v| m.max(v.abs()));
             for (a, b) in a_re.iter().zip(&b_re).chain(a_im.iter().zip(&b_im)) {
                 assert!((a - b).abs() <= 1e-12 * max, "{mode:?}: {a} vs {b}");
@@ -868,7 +1039,13 @@ mod tests {
     #[test]
     fn absurd_parameters_are_errors() {
         assert!(gabor(0.0, 0.0, 1.0, 1.0).check().is_err());
-        assert!(Gabor { half_x: 1 << 20, half_y: 1 << 20, ..gabor(0.1, 0.0, 1.0, 1.0) }.check().is_err());
+        assert!(Gabor {
+            half_x: 1 << 20,
+            half_y: 1 << 20,
+            ..gabor(0.1, 0.0, 1.0, 1.0)
+        }
+        .check()
+        .is_err());
         assert!(gabor(0.1, f64::NAN, 1.0, 1.0).check().is_err());
     }
 }

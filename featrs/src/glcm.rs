@@ -137,9 +137,17 @@ pub fn cooccurrence<T: Copy + Into<u64>>(
 ) -> Result<()> {
     check_shape(image.len(), rows, cols)?;
     let n_off = offsets.len();
-    match levels.checked_mul(levels).and_then(|l2| l2.checked_mul(n_off)) {
+    match levels
+        .checked_mul(levels)
+        .and_then(|l2| l2.checked_mul(n_off))
+    {
         Some(n) if n == counts.len() => {}
-        _ => return value_err!("output has {} values, expected {levels}^2 x {n_off}", counts.len()),
+        _ => {
+            return value_err!(
+                "output has {} values, expected {levels}^2 x {n_off}",
+                counts.len()
+            )
+        }
     }
     check_levels(image, levels)?;
     for (o, &(dr, dc)) in offsets.iter().enumerate() {
@@ -178,7 +186,7 @@ pub fn cooccurrence<T: Copy + Into<u64>>(
 
 /// `normed=True`: each `P[:, :, o]` divided by its sum (a zero sum is left as zeros).
 pub fn normalize(counts: &[u32], n_offsets: usize, out: &mut [f64]) -> Result<()> {
-    if out.len() != counts.len() || n_offsets == 0 || counts.len() % n_offsets != 0 {
+    if out.len() != counts.len() || n_offsets == 0 || !counts.len().is_multiple_of(n_offsets) {
         return value_err!("normalized output must match the counts' shape");
     }
     let mut sums = vec![0u64; n_offsets];
@@ -188,8 +196,14 @@ pub fn normalize(counts: &[u32], n_offsets: usize, out: &mut [f64]) -> Result<()
         }
     }
     // numpy sums the uint32 counts as float64: exact while the total is below 2^53.
-    let sums: Vec<f64> = sums.iter().map(|&s| if s == 0 { 1.0 } else { s as f64 }).collect();
-    for (o_cell, i_cell) in out.chunks_exact_mut(n_offsets).zip(counts.chunks_exact(n_offsets)) {
+    let sums: Vec<f64> = sums
+        .iter()
+        .map(|&s| if s == 0 { 1.0 } else { s as f64 })
+        .collect();
+    for (o_cell, i_cell) in out
+        .chunks_exact_mut(n_offsets)
+        .zip(counts.chunks_exact(n_offsets))
+    {
         for ((o, &c), &s) in o_cell.iter_mut().zip(i_cell).zip(&sums) {
             *o = c as f64 / s;
         }
@@ -214,7 +228,10 @@ pub fn props_dense<T: Copy + Into<f64>>(
     if levels == 0 || n_off == 0 {
         return value_err!("P must not be empty");
     }
-    match levels.checked_mul(levels).and_then(|l2| l2.checked_mul(n_off)) {
+    match levels
+        .checked_mul(levels)
+        .and_then(|l2| l2.checked_mul(n_off))
+    {
         Some(n) if n == p.len() => {}
         _ => return value_err!("P has {} values, expected {levels}^2 x {n_off}", p.len()),
     }
@@ -299,7 +316,11 @@ pub fn props_dense<T: Copy + Into<f64>>(
                 if si < UNSURE_STD || sj < UNSURE_STD {
                     unsure[o] = 1;
                 }
-                out[o] = if si < ZERO_STD || sj < ZERO_STD { 1.0 } else { cov[o] / (si * sj) };
+                out[o] = if si < ZERO_STD || sj < ZERO_STD {
+                    1.0
+                } else {
+                    cov[o] / (si * sj)
+                };
             }
         }
     }
@@ -401,7 +422,11 @@ pub struct PairScratch {
 
 impl Default for PairScratch {
     fn default() -> Self {
-        PairScratch { table: vec![0; 256 * 256], keys: Vec::new(), dirty: false }
+        PairScratch {
+            table: vec![0; 256 * 256],
+            keys: Vec::new(),
+            dirty: false,
+        }
     }
 }
 
@@ -411,7 +436,8 @@ impl Default for PairScratch {
 fn row_moments(a: &[u8], b: &[u8]) -> [u64; 6] {
     let mut total = [0u64; 6];
     for (ca, cb) in a.chunks(65536).zip(b.chunks(65536)) {
-        let (mut si, mut sii, mut sj, mut sjj, mut sij, mut sad) = (0u32, 0u32, 0u32, 0u32, 0u32, 0u32);
+        let (mut si, mut sii, mut sj, mut sjj, mut sij, mut sad) =
+            (0u32, 0u32, 0u32, 0u32, 0u32, 0u32);
         for (&x, &y) in ca.iter().zip(cb) {
             let (x, y) = (x as u32, y as u32);
             si += x;
@@ -450,7 +476,11 @@ fn row_diff_hist(a: &[u8], b: &[u8], hist: &mut [[u32; 256]; 4]) {
 fn row_keys(a: &[u8], b: &[u8], symmetric: bool, keys: &mut Vec<u16>) {
     keys.clear();
     if symmetric {
-        keys.extend(a.iter().zip(b).map(|(&i, &j)| (i.min(j) as u16) << 8 | i.max(j) as u16));
+        keys.extend(
+            a.iter()
+                .zip(b)
+                .map(|(&i, &j)| (i.min(j) as u16) << 8 | i.max(j) as u16),
+        );
     } else {
         keys.extend(a.iter().zip(b).map(|(&i, &j)| (i as u16) << 8 | j as u16));
     }
@@ -523,7 +553,9 @@ fn pair_stats(
     {
         if crate::vector::level() >= crate::vector::Level::Avx2 {
             // SAFETY: level() only reports instruction sets this CPU has.
-            return unsafe { pair_stats_avx2(image, rows, cols, offset, symmetric, needs, scratch) };
+            return unsafe {
+                pair_stats_avx2(image, rows, cols, offset, symmetric, needs, scratch)
+            };
         }
     }
     pair_stats_body(image, rows, cols, offset, symmetric, needs, scratch)
@@ -561,7 +593,10 @@ fn pair_stats_body(
         (r0..r1).map(move |r| {
             let pr = (r as i64 + dr) as usize;
             let pc = (c0 as i64 + dc) as usize;
-            (&image[r * cols + c0..r * cols + c1], &image[pr * cols + pc..pr * cols + pc + width])
+            (
+                &image[r * cols + c0..r * cols + c1],
+                &image[pr * cols + pc..pr * cols + pc + width],
+            )
         })
     };
     if needs.moments {
@@ -614,7 +649,12 @@ fn pair_stats_body(
 /// Move the u32 sub-histograms into the u64 one before a u32 could overflow:
 /// `pending` counts the pairs they hold.
 #[inline(always)]
-fn flush_hist_if_full(hist: &mut [[u32; 256]; 4], pending: &mut u64, added: usize, into: &mut [u64; 256]) {
+fn flush_hist_if_full(
+    hist: &mut [[u32; 256]; 4],
+    pending: &mut u64,
+    added: usize,
+    into: &mut [u64; 256],
+) {
     *pending += added as u64;
     if *pending > (u32::MAX / 2) as u64 {
         flush_hist(hist, into);
@@ -648,8 +688,14 @@ fn prop_from_stats(st: &PairStats, symmetric: bool, prop: Prop) -> Option<f64> {
     } else {
         (n, st.s_i, st.s_j, st.s_ii, st.s_jj, st.s_ij)
     };
-    let (tot, s_i, s_j, s_ii, s_jj, s_ij) =
-        (tot as i128, s_i as i128, s_j as i128, s_ii as i128, s_jj as i128, s_ij as i128);
+    let (tot, s_i, s_j, s_ii, s_jj, s_ij) = (
+        tot as i128,
+        s_i as i128,
+        s_j as i128,
+        s_ii as i128,
+        s_jj as i128,
+        s_ij as i128,
+    );
     let totf = tot as f64;
     Some(match prop {
         // sum (i - j)^2 = sum i^2 + sum j^2 - 2 sum ij, all exact.
@@ -725,9 +771,13 @@ pub fn props_from_pairs(
 ) -> Result<()> {
     check_shape(image.len(), rows, cols)?;
     if out.len() != props.len() * offsets.len() || unsure.len() != offsets.len() {
-        return value_err!("outputs must have {} x {} values", props.len(), offsets.len());
+        return value_err!(
+            "outputs must have {} x {} values",
+            props.len(),
+            offsets.len()
+        );
     }
-    if rows.checked_mul(cols).map_or(true, |n| n > (1 << 31)) {
+    if rows.checked_mul(cols).is_none_or(|n| n > (1 << 31)) {
         return value_err!("image of {rows} x {cols} pixels is too large (at most 2^31 pixels)");
     }
     check_levels(image, levels)?;
@@ -761,8 +811,18 @@ mod tests {
 
     #[test]
     fn offsets_round_half_away_from_zero() {
-        assert_eq!(offsets(&[0.5, -0.5, 1.0], &[0.0]).unwrap(), vec![(0, 1), (0, -1), (0, 1)]);
-        let o = offsets(&[1.0], &[std::f64::consts::FRAC_PI_2, 3.0 * std::f64::consts::FRAC_PI_4]).unwrap();
+        assert_eq!(
+            offsets(&[0.5, -0.5, 1.0], &[0.0]).unwrap(),
+            vec![(0, 1), (0, -1), (0, 1)]
+        );
+        let o = offsets(
+            &[1.0],
+            &[
+                std::f64::consts::FRAC_PI_2,
+                3.0 * std::f64::consts::FRAC_PI_4,
+            ],
+        )
+        .unwrap();
         assert_eq!(o, vec![(1, 0), (1, -1)]);
         assert!(offsets(&[f64::NAN], &[0.0]).is_err());
         assert_eq!(pair_window(4, 4, i64::MAX, 0), (0, 0, 0, 0));
@@ -771,7 +831,12 @@ mod tests {
 
     #[test]
     fn skimage_docstring_example() {
-        let angles = [0.0, std::f64::consts::FRAC_PI_4, std::f64::consts::FRAC_PI_2, 3.0 * std::f64::consts::FRAC_PI_4];
+        let angles = [
+            0.0,
+            std::f64::consts::FRAC_PI_4,
+            std::f64::consts::FRAC_PI_2,
+            3.0 * std::f64::consts::FRAC_PI_4,
+        ];
         let off = offsets(&[1.0], &angles).unwrap();
         let mut p = vec![0u32; 4 * 4 * 4];
         cooccurrence(&EXAMPLE, 4, 4, &off, 4, false, &mut p).unwrap();
@@ -786,8 +851,16 @@ mod tests {
     fn pair_props_match_dense_props() {
         let off = offsets(&[1.0, 2.0], &[0.0, std::f64::consts::FRAC_PI_2]).unwrap();
         let all = [
-            Prop::Contrast, Prop::Dissimilarity, Prop::Homogeneity, Prop::Energy, Prop::Correlation,
-            Prop::Asm, Prop::Mean, Prop::Variance, Prop::Std, Prop::Entropy,
+            Prop::Contrast,
+            Prop::Dissimilarity,
+            Prop::Homogeneity,
+            Prop::Energy,
+            Prop::Correlation,
+            Prop::Asm,
+            Prop::Mean,
+            Prop::Variance,
+            Prop::Std,
+            Prop::Entropy,
         ];
         for symmetric in [false, true] {
             let mut p = vec![0u32; 4 * 4 * off.len()];
@@ -795,7 +868,19 @@ mod tests {
             let mut scratch = PairScratch::default();
             let mut fast = vec![0.0; all.len() * off.len()];
             let mut unsure = vec![0u8; off.len()];
-            props_from_pairs(&EXAMPLE, 4, 4, &off, 4, symmetric, &all, &mut scratch, &mut fast, &mut unsure).unwrap();
+            props_from_pairs(
+                &EXAMPLE,
+                4,
+                4,
+                &off,
+                4,
+                symmetric,
+                &all,
+                &mut scratch,
+                &mut fast,
+                &mut unsure,
+            )
+            .unwrap();
             assert!(scratch.table.iter().all(|&c| c == 0));
             for (k, &prop) in all.iter().enumerate() {
                 let mut dense = vec![0.0; off.len()];
@@ -803,7 +888,11 @@ mod tests {
                 props_dense(&p, 4, off.len(), prop, &mut dense, &mut u).unwrap();
                 for o in 0..off.len() {
                     let f = fast[k * off.len() + o];
-                    assert!((f - dense[o]).abs() <= 1e-12 * dense[o].abs().max(1.0), "{prop:?} {o}: {f} vs {}", dense[o]);
+                    assert!(
+                        (f - dense[o]).abs() <= 1e-12 * dense[o].abs().max(1.0),
+                        "{prop:?} {o}: {f} vs {}",
+                        dense[o]
+                    );
                 }
             }
         }

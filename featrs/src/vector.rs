@@ -210,7 +210,8 @@ mod x86 {
         fn reduce_sum(self) -> f64 {
             let mut lanes = [0.0f64; 8];
             unsafe { _mm512_storeu_pd(lanes.as_mut_ptr(), self.0) };
-            ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+            ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
+                + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
         }
     }
 }
