@@ -1,10 +1,19 @@
-"""featrs: Rust kernels for handcrafted image features with scikit-image's numbers."""
+"""featrs: Rust kernels for handcrafted image features with scikit-image's numbers.
+
+Single-image functions carry scikit-image's names, signatures and results (``hog``,
+``local_binary_pattern``, ``graycomatrix``, ``graycoprops``, ``gabor_kernel``, ``gabor``);
+the ``*_batch`` functions turn a ``(N, H, W)`` uint8 stack into ``(N, D)`` feature rows in
+parallel, with the same layout as :mod:`featrs.reference` (the scikit-image reference).
+"""
 from ._featrs import __version__, max_threads
+from ._gabor import gabor, gabor_bank_batch, gabor_kernel
+from ._glcm import glcm_props_batch, graycomatrix, graycoprops
+from ._hog import hog, hog_batch
+from ._lbp import lbp_histogram_batch, local_binary_pattern
 
-__all__ = ["__version__", "max_threads"]
-
-# --- hog / lbp ---
-from ._hog import hog, hog_batch  # noqa: E402
-from ._lbp import lbp_histogram_batch, local_binary_pattern  # noqa: E402
-
-__all__ += ["hog", "hog_batch", "local_binary_pattern", "lbp_histogram_batch"]
+__all__ = [
+    "__version__", "max_threads",
+    "hog", "hog_batch", "local_binary_pattern", "lbp_histogram_batch",
+    "graycomatrix", "graycoprops", "glcm_props_batch",
+    "gabor_kernel", "gabor", "gabor_bank_batch",
+]

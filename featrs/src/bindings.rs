@@ -292,3 +292,244 @@ pub fn lbp_histogram_batch(
         })
     })
 }
+
+// --- glcm / gabor ---
+// Bindings of `glcm` and `gabor`. The Python façades (featrs/_glcm.py, featrs/_gabor.py)
+// validate arguments, allocate outputs and pass C-contiguous arrays.
+use std::cell::RefCell;
+
+use crate::gabor;
+use crate::glcm::{self, Prop};
+
+/// An unsigned-integer image buffer of any width (signed images are viewed as unsigned
+/// by the façade once checked non-negative).
+enum UintImage {
+    U8(PyBuffer<u8>),
+    U16(PyBuffer<u16>),
+    U32(PyBuffer<u32>),
+    U64(PyBuffer<u64>),
+}
+
+fn uint_image(obj: &PyAny) -> PyResult<UintImage> {
+    if let Ok(b) = PyBuffer::<u8>::get(obj) {
+        return Ok(UintImage::U8(b));
+    }
+    if let Ok(b) = PyBuffer::<u16>::get(obj) {
+        return Ok(UintImage::U16(b));
+    }
+    if let Ok(b) = PyBuffer::<u32>::get(obj) {
+        return Ok(UintImage::U32(b));
+    }
+    if let Ok(b) = PyBuffer::<u64>::get(obj) {
+        return Ok(UintImage::U64(b));
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(
+        "image must be a C-contiguous unsigned integer array (uint8, uint16, uint32 or uint64)",
+    ))
+}
+
+/// Co-occurrence counts (`graycomatrix` with `normed=False`) into a zeroed uint32
+/// `(levels, levels, len(distances) * len(angles))` array.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn glcm_counts(
+    py: Python<'_>,
+    image: &PyAny,
+    rows: usize,
+    cols: usize,
+    distances: Vec<f64>,
+    angles: Vec<f64>,
+    levels: usize,
+    symmetric: bool,
+    out: &PyAny,
+) -> PyResult<()> {
+    let img = uint_image(image)?;
+    let out_buf = buffer::<u32>(out, "out", "uint32")?;
+    let counts = write_slice(&out_buf, "out")?;
+    macro_rules! count {
+        ($b:expr) => {{
+            let s = read_slice($b, "image")?;
+            run(py, move || {
+                let offsets = glcm::offsets(&distances, &angles)?;
+                glcm::cooccurrence(s, rows, cols, &offsets, levels, symmetric, counts)
+            })
+        }};
+    }
+    match &img {
+        UintImage::U8(b) => count!(b),
+        UintImage::U16(b) => count!(b),
+        UintImage::U32(b) => count!(b),
+        UintImage::U64(b) => count!(b),
+    }
+}
+
+/// `normed=True`: uint32 counts with `n_offsets` matrices -> float64 probabilities.
+#[pyfunction]
+pub fn glcm_normalize(py: Python<'_>, counts: &PyAny, n_offsets: usize, out: &PyAny) -> PyResult<()> {
+    let c_buf = buffer::<u32>(counts, "counts", "uint32")?;
+    let o_buf = buffer::<f64>(out, "out", "float64")?;
+    let c = read_slice(&c_buf, "counts")?;
+    let o = write_slice(&o_buf, "out")?;
+    run(py, move || glcm::normalize(c, n_offsets, o))
+}
+
+/// `graycoprops(P, prop)` of a uint32 or float64 `(levels, levels, n_offsets)` matrix;
+/// `unsure` flags correlations the façade must recompute with numpy (see glcm.rs).
+#[pyfunction]
+pub fn glcm_props_dense(
+    py: Python<'_>,
+    p: &PyAny,
+    levels: usize,
+    n_offsets: usize,
+    prop: &str,
+    out: &PyAny,
+    unsure: &PyAny,
+) -> PyResult<()> {
+    let prop = Prop::from_name(prop)?;
+    let o_buf = buffer::<f64>(out, "out", "float64")?;
+    let u_buf = buffer::<u8>(unsure, "unsure", "uint8")?;
+    let o = write_slice(&o_buf, "out")?;
+    let u = write_slice(&u_buf, "unsure")?;
+    if let Ok(b) = PyBuffer::<u32>::get(p) {
+        let s = read_slice(&b, "P")?;
+        return run(py, move || glcm::props_dense(s, levels, n_offsets, prop, o, u));
+    }
+    let b = buffer::<f64>(p, "P", "uint32 or float64")?;
+    let s = read_slice(&b, "P")?;
+    run(py, move || glcm::props_dense(s, levels, n_offsets, prop, o, u))
+}
+
+thread_local! {
+    static GLCM_SCRATCH: RefCell<glcm::PairScratch> = RefCell::new(glcm::PairScratch::default());
+}
+
+/// GLCM properties of each uint8 image of an `(n, rows, cols)` stack into `out`
+/// `(n, len(props) * n_offsets)`; correlations that need numpy's rounding are NaN.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn glcm_props_batch(
+    py: Python<'_>,
+    images: &PyAny,
+    rows: usize,
+    cols: usize,
+    distances: Vec<f64>,
+    angles: Vec<f64>,
+    levels: usize,
+    symmetric: bool,
+    props: Vec<String>,
+    n_threads: Option<usize>,
+    out: &PyAny,
+) -> PyResult<()> {
+    let props = props.iter().map(|p| Prop::from_name(p)).collect::<Result<Vec<_>>>()?;
+    let i_buf = buffer::<u8>(images, "images", "uint8")?;
+    let o_buf = buffer::<f64>(out, "out", "float64")?;
+    let imgs = read_slice(&i_buf, "images")?;
+    let o = write_slice(&o_buf, "out")?;
+    let n_threads = threads(n_threads);
+    run(py, move || {
+        let offsets = glcm::offsets(&distances, &angles)?;
+        let image_len = rows
+            .checked_mul(cols)
+            .ok_or_else(|| FeatError::Value("image size overflows".into()))?;
+        let row_len = props.len() * offsets.len();
+        crate::parallel::for_each_image(imgs, image_len, o, row_len, n_threads, |img, row| {
+            GLCM_SCRATCH.with(|s| {
+                let mut unsure = vec![0u8; offsets.len()];
+                glcm::props_from_pairs(
+                    img,
+                    rows,
+                    cols,
+                    &offsets,
+                    levels,
+                    symmetric,
+                    &props,
+                    &mut s.borrow_mut(),
+                    row,
+                    &mut unsure,
+                )
+            })
+        })
+    })
+}
+
+/// Gabor filter parameters as the façade computes them (scikit-image's arithmetic):
+/// `(frequency, sigma_x, sigma_y, cos_theta, sin_theta, offset, half_x, half_y)`.
+type GaborArgs = (f64, f64, f64, f64, f64, f64, usize, usize);
+
+fn gabor_of(a: GaborArgs) -> gabor::Gabor {
+    let (frequency, sigma_x, sigma_y, cos_theta, sin_theta, offset, half_x, half_y) = a;
+    gabor::Gabor { frequency, sigma_x, sigma_y, cos_theta, sin_theta, offset, half_x, half_y }
+}
+
+/// The unscaled Gabor kernel (real and imaginary float64 planes of its shape).
+#[pyfunction]
+pub fn gabor_kernel_unscaled(py: Python<'_>, params: GaborArgs, out_re: &PyAny, out_im: &PyAny) -> PyResult<()> {
+    let g = gabor_of(params);
+    let (r_buf, i_buf) = (buffer::<f64>(out_re, "out_re", "float64")?, buffer::<f64>(out_im, "out_im", "float64")?);
+    let (re, im) = (write_slice(&r_buf, "out_re")?, write_slice(&i_buf, "out_im")?);
+    run(py, move || gabor::kernel_unscaled(&g, re, im))
+}
+
+thread_local! {
+    static GABOR_SCRATCH: RefCell<gabor::GaborScratch> = RefCell::new(gabor::GaborScratch::default());
+}
+
+/// Real and imaginary Gabor responses of a float64 image (`single`: float32 kernel).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn gabor_filter(
+    py: Python<'_>,
+    image: &PyAny,
+    rows: usize,
+    cols: usize,
+    params: GaborArgs,
+    mode: &str,
+    cval: f64,
+    single: bool,
+    out_re: &PyAny,
+    out_im: &PyAny,
+) -> PyResult<()> {
+    let g = gabor_of(params);
+    let mode = gabor::Mode::from_name(mode)?;
+    let img_buf = buffer::<f64>(image, "image", "float64")?;
+    let img = read_slice(&img_buf, "image")?;
+    let (r_buf, i_buf) = (buffer::<f64>(out_re, "out_re", "float64")?, buffer::<f64>(out_im, "out_im", "float64")?);
+    let (re, im) = (write_slice(&r_buf, "out_re")?, write_slice(&i_buf, "out_im")?);
+    run(py, move || {
+        GABOR_SCRATCH.with(|s| gabor::filter(img, rows, cols, &g, mode, cval, single, &mut s.borrow_mut(), re, im))
+    })
+}
+
+/// Mean and variance of the Gabor magnitude for each filter of `bank`, for each uint8
+/// image of an `(n, rows, cols)` stack, into `out` `(n, 2 * len(bank))`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn gabor_bank_batch(
+    py: Python<'_>,
+    images: &PyAny,
+    rows: usize,
+    cols: usize,
+    bank: Vec<GaborArgs>,
+    mode: &str,
+    cval: f64,
+    n_threads: Option<usize>,
+    out: &PyAny,
+) -> PyResult<()> {
+    let bank: Vec<gabor::Gabor> = bank.into_iter().map(gabor_of).collect();
+    let mode = gabor::Mode::from_name(mode)?;
+    let i_buf = buffer::<u8>(images, "images", "uint8")?;
+    let o_buf = buffer::<f64>(out, "out", "float64")?;
+    let imgs = read_slice(&i_buf, "images")?;
+    let o = write_slice(&o_buf, "out")?;
+    let n_threads = threads(n_threads);
+    run(py, move || {
+        let image_len = rows
+            .checked_mul(cols)
+            .ok_or_else(|| FeatError::Value("image size overflows".into()))?;
+        let plan = gabor::BankPlan::new(&bank, rows, cols)?;
+        crate::parallel::for_each_image(imgs, image_len, o, 2 * bank.len(), n_threads, |img, row| {
+            GABOR_SCRATCH.with(|s| gabor::bank_stats(img, &plan, mode, cval, &mut s.borrow_mut(), row))
+        })
+    })
+}
+// --- end glcm / gabor ---
