@@ -18,7 +18,7 @@ import pytest
 import featrs
 from featrs import _gabor, reference
 
-from texture_images import image, source, stack
+from sample_images import image, source, stack
 
 cv2.setNumThreads(1)
 SIZES = (64, 128, 256)

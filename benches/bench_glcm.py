@@ -19,7 +19,7 @@ from skimage.feature import graycomatrix, graycoprops
 import featrs
 from featrs import reference
 
-from texture_images import image, source, stack
+from sample_images import image, source, stack
 
 cv2.setNumThreads(1)
 SIZES = (64, 128, 256)

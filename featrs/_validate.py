@@ -1,6 +1,8 @@
 """Argument checks shared by the featrs façade and the scikit-image reference."""
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 
@@ -24,17 +26,17 @@ def image_stack(images, name: str = "images") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+#: Upper bound for ``n_threads``: each distinct value keeps a thread pool alive.
+MAX_THREADS = 256
+
+
 def n_threads(value) -> int | None:
-    """``None`` (all cores) or a positive int."""
+    """``None`` (all cores) or an int in ``[1, MAX_THREADS]``."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"n_threads must be a positive integer or None, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_THREADS:
+        raise ValueError(f"n_threads must be an integer in [1, {MAX_THREADS}] or None, got {value!r}")
     return int(value)
-
-
-# --- hog / lbp ---
-import operator  # noqa: E402
 
 
 def integer(value, name: str, low: int, high: int) -> int:

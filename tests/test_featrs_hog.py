@@ -253,7 +253,7 @@ def test_batch_rejects_what_the_reference_rejects(bad, error):
         featrs.hog_batch(bad)
 
 
-@pytest.mark.parametrize("n_threads", [0, -1, 1.5, True, "2"])
+@pytest.mark.parametrize("n_threads", [0, -1, 1.5, True, "2", 10**6])
 def test_batch_rejects_bad_thread_counts(n_threads):
     images = np.zeros((1, 32, 32), np.uint8)
     with pytest.raises(ValueError, match="n_threads"):

@@ -11,6 +11,9 @@ fn pools() -> &'static Mutex<HashMap<usize, Arc<rayon::ThreadPool>>> {
     POOLS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// Largest thread count accepted: every distinct count keeps a pool alive (see `pool`).
+pub const MAX_THREADS: usize = 256;
+
 /// Number of threads used when the caller does not say: all cores.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -47,8 +50,8 @@ where
     T: Sync,
     F: Fn(&[T], &mut [f64]) -> Result<()> + Sync + Send,
 {
-    if n_threads == 0 {
-        return Err(FeatError::Value("n_threads must be >= 1".into()));
+    if n_threads == 0 || n_threads > MAX_THREADS {
+        return Err(FeatError::Value(format!("n_threads must be in [1, {MAX_THREADS}], got {n_threads}")));
     }
     let n = if image_len == 0 { 0 } else { images.len() / image_len };
     if images.len() != n * image_len || out.len() != n * row_len {
