@@ -233,7 +233,7 @@ def follow_query(query, *, total_batches: int | None, start_seq: int = 0,
     total_batches : int or None
         Producer batches in the stream (bar total); None for an endless stream.
     start_seq : int
-        First seq of this run (the bar starts there on a restart).
+        Where a new query starts (its first progress report has no start offset).
     on_batch : callable, optional
         Called with each :class:`BatchProgress` after it is logged.
     should_stop : callable, optional
@@ -268,6 +268,9 @@ def follow_query(query, *, total_batches: int | None, start_seq: int = 0,
                 continue
             seen.add(progress["batchId"])
             item = batch_progress(progress)
+            if item.start_seq is None:
+                # A new query's first progress has no start offset: it began at start_seq.
+                item.start_seq = done[-1].end_seq if done else start_seq
             done.append(item)
             if bar.n == 0 and item.start_seq:
                 bar.update(item.start_seq)

@@ -1,0 +1,100 @@
+"""consumer.ingest without Spark: the file sink log reader, table paths, progress lines."""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from consumer.features import FeatureConfig
+from consumer.ingest import (
+    batch_progress,
+    committed_batch_ids,
+    committed_files,
+    files_of_batch,
+    read_table,
+    stream_paths,
+    training_frame,
+)
+
+
+def _write_part(table_dir, name: str, seqs: list[int]) -> str:
+    path = table_dir / name
+    pq.write_table(pa.table({
+        "seq": pa.array(seqs, pa.int64()), "epoch": pa.array([0] * len(seqs), pa.int64()),
+        "image_id": pa.array([f"img{s}" for s in seqs]), "label": pa.array([s % 4 for s in seqs], pa.int32()),
+        "features": pa.array([[float(s)] for s in seqs], pa.list_(pa.float32())),
+        "sift": pa.nulls(len(seqs), pa.binary()), "error": pa.nulls(len(seqs), pa.string()),
+    }), path)
+    return path.as_uri()
+
+
+def _log(table_dir, name: str, uris: list[str], action: str = "add") -> None:
+    meta = table_dir / "_spark_metadata"
+    meta.mkdir(exist_ok=True)
+    lines = ["v1"] + [json.dumps({"path": u, "size": 1, "isDir": False, "modificationTime": 0,
+                                  "blockReplication": 1, "blockSize": 1, "action": action}) for u in uris]
+    (meta / name).write_text("\n".join(lines) + "\n")
+
+
+def test_only_logged_files_count_and_compaction_is_followed(tmp_path):
+    a = _write_part(tmp_path, "part-a.parquet", [0, 1])
+    b = _write_part(tmp_path, "part-b.parquet", [2, 3])
+    c = _write_part(tmp_path, "part-c.parquet", [4])
+    _write_part(tmp_path, "part-stray.parquet", [2, 3])  # a killed run's leftover, never logged
+    _log(tmp_path, "0", [a])
+    _log(tmp_path, "1.compact", [a, b])  # a compaction batch's log repeats every earlier entry
+    _log(tmp_path, "2", [c])
+    (tmp_path / "_spark_metadata" / ".2.abc.tmp").write_text("partial")
+    assert committed_batch_ids(tmp_path) == [0, 1, 2]
+    assert [p.name for p in committed_files(tmp_path)] == ["part-a.parquet", "part-b.parquet",
+                                                           "part-c.parquet"]
+    assert [p.name for p in files_of_batch(tmp_path, 2)] == ["part-c.parquet"]
+    assert [p.name for p in files_of_batch(tmp_path, 1)] == ["part-b.parquet"]
+    table = read_table(tmp_path)
+    assert sorted(table["seq"]) == [0, 1, 2, 3, 4]
+
+
+def test_empty_or_missing_log_means_an_empty_table(tmp_path):
+    assert committed_files(tmp_path) == []
+    assert len(read_table(tmp_path)) == 0
+
+
+def test_a_foreign_log_is_refused(tmp_path):
+    meta = tmp_path / "_spark_metadata"
+    meta.mkdir()
+    (meta / "0").write_text("{not a log}\n")
+    with pytest.raises(ValueError, match="not a Spark file sink log"):
+        committed_files(tmp_path)
+
+
+def test_training_frame_drops_marker_rows_and_orders_rows(tmp_path):
+    import pandas as pd
+
+    table = pd.DataFrame({"seq": [1, 0, 2], "epoch": 0, "image_id": ["b", "a", None],
+                          "label": [1, 0, None], "features": [[1.0], [0.0], None],
+                          "sift": [None, None, None], "error": [None, None, "crc"]})
+    frame = training_frame(table)
+    assert frame["image_id"].tolist() == ["a", "b"]
+    assert list(frame.columns) == ["image_id", "label", "seq", "features", "sift"]
+
+
+def test_table_paths_separate_streams_and_feature_stages(tmp_path):
+    hello = {"split": "train", "stream_id": "abc123" * 8}
+    hog = FeatureConfig(features=("hog",))
+    first = stream_paths(tmp_path, hello, hog, "rust")
+    assert first == stream_paths(tmp_path, hello, hog, "rust")
+    assert first != stream_paths(tmp_path, hello, hog, "skimage")
+    assert first != stream_paths(tmp_path, hello, FeatureConfig(features=("hog",), hog_orientations=12), "rust")
+    assert first != stream_paths(tmp_path, {**hello, "stream_id": "other"}, hog, "rust")
+    assert first.table.parent == first.checkpoint.parent and first.root.is_relative_to(tmp_path)
+
+
+def test_progress_line_names_the_producer_batches():
+    progress = {"batchId": 3, "numInputRows": 64, "durationMs": {"triggerExecution": 2000},
+                "sources": [{"startOffset": json.dumps({"stream_id": "s", "seq": 4}),
+                             "endOffset": {"stream_id": "s", "seq": 6}}]}
+    item = batch_progress(progress)
+    assert (item.start_seq, item.end_seq, item.rows, item.rows_per_s) == (4, 6, 64, 32.0)
+    assert item.line() == "micro-batch 3: producer batches 4..5, 64 rows in 2.0s (32.0 rows/s)"
