@@ -216,3 +216,43 @@ def test_ctrl_c_stops_the_query_and_spark(tmp_path):
     assert code == cli.EXIT_INTERRUPTED, out[-3000:]
     assert "interrupted: stopping the streaming query and Spark" in out
     assert gone, "the JVM or Python workers outlived the CLI"
+
+
+def test_stream_predictor_counts_skips_and_reports_per_producer_batch():
+    import numpy as np
+    import pandas as pd
+
+    from consumer.features import n_features
+    from consumer.predicting import StreamPredictor
+    from consumer.training import fit
+
+    config = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1)
+    width = n_features(config, (32, 32))
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame({"image_id": [f"t{i}" for i in range(40)], "label": [i % 4 for i in range(40)],
+                          "seq": 0, "features": list(rng.random((40, width), dtype=np.float32))})
+    model = fit(train, config=config, model="sgd", classes=STREAM.classes, image_shape=[32, 32, 1],
+                color_mode="grayscale")
+    lines: list[str] = []
+    predictor = StreamPredictor(model, emit=lines.append)
+    rows = pd.DataFrame({
+        "seq": [3, 3, 2, 4], "image_id": ["c", "d", "a", None], "label": [1, 2, 0, None],
+        "features": [rng.random(width, dtype=np.float32) for _ in range(3)] + [None],
+        "sift": [None] * 4, "error": [None, None, None, "crc32 mismatch"]})
+    entries = predictor.process(rows)
+    assert [e["seq"] for e in entries] == [2, 3] and entries[-1]["n_images"] == 3
+    assert predictor.skipped == [{"seq": 4, "reason": "crc32 mismatch"}]
+    assert any("SKIPPED" in line for line in lines) and sum("batch seq=" in line for line in lines) == 3
+    report = predictor.report(model={"model": "sgd"})
+    assert report["n_images"] == 3 and report["n_skipped_batches"] == 1
+    assert len(report["batches"]) == 2 and report["model"] == {"model": "sgd"}
+
+
+def test_stream_predictor_with_no_images_says_so():
+    from consumer.predicting import StreamPredictor
+
+    class Model:
+        classes = list(STREAM.classes)
+
+    with pytest.raises(RuntimeError, match="no image was predicted"):
+        StreamPredictor(Model()).report()
