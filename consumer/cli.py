@@ -392,20 +392,29 @@ def cmd_predict(args: argparse.Namespace, run: Run) -> int:
     finite = hello.get("total_batches") is not None
     writer = writer.trigger(availableNow=True) if finite else writer.trigger(processingTime="0 seconds")
     query = writer.start()
-    follow_query(query, total_batches=hello.get("total_batches"), progress_bar=args.progress,
-                 emit=_emit, log_batches=False)
+    interrupted = False
+    try:
+        follow_query(query, total_batches=hello.get("total_batches"), progress_bar=args.progress,
+                     emit=_emit, log_batches=False)
+    except KeyboardInterrupt:
+        # An endless stream ends with Ctrl-C: report what was predicted until then.
+        if not predictor.history:
+            raise
+        interrupted = True
+        query.stop()
     result = predictor.report(
         model={k: model.meta[k] for k in ("model", "engine", "n_train_images", "n_features")},
         model_path=str(args.save_path), features=config.to_dict(), backend=args.backend,
-        stream={k: hello.get(k) for k in ("stream_id", "split", "image_shape", "total_images")})
+        stream={k: hello.get(k) for k in ("stream_id", "split", "image_shape", "total_images")},
+        interrupted=interrupted)
     reporting.print_report(result)
     report_path = args.report or Path(args.work_dir) / "report.json"
     plots = args.plots_dir or Path(args.work_dir) / "plots"
     reporting.write_report(result, report_path)
     reporting.plot_confusion_matrix(result, plots / "confusion_matrix.png")
     reporting.plot_accuracy_over_batches(predictor.history, plots / "accuracy_over_batches.png")
-    print(f"report {report_path}; plots in {plots}")
-    return 0
+    print(f"report {report_path}; plots in {plots}" + (" (interrupted: partial)" if interrupted else ""))
+    return EXIT_INTERRUPTED if interrupted else 0
 
 
 COMMANDS = {"train": cmd_train, "predict": cmd_predict, "ingest": cmd_ingest}

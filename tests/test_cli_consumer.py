@@ -256,3 +256,46 @@ def test_stream_predictor_with_no_images_says_so():
 
     with pytest.raises(RuntimeError, match="no image was predicted"):
         StreamPredictor(Model()).report()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_predict_on_an_endless_stream_reports_what_it_saw_on_ctrl_c(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from consumer.features import n_features
+    from consumer.training import fit
+
+    config = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1)
+    width = n_features(config, (32, 32))
+    rng = np.random.default_rng(2)
+    train = pd.DataFrame({"image_id": [f"t{i}" for i in range(40)], "label": [i % 4 for i in range(40)],
+                          "seq": 0, "features": list(rng.random((40, width), dtype=np.float32))})
+    fit(train, config=config, model="sgd", classes=STREAM.classes, image_shape=[32, 32, 1],
+        color_mode="grayscale").save(tmp_path / "model")
+    endless = FakeStream(total_images=40, batch_size=8, image_shape=(32, 32, 1), endless=True)
+    procs = Processes()
+    log = tmp_path / "predict.log"
+    try:
+        with FakeProducer(stream=endless, delay=0.2) as fp:
+            proc = procs.start(consumer_args(
+                "predict", "--save-path", str(tmp_path / "model"), "--port", str(fp.port),
+                "--work-dir", str(tmp_path / "work"), "--master", "local[2]", "--backend", "skimage",
+                "--max-batches-per-trigger", "2"), log, env=process_env())
+            deadline = time.monotonic() + 180
+            while log.read_text().count("batch seq=") < 7:  # past the first epoch (5 batches)
+                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.3)
+            os.kill(proc.pid, signal.SIGINT)
+            code = proc.wait(60)
+            gone = _group_gone(proc)
+    finally:
+        procs.stop_all()
+    out = log.read_text()
+    assert code == cli.EXIT_INTERRUPTED, out[-3000:]
+    report = json.loads((tmp_path / "work" / "report.json").read_text())
+    assert report["interrupted"] is True and report["n_images"] >= 7 * 8
+    seqs = [b["seq"] for b in report["batches"]]
+    assert seqs == list(range(len(seqs)))  # in order, none twice, across epochs
+    assert gone
