@@ -79,9 +79,10 @@ def run_stage(procs: Processes, split: str, consumer_args: list[str], data: Path
               image_size: tuple[int, int]) -> None:
     port = free_port()
     producer = procs.start([sys.executable, "-m", "producer", "--directory", str(data),
-                            "--split", split, "--port", str(port), "--no-shuffle",
+                            "--split", split, "--port", str(port),
                             "--image-size", str(image_size[0]), str(image_size[1]),
-                            "--no-progress"])
+                            # The consumer shows progress; the producer only speaks up for problems.
+                            "--no-progress", "--log-level", "WARNING"])
     try:
         wait_for_port(port, producer)
         consumer = procs.start([sys.executable, "-m", "consumer", *consumer_args,
