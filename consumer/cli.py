@@ -1,6 +1,6 @@
 """``chestct``: the Spark consumer's command line (train, predict, ingest).
 
-    chestct train   --save-path DIR [--model svm|rf|sgd] [--engine sklearn|mllib] [common]
+    chestct train   --save-path DIR [--model svm|rf|sgd] [--engine sklearn|mllib] [--refit-every N] [common]
     chestct predict --save-path DIR [--report report.json] [--plots-dir DIR] [common]
     chestct ingest  [common]           # only stream the split into the features table
 
@@ -23,6 +23,8 @@ log = logging.getLogger("chestct")
 
 DEFAULT_WORK_DIR = "chestct-work"
 EXIT_INTERRUPTED = 130
+#: Producer batches between refits of the running svm/rf model: early numbers, few refits.
+DEFAULT_REFIT_EVERY = 8
 
 
 # ------------------------------------------------------------------ arguments
@@ -104,12 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train",
                                 help="stream a split into the features table, then fit and save a model")
     train.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL,
-                       help="classifier (default: %(default)s); sgd trains per micro-batch")
+                       help="classifier (default: %(default)s); sgd trains per producer batch")
     train.add_argument("--engine", choices=("sklearn", "mllib"), default="sklearn",
                        help="scikit-learn in the driver or Spark ML (default: %(default)s)")
     train.add_argument("--save-path", "--save_path", dest="save_path", type=Path, required=True,
                        help="model directory to write")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    train.add_argument("--refit-every", type=_positive_int, default=DEFAULT_REFIT_EVERY, metavar="N",
+                       help="svm/rf: refit the running model (for the per-batch training metrics) "
+                            "every N producer batches (default: %(default)s)")
     _common(train)
     predict = commands.add_parser("predict", help="predict a split as it streams, with metrics per batch")
     predict.add_argument("--save-path", "--save_path", dest="save_path", type=Path, required=True,
@@ -277,12 +282,21 @@ def cmd_ingest(args: argparse.Namespace, run: Run) -> int:
 
 
 class BatchFeeder:
-    """Feeds each committed micro-batch of the table to an IncrementalTrainer (sgd)."""
+    """Feeds each committed micro-batch of the table to a PrequentialTrainer.
 
-    def __init__(self, trainer: Any, table: Path):
-        self.trainer = trainer
+    Each producer batch is predicted by the running model (when there is one), then
+    trained on; one line per producer batch shows the running training metrics.
+    """
+
+    def __init__(self, prequential: Any, table: Path, emit=None):
+        self.prequential = prequential
         self.table = table
+        self.emit = emit or log.info
         self.fed: set[int] = set()
+
+    @property
+    def trainer(self) -> Any:
+        return self.prequential.trainer
 
     def catch_up(self) -> None:
         """Train on the batches a previous (interrupted) run already committed."""
@@ -293,6 +307,7 @@ class BatchFeeder:
 
     def feed(self, batch_id: int) -> None:
         from consumer.ingest import files_of_batch, read_table, training_frame
+        from consumer.report import train_batch_line
 
         if batch_id in self.fed:
             return
@@ -300,11 +315,9 @@ class BatchFeeder:
         frame = training_frame(read_table(self.table, files=files_of_batch(self.table, batch_id)))
         if frame.empty:
             return
-        features = np.stack([np.asarray(v, np.float32) for v in frame["features"]])
-        sift = list(frame["sift"]) if self.trainer.config.sift else None
-        updated = self.trainer.partial_fit(features, frame["label"].to_numpy(np.int64), sift)
-        log.info("sgd: micro-batch %d, %d images%s (%d so far)", batch_id, len(frame),
-                 "" if updated else " buffered", self.trainer.n_images)
+        for entry in self.prequential.process(frame):
+            self.emit(train_batch_line(entry))
+        log.debug("micro-batch %d: %d images (%d so far)", batch_id, len(frame), self.trainer.n_images)
 
     def __call__(self, progress: Any) -> None:
         self.feed(progress.batch_id)
@@ -313,6 +326,7 @@ class BatchFeeder:
 def cmd_train(args: argparse.Namespace, run: Run) -> int:
     from consumer import training
     from consumer.client import fetch_hello
+    from consumer.prequential import PrequentialTrainer
 
     config = feature_config(args)
     check_backend(args.backend)
@@ -324,17 +338,22 @@ def cmd_train(args: argparse.Namespace, run: Run) -> int:
     common = dict(config=config, classes=hello["classes"], image_shape=hello["image_shape"],
                   color_mode=color_mode(hello), seed=args.seed)
     t0 = time.perf_counter()
+    # Every model trains while the stream flows, for the per-batch (test-then-train)
+    # metrics; svm/rf are then refitted on the whole table for the saved model.
+    running = training.IncrementalTrainer(model=args.model, refit_every=args.refit_every, **common)
+    feeder = BatchFeeder(PrequentialTrainer(running), paths.table, emit=_emit)
+    feeder.catch_up()
+    ingest_stream(run, hello, config, paths, on_batch=feeder)
+    feeder.catch_up()  # any batch whose progress report was missed
+    _, frame = _table_summary(paths)
+    summary = feeder.prequential.final()
+    if summary is not None:
+        print(f"training (test-then-train) on {summary['n_images']} images: acc={summary['accuracy']:.3f} "
+              f"P={summary['macro_precision']:.3f} R={summary['macro_recall']:.3f} F1={summary['macro_f1']:.3f}")
     if args.model == "sgd":
-        feeder = BatchFeeder(training.IncrementalTrainer(model="sgd", **common), paths.table)
-        feeder.catch_up()
-        ingest_stream(run, hello, config, paths, on_batch=feeder)
-        feeder.catch_up()  # any batch whose progress report was missed
-        _, frame = _table_summary(paths)
         t1 = time.perf_counter()
         model = feeder.trainer.finish()
     else:
-        ingest_stream(run, hello, config, paths)
-        _, frame = _table_summary(paths)
         if frame.empty:
             raise RuntimeError(f"no images in the features table {paths.table}: nothing to train on")
         t1 = time.perf_counter()

@@ -33,6 +33,31 @@ def per_batch_line(entry: dict) -> str:
             f"{entry['images_per_s']:.1f} img/s")
 
 
+def train_batch_line(entry: dict) -> str:
+    """One log line for a producer batch during training (test-then-train).
+
+    Parameters
+    ----------
+    entry : dict
+        A :meth:`consumer.prequential.PrequentialTrainer.step` result.
+
+    Returns
+    -------
+    str
+        ``seq``, images trained on so far, then the running training accuracy and macro
+        P/R/F1 over the images predicted before being trained on (or "no model yet"),
+        and images/s.
+    """
+    head = f"train seq={entry['seq']:>5} images={entry['n_images']:>6} "
+    if entry["n_evaluated"] == 0:
+        scores = "no model yet"
+    else:
+        scores = (f"acc={entry['accuracy']:.3f} P={entry['macro_precision']:.3f} "
+                  f"R={entry['macro_recall']:.3f} F1={entry['macro_f1']:.3f} "
+                  f"(on {entry['n_evaluated']} unseen)")
+    return head + scores + f" {entry['images_per_s']:.1f} img/s"
+
+
 def print_report(report: dict, console=None) -> None:
     """Print overall metrics, per-class metrics and the confusion matrix as rich tables.
 

@@ -231,7 +231,8 @@ class IncrementalTrainer:
     ``sgd`` updates a :class:`~sklearn.preprocessing.StandardScaler` and a hinge-loss
     :class:`~sklearn.linear_model.SGDClassifier` (an incremental linear SVM) with
     ``partial_fit`` on every batch. ``svm`` and ``rf`` keep every row seen (or the last
-    ``max_rows``) and refit from scratch every ``refit_every`` batches.
+    ``max_rows``) and refit from scratch every ``refit_every`` batches (once the rows
+    hold at least two classes).
 
     With SIFT on, ``sgd`` buffers batches until they hold ``10 * sift.n_words``
     descriptors, learns the codebook from them once, then trains on the buffer.
@@ -294,7 +295,8 @@ class IncrementalTrainer:
         if self.model_name == "sgd":
             return self._sgd_step(final=False)
         self._trim()
-        if self._pending >= self.refit_every:
+        # A classifier needs two classes; a stream ordered by class may start with one.
+        if self._pending >= self.refit_every and self._n_classes_seen() >= 2:
             self._refit()
             return True
         return False
@@ -309,6 +311,9 @@ class IncrementalTrainer:
             else:
                 self._refit()
         return self._model
+
+    def _n_classes_seen(self) -> int:
+        return len(np.unique(np.concatenate(self._labels)))
 
     def _refit(self) -> None:
         import pandas as pd

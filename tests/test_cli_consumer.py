@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,7 +120,13 @@ def test_train_sgd_then_predict_writes_report_and_plots(tmp_path):
                 "--work-dir", str(work), "--master", "local[2]", "--max-batches-per-trigger", "2",
                 *FEATURES), tmp_path / "train.log")
             assert code == 0, out[-3000:]
-            assert "micro-batch 0" in out and "sgd: micro-batch" in out
+            assert "micro-batch 0" in out
+            lines = _train_lines(out)
+            assert [seq for seq, _ in lines] == list(range(STREAM.batches_per_epoch))
+            assert "no model yet" in lines[0][1]  # nothing to predict the first batch with
+            assert all(re.search(r"acc=[\d.]+ P=[\d.]+ R=[\d.]+ F1=[\d.]+ \(on \d+ unseen\)", line)
+                       for _, line in lines[1:])
+            assert "training (test-then-train) on 32 images: acc=" in out
             meta = json.loads((model / "model.json").read_text())["meta"]
             assert meta["model"] == "sgd" and meta["n_train_images"] == STREAM.total_images
 
@@ -142,6 +149,43 @@ def test_train_sgd_then_predict_writes_report_and_plots(tmp_path):
     for png in ("confusion_matrix.png", "accuracy_over_batches.png"):
         assert (plots / png).read_bytes()[:4] == b"\x89PNG"
     assert len(list(work.glob("streams/*/*/table"))) == 1
+
+
+def _train_lines(out: str) -> list[tuple[int, str]]:
+    """(seq, line) of every per-producer-batch training line in a train log."""
+    return [(int(m.group(1)), m.group(0)) for m in re.finditer(r"train seq=\s*(\d+) images=.*", out)]
+
+
+def test_refit_every_defaults_to_a_few_batches():
+    args = cli.build_parser().parse_args(["train", "--save-path", "m", "--model", "rf"])
+    assert args.refit_every == cli.DEFAULT_REFIT_EVERY == 8
+    args = cli.build_parser().parse_args(["train", "--save-path", "m", "--refit-every", "2"])
+    assert args.refit_every == 2
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_train_rf_logs_running_training_metrics_and_saves_the_full_fit(tmp_path):
+    procs = Processes()
+    model = tmp_path / "model"
+    try:
+        with FakeProducer(stream=STREAM) as fp:
+            code, out = _run(procs, consumer_args(
+                "train", "--model", "rf", "--refit-every", "2", "--save-path", str(model),
+                "--port", str(fp.port), "--work-dir", str(tmp_path / "work"), "--master", "local[2]",
+                "--max-batches-per-trigger", "2", *FEATURES), tmp_path / "train.log")
+    finally:
+        procs.stop_all()
+    assert code == 0, out[-3000:]
+    lines = _train_lines(out)
+    assert [seq for seq, _ in lines] == list(range(STREAM.batches_per_epoch))
+    # Refits after batches 1 and 3: batches 0, 1 have no model; 2.. are predicted first.
+    assert all("no model yet" in line for _, line in lines[:2])
+    assert all(re.search(r"images=\s*\d+ acc=[\d.]+ P=[\d.]+ R=[\d.]+ F1=[\d.]+ .* img/s", line)
+               for _, line in lines[2:])
+    assert "(on 24 unseen)" in lines[-1][1]
+    meta = json.loads((model / "model.json").read_text())["meta"]
+    assert meta["model"] == "rf" and meta["n_train_images"] == STREAM.total_images
 
 
 @pytest.mark.spark

@@ -227,3 +227,102 @@ def spark():
     yield session
     if existing is None:  # stop only the session this module started
         session.stop()
+
+
+# -- prequential (test-then-train) running metrics ---------------------------------------
+def _sklearn_scores(y_true, y_pred):
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=range(len(CLASSES)), average="macro",
+                                                 zero_division=0)
+    return accuracy_score(y_true, y_pred), p, r, f
+
+
+def _check_entries_against_sklearn(entries, batches, predictions):
+    """Each entry's running numbers equal sklearn's on the batches predicted so far."""
+    y_true, y_pred = [], []
+    for entry, (_, by), predicted in zip(entries, batches, predictions):
+        if predicted is not None:
+            y_true.extend(by)
+            y_pred.extend(predicted)
+        assert entry["n_evaluated"] == len(y_true)
+        if not y_true:
+            assert entry["has_model"] is False and "accuracy" not in entry
+            continue
+        acc, p, r, f = _sklearn_scores(y_true, y_pred)
+        assert entry["accuracy"] == pytest.approx(acc)
+        assert (entry["macro_precision"], entry["macro_recall"], entry["macro_f1"]) == pytest.approx((p, r, f))
+
+
+@pytest.mark.parametrize("model", ["rf", "svm"])
+def test_prequential_refit_metrics_equal_sklearn_on_predict_then_train(model):
+    from consumer.prequential import PrequentialTrainer
+
+    X, y = _data(160, 3)
+    y[:40] = 0  # batches 0 and 1 hold one class: no refit before batch 2 brings more
+    batches = _batches(X, y, 8)  # 20 images each
+    params = {"n_estimators": 20} if model == "rf" else None
+    trainer = IncrementalTrainer(config=CONFIG, model=model, classes=CLASSES, image_shape=SHAPE,
+                                 color_mode="grayscale", seed=7, refit_every=2, params=params)
+    prequential = PrequentialTrainer(trainer)
+    entries = [prequential.step(bx, by, seq=10 + i) for i, (bx, by) in enumerate(batches)]
+
+    # By hand: a model fitted on everything seen, refitted every 2 batches once 2 classes were seen.
+    current, pending, predictions = None, 0, []
+    for i, (bx, by) in enumerate(batches):
+        predictions.append(None if current is None else current.predict(bx))
+        pending += 1
+        seen_x, seen_y = np.concatenate([b[0] for b in batches[:i + 1]]), np.concatenate([b[1] for b in batches[:i + 1]])
+        if pending >= 2 and len(np.unique(seen_y)) >= 2:
+            current, pending = _fit(model, seen_x, seen_y, params=params), 0
+    assert [e["seq"] for e in entries] == list(range(10, 18))
+    assert [e["has_model"] for e in entries] == [False] * 3 + [True] * 5  # first refit: after batch 2
+    assert [e["n_images"] for e in entries] == [20 * (i + 1) for i in range(8)]
+    _check_entries_against_sklearn(entries, batches, predictions)
+    final = prequential.final()
+    assert final["n_images"] == 100 and final["accuracy"] == pytest.approx(entries[-1]["accuracy"])
+
+
+def test_prequential_sgd_metrics_equal_sklearn_on_predict_then_train():
+    from sklearn.preprocessing import StandardScaler
+
+    from consumer.models import build_classifier
+    from consumer.prequential import PrequentialTrainer
+
+    X, y = _data(240, 4)
+    batches = _batches(X, y, 6)
+    trainer = IncrementalTrainer(config=CONFIG, model="sgd", classes=CLASSES, image_shape=SHAPE,
+                                 color_mode="grayscale", seed=7)
+    prequential = PrequentialTrainer(trainer)
+    entries = [prequential.step(bx, by) for bx, by in batches]
+
+    scaler, classifier, predictions = StandardScaler(), build_classifier("sgd", None, 7), []
+    for i, (bx, by) in enumerate(batches):
+        predictions.append(classifier.predict(scaler.transform(bx)) if i else None)
+        scaler.partial_fit(bx)
+        classifier.partial_fit(scaler.transform(bx), by, classes=np.arange(len(CLASSES)))
+    assert [e["has_model"] for e in entries] == [False] + [True] * 5
+    _check_entries_against_sklearn(entries, batches, predictions)
+    assert entries[-1]["accuracy"] > 0.8  # well separated clusters: learned from the first batches on
+
+
+def test_prequential_process_groups_rows_by_seq_and_lines_say_no_model_yet():
+    from consumer.prequential import PrequentialTrainer
+    from consumer.report import train_batch_line
+
+    X, y = _data(60, 5)
+    frame = _table(X, y)  # seq = row // 20: producer batches 0, 1, 2
+    now = [0.0]
+    trainer = IncrementalTrainer(config=CONFIG, model="svm", classes=CLASSES, image_shape=SHAPE,
+                                 color_mode="grayscale", seed=7, refit_every=1)
+    prequential = PrequentialTrainer(trainer, clock=lambda: now[0])
+    now[0] = 3.0
+    entries = prequential.process(frame.iloc[::-1])  # arrival order does not matter
+    assert [e["seq"] for e in entries] == [0, 1, 2] and [e["batch_size"] for e in entries] == [20, 20, 20]
+    lines = [train_batch_line(e) for e in entries]
+    assert "no model yet" in lines[0] and "acc=" not in lines[0]
+    expected = (y[20:40] == _fit("svm", X[:20], y[:20]).predict(X[20:40])).mean()
+    assert entries[1]["accuracy"] == pytest.approx(expected)
+    assert f"acc={expected:.3f}" in lines[1] and "F1=" in lines[2] and "(on 40 unseen)" in lines[2]
+    assert entries[2]["images_per_s"] == pytest.approx(60 / 3)  # 60 images in 3 s
+    assert "images=    60" in lines[2] and "20.0 img/s" in lines[2]
