@@ -32,6 +32,7 @@ import psutil
 import pytest
 
 from producer import dataset, wire
+from producer.launch import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP = "producer 128px"
@@ -46,12 +47,6 @@ def _data_dir() -> Path:
     if not env or not (Path(env) / "train").is_dir():
         pytest.skip("set CHESTCT_DATA to the chest-ctscan folder to run the producer benchmark")
     return Path(env)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +84,7 @@ def _print_table(write, rows: dict[str, dict]) -> None:
 @pytest.fixture(scope="module")
 def producer_process():
     data = _data_dir()
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(
         [sys.executable, "-m", "producer", "--directory", str(data), "--split", "train",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ import psutil
 import pytest
 
 from consumer.features import FeatureConfig
+from producer.launch import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (128, 128)
@@ -48,25 +48,6 @@ def _data_dir() -> Path:
     if not env or not (Path(env) / "train").is_dir():
         pytest.skip("set CHESTCT_DATA to the chest-ctscan folder to run the streaming benchmark")
     return Path(env).resolve()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"producer exited with code {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"producer did not listen on {port}")
 
 
 class PeakMemory:
@@ -116,7 +97,7 @@ class PeakMemory:
 def producer():
     """An endless producer of the real train split; yields (port, hello, process ids)."""
     data = _data_dir()
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "producer", "--directory", str(data), "--split", "train",
                              "--port", str(port), "--endless", "--image-size", *map(str, SIZE),
@@ -124,7 +105,7 @@ def producer():
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        _wait_for_port(port, proc)
+        wait_for_port(port, proc)
         from consumer.client import ConnectConfig, fetch_hello
 
         hello = fetch_hello(ConnectConfig(port=port))

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
 import pytest
+
+from producer.launch import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,12 +36,6 @@ def real_data() -> Path:
             pytest.fail("CI is set but " + msg)
         pytest.skip(msg)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

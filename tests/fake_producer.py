@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -35,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from producer import wire
+from producer import launch, wire
+from producer.launch import free_port, port_is_free, wait_for_port  # noqa: F401 (re-exported)
 
 FAULTS = ("bad_frame", "crc", "shape", "cut", "error")
 
@@ -229,68 +229,11 @@ def process_env(**extra: str) -> dict[str, str]:
     return env
 
 
-class Processes:
-    """Subprocesses in their own process groups; :meth:`stop_all` always frees everything."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen] = []
+class Processes(launch.Processes):
+    """:class:`producer.launch.Processes` whose children import this tree and log to a file."""
 
     def start(self, args: list[str], log: Path, **kw) -> subprocess.Popen:
-        handle = open(log, "ab")
-        proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=kw.pop("env", process_env()), **kw)
-        handle.close()
-        self.procs.append(proc)
-        return proc
-
-    @staticmethod
-    def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-        """Send ``sig`` to the process's whole group (the JVM and Python workers too)."""
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def stop(self, proc: subprocess.Popen, grace: float = 15.0) -> None:
-        if proc.poll() is None:
-            self.kill(proc, signal.SIGTERM)
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        # Children (a JVM, Spark's Python workers) may outlive the leader: end the group.
-        self.kill(proc, signal.SIGKILL)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            self.stop(proc)
-
-
-def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
-    """Wait until something listens on 127.0.0.1:port (fail early if ``proc`` died)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with code {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"nothing listened on port {port} within {timeout:.0f}s")
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        return super().start(args, log, env=kw.pop("env", process_env()), **kw)
 
 
 def producer_args(data: Path, split: str, port: int, *extra: str) -> list[str]:
