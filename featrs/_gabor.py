@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import _featrs, _validate
-from .reference import GABOR_FREQUENCIES, GABOR_THETAS
+from ._options import GABOR_FREQUENCIES, GABOR_THETAS
 
 #: scipy.ndimage boundary modes (and the ``grid-*`` synonyms its filters accept).
 MODES = ("reflect", "constant", "nearest", "mirror", "wrap", "grid-mirror", "grid-constant", "grid-wrap")

@@ -11,11 +11,8 @@ import operator
 import numpy as np
 
 from . import _featrs, _validate
-from .reference import GLCM_ANGLES, GLCM_PROPS
-
-#: Every property ``graycoprops`` knows, spelled like scikit-image.
-PROPS = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM",
-         "mean", "variance", "std", "entropy")
+from ._options import GLCM_ANGLES, GLCM_DEFAULT_PROPS
+from ._options import GLCM_PROPS as PROPS
 
 # Signed images are checked non-negative, then read through the unsigned view.
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -176,7 +173,7 @@ def _correlation_like_skimage(P) -> np.ndarray:
 
 
 def glcm_props_batch(images, distances=(1,), angles=GLCM_ANGLES, levels=256, symmetric=True,
-                     normed=True, props=GLCM_PROPS, n_threads=None):
+                     normed=True, props=GLCM_DEFAULT_PROPS, n_threads=None):
     """GLCM texture properties of each image: ``graycoprops(P, prop).ravel()`` per prop.
 
     Same signature and output as :func:`featrs.reference.glcm_props_batch`; images are

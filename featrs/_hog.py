@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _featrs, _validate
+from ._options import HOG_BLOCK_NORMS as BLOCK_NORMS
 
-BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 #: Bound on cell and block sizes: larger values cannot describe an image that fits in memory.
 _MAX_PARAMETER = 2**31 - 1
 #: Bins narrower than 0.003 degree carry no information (same bound as the kernel).

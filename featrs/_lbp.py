@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 
 from . import _featrs, _validate
-from .reference import lbp_n_bins
+from ._options import LBP_METHODS as METHODS
+from ._options import lbp_n_bins
 
-METHODS = ("default", "ror", "uniform", "nri_uniform", "var")
 #: Largest P per method: default/ror codes are skimage's int32 sums of 2**i.
 MAX_POINTS = {"default": 31, "ror": 31, "uniform": 64, "nri_uniform": 64, "var": 64}
 

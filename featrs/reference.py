@@ -10,24 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate
-
-#: Default Gabor bank: 4 frequencies (cycles/pixel, all below Nyquist 0.5) x 4 orientations.
-GABOR_FREQUENCIES = (0.1, 0.2, 0.3, 0.4)
-GABOR_THETAS = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
-GLCM_ANGLES = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
-GLCM_PROPS = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM")
-
-
-def lbp_n_bins(P: int, method: str) -> int:
-    """Number of distinct LBP codes (histogram bins) for ``P`` neighbours and ``method``."""
-    if method == "uniform":
-        return P + 2
-    if method == "nri_uniform":
-        return P * (P - 1) + 3
-    if method in ("default", "ror"):
-        return 2**P
-    raise ValueError(f"method must be one of default, ror, uniform, nri_uniform for a histogram, got {method!r}")
-
+from ._options import GABOR_FREQUENCIES, GABOR_THETAS, GLCM_ANGLES, lbp_n_bins
+from ._options import GLCM_DEFAULT_PROPS as GLCM_PROPS
 
 def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
               block_norm="L2-Hys", transform_sqrt=False, n_threads=None):
