@@ -54,7 +54,7 @@ def run_stage(procs: Processes, split: str, consumer_args: list[str], data: Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from consumer.features import DEFAULT_IMAGE_SIZE
+    DEFAULT_IMAGE_SIZE = (256, 256)  # TODO-merge: the producer's default after the producer branch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, help="dataset folder with train/valid/test (default: synthetic)")

@@ -37,7 +37,7 @@ import numpy as np
 from producer import launch, wire
 from producer.launch import free_port, port_is_free, wait_for_port  # noqa: F401 (re-exported)
 
-FAULTS = ("bad_frame", "crc", "shape", "cut", "error")
+FAULTS = ("bad_frame", "crc", "shape", "cut", "error", "shutdown")
 
 
 @dataclass
@@ -200,6 +200,9 @@ class FakeProducer:
                              pixels=np.zeros((len(ids), h + 1, w, c), np.uint8))
         elif fault == "error":
             wire.send_message(client, wire.error(f"cannot make batch {seq}", "internal", seq=seq))
+            return False
+        elif fault == "shutdown":  # a graceful producer stop (SIGTERM) in the middle of a range
+            wire.send_message(client, wire.error("the producer is stopping", "shutdown", seq=seq))
             return False
         if fault == "bad_frame":
             payload = b'{"type": "batch", "seq": ' + str(seq).encode() + b', oops'

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -177,6 +178,19 @@ def load_array(directory, name: str) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:
         raise ModelRefused(f"{path} is not a plain numeric array: {exc}") from exc
+
+
+def prepare_dir(directory: Path) -> None:
+    """Make ``directory`` ready for a new model: a previous model there is replaced, anything else refused."""
+    if directory.exists():
+        if not directory.is_dir():
+            raise ValueError(f"model path {directory} exists and is not a directory")
+        if any(directory.iterdir()):
+            if not (directory / META_FILE).is_file():
+                raise ValueError(f"model directory {directory} is not empty and holds no model; "
+                                 f"refusing to overwrite it")
+            shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
 
 
 def _listing(directory: Path) -> list[str]:
