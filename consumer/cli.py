@@ -78,6 +78,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
                      help="seconds to wait for one frame before failing (default: %(default)s)")
     net.add_argument("--max-frame-bytes", type=_int_at_least(settings.MIN_MAX_FRAME_BYTES),
                      default=settings.DEFAULT_MAX_FRAME_BYTES, help="largest frame accepted (default: %(default)s)")
+    net.add_argument("--tls-ca", default=None, metavar="PEM",
+                     help="the producer serves TLS: its CA or self-signed certificate (docs/security.md)")
+    net.add_argument("--token-file", default=None, metavar="FILE",
+                     help="the producer's shared token (mode 600), sent first on every connection")
     net.add_argument("--on-bad-batch", choices=settings.BAD_BATCH_POLICIES, default=settings.DEFAULT_BAD_BATCH,
                      help="a corrupt batch fails the run, or is skipped and counted (default: %(default)s)")
     net.add_argument("--max-batches-per-trigger", type=_positive_int,

@@ -45,6 +45,8 @@ def source_options(args: argparse.Namespace, partitions: int) -> dict[str, str]:
         "connectTimeout": str(args.connect_timeout), "readTimeout": str(args.read_timeout),
         "maxFrameBytes": str(args.max_frame_bytes), "onBadBatch": args.on_bad_batch,
         "maxBatchesPerTrigger": str(args.max_batches_per_trigger),
+        **({"tlsCa": str(args.tls_ca)} if args.tls_ca else {}),
+        **({"tokenFile": str(args.token_file)} if args.token_file else {}),
     }
 
 
@@ -53,7 +55,8 @@ def fetch_stream_hello(args: argparse.Namespace) -> dict:
     from ..stream.client import ConnectConfig, fetch_hello
 
     return fetch_hello(ConnectConfig(host=args.host, port=args.port, connect_timeout=args.connect_timeout,
-                                     read_timeout=args.read_timeout, max_frame_bytes=args.max_frame_bytes))
+                                     read_timeout=args.read_timeout, max_frame_bytes=args.max_frame_bytes,
+                                     tls_ca=args.tls_ca, token_file=args.token_file))
 
 
 def output_dir(args: argparse.Namespace) -> Path:

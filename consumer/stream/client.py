@@ -6,6 +6,7 @@ plain-socket code: Spark's Python workers are not asyncio programs.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import time
@@ -63,6 +64,12 @@ class ConnectConfig:
         Largest frame accepted; a bigger announced frame fails as ``FrameTooLarge``.
     retry_initial, retry_max : float
         First and largest pause between connection attempts (exponential backoff).
+    tls_ca : str, optional
+        PEM file of the CA (or self-signed certificate) of a producer serving TLS; the
+        connection is then TLS 1.2+ with the certificate and hostname checked.
+    token_file : str, optional
+        File holding the producer's shared token (mode 600), sent as the first frame.
+        Both files are read where the connection is made: the driver and every executor.
     """
 
     host: str = settings.DEFAULT_HOST
@@ -72,6 +79,8 @@ class ConnectConfig:
     max_frame_bytes: int = settings.DEFAULT_MAX_FRAME_BYTES
     retry_initial: float = settings.RETRY_INITIAL
     retry_max: float = settings.RETRY_MAX
+    tls_ca: str | None = None
+    token_file: str | None = None
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -161,9 +170,22 @@ class ProducerConnection:
         self.close()
 
 
+@functools.lru_cache(maxsize=8)
+def _security(tls_ca: str | None, token_file: str | None):
+    """(TLS context, token) for these files, read once per process; clear errors for bad files."""
+    from producer import transport
+
+    context = transport.client_ssl_context(tls_ca) if tls_ca else None
+    token = transport.read_token(token_file) if token_file else None
+    return context, token
+
+
 def _connect_once(config: ConnectConfig) -> ProducerConnection:
-    sock = socket.create_connection((config.host, config.port),
-                                    timeout=min(config.connect_timeout, 10.0))
+    from producer import transport
+
+    context, token = _security(config.tls_ca, config.token_file)
+    sock = transport.connect(config.host, config.port, ssl_context=context, token=token,
+                             timeout=min(config.connect_timeout, 10.0))
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # A producer sends its hello at once; a silent one is as good as absent.

@@ -57,7 +57,7 @@ class SourceOptions:
 
     KNOWN = ("host", "port", "connectTimeout", "readTimeout", "maxFrameBytes",
              "maxBatchesPerTrigger", "numPartitions", "onBadBatch", "maxRetries",
-             "startingSeq", "endingSeq")
+             "startingSeq", "endingSeq", "tlsCa", "tokenFile")
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> "SourceOptions":
@@ -88,6 +88,8 @@ class SourceOptions:
                                 minimum=settings.MIN_TIMEOUT),
             max_frame_bytes=_parse(options, "maxFrameBytes", int, settings.DEFAULT_MAX_FRAME_BYTES,
                                    minimum=settings.MIN_MAX_FRAME_BYTES),
+            tls_ca=(_lookup(options, "tlsCa") or "").strip() or None,
+            token_file=(_lookup(options, "tokenFile") or "").strip() or None,
         )
         policy = (_lookup(options, "onBadBatch") or settings.DEFAULT_BAD_BATCH).strip().lower()
         if policy not in settings.BAD_BATCH_POLICIES:
