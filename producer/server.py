@@ -594,9 +594,10 @@ async def _serve_until_signal(server: ProducerServer) -> int:
         loop.add_signal_handler(sig, stop.set)
     await server.start()
     spec, config = server.spec, server.config
-    log.info("serving %s: %d images, %s batches of %d, stream %s, on %s:%d",
+    log.info("serving %s: %d images, %s batches of %d, stream %s, on %s:%d (%s, %s)",
              spec.split, len(spec.files), "endless" if spec.endless else spec.total_batches,
-             spec.batch_size, spec.stream_id[:12], config.host, server.port)
+             spec.batch_size, spec.stream_id[:12], config.host, server.port,
+             "TLS" if config.ssl is not None else "no TLS", "token" if config.token is not None else "no token")
     try:
         await stop.wait()
         log.info("signal received: shutting down")
