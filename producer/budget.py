@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import threading
 from typing import Any, Callable, Hashable
 
@@ -72,7 +73,8 @@ class ByteBudget:
             if waiter.done() and not waiter.cancelled():  # granted just as we were cancelled
                 self.release(n)
             else:
-                self._waiters.remove(entry)
+                with contextlib.suppress(ValueError):  # _wake may have dropped it already
+                    self._waiters.remove(entry)
                 self._wake()
             raise
 

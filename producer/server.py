@@ -24,6 +24,7 @@ import itertools
 import logging
 import os
 import signal
+import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WRITE_BUFFER_BYTES = 64 * 2**10
 DEFAULT_STALL_TIMEOUT = 1.0
+DEFAULT_SEND_BUFFER_BYTES = 256 * 2**10
 
 try:  # uvloop is a speed-up, not a requirement
     import uvloop
@@ -75,6 +77,10 @@ class ServerConfig:
         Bytes of batch frames prepared and not yet handed to sockets, over all connections.
     write_buffer_bytes : int
         Chunk size of frame writes and the transport's high-water mark.
+    send_buffer_bytes : int or None
+        The kernel send buffer of each connection (``SO_SNDBUF``); bounded so that a
+        consumer that does not read is noticed after a few frames, not after the
+        kernel's autotuned megabytes. None keeps the system's autotuning.
     stall_timeout : float
         Seconds a chunk may wait for a consumer before what was prepared for it is given
         back (at most half the ``send_timeout``).
@@ -98,6 +104,7 @@ class ServerConfig:
     max_buffered_bytes: int = budget.DEFAULT_MAX_BUFFERED_BYTES
     write_buffer_bytes: int = DEFAULT_WRITE_BUFFER_BYTES
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    send_buffer_bytes: int | None = DEFAULT_SEND_BUFFER_BYTES
     ssl: ssl.SSLContext | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
 
@@ -140,6 +147,13 @@ class _NotReading(Exception):
 
 class _Abort(Exception):
     """The connection must end without an error frame (one would land inside a frame)."""
+
+
+class _Outgoing:
+    """The frame being written to one connection; ``data`` is None while it is given back."""
+
+    def __init__(self, seq: int, data: bytes):
+        self.seq, self.data = seq, data
 
 
 class _Connection:
@@ -283,6 +297,9 @@ class ProducerServer:
                                      "try again later", code="busy")
             # Bounded socket buffer: drain() waits above this, and frames go out in chunks of it.
             writer.transport.set_write_buffer_limits(high=self.config.write_buffer_bytes)
+            sock = writer.get_extra_info("socket")
+            if self.config.send_buffer_bytes is not None and sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.send_buffer_bytes)
             if self.config.token is not None and not await self._authenticate(reader, conn):
                 return
             control = asyncio.create_task(self._read_control(reader, conn))
@@ -401,18 +418,22 @@ class ProducerServer:
                 if not pending:
                     break
                 built = await self._built(conn, pending[0])
-                await self._send_batch(conn, writer, pending, built)
-                pending.popleft()
-                self._release(1)
-                next_seq = max(next_seq, built.seq + 1)
+                outgoing = _Outgoing(built.seq, built.frame)
+                seq, sent_images, sent_skipped = built.seq, built.images, built.skipped
+                del built  # on a stall the frame must be freeable: only ``outgoing`` and the job hold it
+                await self._send_frame(conn, writer, pending, outgoing)
+                if pending:  # the job of this batch, unless a stall gave it back
+                    pending.popleft()
+                    self._release(1)
+                next_seq = pending[-1].seq + 1 if pending else seq + 1
                 batches += 1
-                images += built.images
-                skipped += len(built.skipped)
-                for record in built.skipped:
+                images += sent_images
+                skipped += len(sent_skipped)
+                for record in sent_skipped:
                     skipped_files.setdefault(record["id"], record)
                 self.stats.batches_sent += 1
-                self.stats.images_sent += built.images
-                self._update_bar(built.images)
+                self.stats.images_sent += sent_images
+                self._update_bar(sent_images)
                 if conn.subscribes_queued:
                     raise wire.WireError("subscribe while a subscription is active",
                                          code="unexpected_message")
@@ -451,34 +472,38 @@ class ProducerServer:
             raise wire.FrameTooLarge(f"batch {job.seq}: {exc.message}; raise --max-frame-bytes "
                                      "or lower --batch-size", seq=job.seq) from None
 
-    async def _send_batch(self, conn: _Connection, writer: asyncio.StreamWriter,
-                          pending: collections.deque, built: BuiltBatch) -> None:
-        """Write ``built`` in chunks; on a stall give everything back and rebuild when it reads again.
+    async def _send_frame(self, conn: _Connection, writer: asyncio.StreamWriter,
+                          pending: collections.deque, outgoing: "_Outgoing") -> None:
+        """Write ``outgoing`` in chunks; on a stall give everything back, rebuild when it reads again.
 
-        On return ``pending[0]`` is the (possibly rebuilt) job of ``built`` holding one reservation.
+        On return ``pending`` starts with the batch's job holding its reservation, or is
+        empty when a stall during the last chunk gave everything back.
         """
-        frame = memoryview(built.frame)
-        size, offset, chunk = len(frame), 0, self.config.write_buffer_bytes
-        while offset < size:
-            await self._write(conn, writer, frame[offset:offset + chunk], on_stall=lambda: self._drop(pending))
-            offset += chunk
-            if not pending and offset < size:  # stalled meanwhile: the frame was given back
-                frame = memoryview(await self._rebuild(conn, pending, built, size))
+        def on_stall() -> None:
+            self._drop(pending)
+            outgoing.data = None
 
-    async def _rebuild(self, conn: _Connection, pending: collections.deque, built: BuiltBatch,
-                       size: int) -> bytes:
+        size, offset, chunk = len(outgoing.data), 0, self.config.write_buffer_bytes
+        while offset < size:
+            if outgoing.data is None:
+                outgoing.data = await self._rebuild(conn, pending, outgoing.seq, size)
+            # A copy: the socket buffer must not keep the whole frame alive through a memoryview.
+            await self._write(conn, writer, outgoing.data[offset:offset + chunk], on_stall=on_stall)
+            offset += chunk
+
+    async def _rebuild(self, conn: _Connection, pending: collections.deque, seq: int, size: int) -> bytes:
         await conn.guard(self.budget.acquire(self.batch_reservation))
         self._inflight(+1)
-        job = ParallelBatch(self.spec, built.seq, self._executor.for_key(conn.number),
+        job = ParallelBatch(self.spec, seq, self._executor.for_key(conn.number),
                             asyncio.get_running_loop(), self.config.max_frame_bytes)
         pending.append(job)
         self.stats.rebuilds += 1
         try:
             again = await self._built(conn, job)
         except wire.WireError as exc:  # e.g. a file changed meanwhile: part of the frame is already out
-            raise _Abort(f"batch {built.seq} could not be rebuilt after a stall: {exc}") from None
+            raise _Abort(f"batch {seq} could not be rebuilt after a stall: {exc}") from None
         if len(again.frame) != size:
-            raise _Abort(f"batch {built.seq} was rebuilt with {len(again.frame)} bytes instead of {size}")
+            raise _Abort(f"batch {seq} was rebuilt with {len(again.frame)} bytes instead of {size}")
         return again.frame
 
     # ------------------------------------------------------------------ helpers
