@@ -7,7 +7,7 @@ full and they have stalled, so they hold no budget). One round = a fresh connect
 reads batches 0..3 and decodes them. Each round of one is preceded by a round of the other,
 so both see the same background load; ``make bench`` prints ``median(200 idle) /
 median(idle)`` (target <= 2). The producer process's RSS with the idle subscribers is
-recorded as ``rss_mib``.
+recorded as ``rss_mib`` (``rss_before_idle_mib`` before they connected).
 
 Data: the real train split when ``CHESTCT_DATA`` is set, else a synthetic set.
 """
@@ -22,7 +22,8 @@ import psutil
 import pytest
 
 from producer import imaging, synthetic, wire
-from producer.server import ServerConfig, running_server
+from producer.running import running_server
+from producer.server import ServerConfig
 from producer.stream import StreamSpec
 
 GROUP = "producer fairness: 4 batches"
@@ -66,6 +67,7 @@ def servers(tmp_path_factory):
     config = dict(port=0, progress=False, max_connections=IDLE_CLIENTS + 16)
     with running_server(spec, ServerConfig(**config)) as quiet, \
             running_server(spec, ServerConfig(**config)) as loaded:
+        rss_before = psutil.Process().memory_info().rss / 2**20
         idle = [_idle_subscriber(loaded.port) for _ in range(IDLE_CLIENTS)]
         try:
             deadline = time.monotonic() + 600
@@ -73,7 +75,7 @@ def servers(tmp_path_factory):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"only {loaded.stats.stalled} of {IDLE_CLIENTS} idle clients stalled")
                 time.sleep(0.2)
-            yield {"producer": quiet, "producer-200-idle": loaded,
+            yield {"producer": quiet, "producer-200-idle": loaded, "rss_before_mib": rss_before,
                    "rss_mib": psutil.Process().memory_info().rss / 2**20}
         finally:
             for s in idle:
@@ -93,4 +95,5 @@ def test_normal_client_latency(benchmark, servers, impl, other):
     if impl != "producer":
         benchmark.extra_info["idle_clients"] = IDLE_CLIENTS
         benchmark.extra_info["rss_mib"] = servers["rss_mib"]
+        benchmark.extra_info["rss_before_idle_mib"] = servers["rss_before_mib"]
         assert server.stats.connections_active >= IDLE_CLIENTS

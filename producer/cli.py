@@ -9,7 +9,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import budget, dataset, imaging, server, stream, transport, wire
-from .server import ServerConfig, serve
+from .running import serve
+from .server import ServerConfig
 from .stream import StreamSpec, max_batch_frame_bytes
 
 log = logging.getLogger("producer")
@@ -177,7 +178,7 @@ def security_from_args(args: argparse.Namespace, ap: argparse.ArgumentParser) ->
             ap.error(f"{problem}. Add --tls-cert/--tls-key and --token-file (docs/security.md), "
                      "or --insecure if the network is trusted")
         log.warning("INSECURE: %s (--insecure given)", problem)
-    return {"ssl": context, "token": token}
+    return {"ssl_context": context, "token": token}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,21 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import itertools
 import logging
 import os
-import signal
 import socket
 import ssl
-import threading
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from tqdm import tqdm
 
 from . import budget, transport, wire
+from .connection import EOF, Abort, Connection, NotReading, Outgoing
 from .stream import BuiltBatch, ParallelBatch, StreamSpec, max_batch_frame_bytes
 
 log = logging.getLogger(__name__)
@@ -40,11 +37,6 @@ log = logging.getLogger(__name__)
 DEFAULT_WRITE_BUFFER_BYTES = 64 * 2**10
 DEFAULT_STALL_TIMEOUT = 1.0
 DEFAULT_SEND_BUFFER_BYTES = 256 * 2**10
-
-try:  # uvloop is a speed-up, not a requirement
-    import uvloop
-except ImportError:  # pragma: no cover - depends on the platform
-    uvloop = None
 
 
 @dataclass
@@ -84,7 +76,7 @@ class ServerConfig:
     stall_timeout : float
         Seconds a chunk may wait for a consumer before what was prepared for it is given
         back (at most half the ``send_timeout``).
-    ssl : ssl.SSLContext or None
+    ssl_context : ssl.SSLContext or None
         Serve TLS with this context (:func:`transport.server_ssl_context`).
     token : str or None
         Require an ``auth`` frame with this shared secret before the ``hello``.
@@ -105,7 +97,7 @@ class ServerConfig:
     write_buffer_bytes: int = DEFAULT_WRITE_BUFFER_BYTES
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
     send_buffer_bytes: int | None = DEFAULT_SEND_BUFFER_BYTES
-    ssl: ssl.SSLContext | None = field(default=None, repr=False)
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -138,75 +130,6 @@ class ServerStats:
     errors_sent: collections.Counter = field(default_factory=collections.Counter)
 
 
-_EOF = object()
-
-
-class _NotReading(Exception):
-    """The consumer did not take a frame within the send timeout."""
-
-
-class _Abort(Exception):
-    """The connection must end without an error frame (one would land inside a frame)."""
-
-
-class _Outgoing:
-    """The frame being written to one connection; ``data`` is None while it is given back."""
-
-    def __init__(self, seq: int, data: bytes):
-        self.seq, self.data = seq, data
-
-
-class _Connection:
-    """State of one consumer connection.
-
-    Failures found elsewhere (a bad control frame, shutdown) are delivered to the
-    handler through the ``failed`` future that every wait of the handler races
-    against, rather than by cancelling the handler: cancellation can be lost when
-    it coincides with the completion of what is awaited.
-    """
-
-    def __init__(self, number: int, peer: str):
-        self.number = number
-        self.peer = peer
-        self.inbox: asyncio.Queue = asyncio.Queue()
-        self.failed: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.last_ack: int | None = None
-        self.eof = False
-        self.subscribes_queued = 0
-
-    def __str__(self) -> str:
-        return f"#{self.number} {self.peer}"
-
-    def fail(self, failure: wire.WireError) -> None:
-        """Record why the connection must end; the handler's current wait raises it."""
-        if not self.failed.done():
-            self.failed.set_result(failure)
-
-    async def guard(self, awaitable, timeout: float | None = None):
-        """Await ``awaitable`` unless the connection fails first.
-
-        Raises
-        ------
-        wire.WireError
-            The failure recorded by :meth:`fail`.
-        asyncio.TimeoutError
-            If ``timeout`` seconds pass first.
-        """
-        task = asyncio.ensure_future(awaitable)
-        try:
-            done, _ = await asyncio.wait((task, self.failed), timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            task.cancel()
-            raise
-        if task in done:
-            return task.result()
-        task.cancel()
-        if self.failed.done():
-            raise self.failed.result()
-        raise asyncio.TimeoutError
-
-
 class ProducerServer:
     """Serve one :class:`StreamSpec` to any number of consumers.
 
@@ -233,7 +156,7 @@ class ProducerServer:
         self.budget = budget.ByteBudget(self.config.max_buffered_bytes)
         self._executor: budget.FairExecutor | None = None
         self._server: asyncio.base_events.Server | None = None
-        self._connections: dict[int, _Connection] = {}
+        self._connections: dict[int, Connection] = {}
         self._handler_tasks: set[asyncio.Task] = set()
         self._numbers = itertools.count(1)
         self._bar: tqdm | None = None
@@ -254,10 +177,10 @@ class ProducerServer:
             If the address cannot be bound (e.g. the port is in use).
         """
         loop = asyncio.get_running_loop()
-        loop.set_exception_handler(_log_loop_exception)
+        loop.set_exception_handler(log_loop_exception)
         self._executor = budget.FairExecutor(self.config.workers)
-        tls = {} if self.config.ssl is None else {
-            "ssl": self.config.ssl, "ssl_handshake_timeout": self.config.subscribe_timeout}
+        tls = {} if self.config.ssl_context is None else {
+            "ssl": self.config.ssl_context, "ssl_handshake_timeout": self.config.subscribe_timeout}
         self._server = await asyncio.start_server(self._handle, self.config.host, self.config.port,
                                                   backlog=max(100, self.config.max_connections), **tls)
         self._bar = tqdm(desc=f"{self.spec.split} images sent", unit="img", dynamic_ncols=True,
@@ -284,7 +207,7 @@ class ProducerServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        conn = _Connection(next(self._numbers), f"{peer[0]}:{peer[1]}" if peer else "?")
+        conn = Connection(next(self._numbers), f"{peer[0]}:{peer[1]}" if peer else "?")
         self._connections[conn.number] = conn
         self._handler_tasks.add(asyncio.current_task())
         self.stats.connections_total += 1
@@ -306,11 +229,11 @@ class ProducerServer:
             await self._converse(conn, writer)
         except wire.WireError as exc:
             await self._send_error(conn, writer, exc)
-        except _NotReading:
+        except NotReading:
             log.warning("connection %s: consumer did not read for %.0fs; dropping it",
                         conn, self.config.send_timeout)
             writer.transport.abort()
-        except _Abort as exc:
+        except Abort as exc:
             log.warning("connection %s: %s; closing it mid-frame", conn, exc)
             writer.transport.abort()
         except (ConnectionError, OSError) as exc:
@@ -329,7 +252,7 @@ class ProducerServer:
             log.info("connection %s closed", conn)
             self._update_bar()
 
-    async def _authenticate(self, reader: asyncio.StreamReader, conn: _Connection) -> bool:
+    async def _authenticate(self, reader: asyncio.StreamReader, conn: Connection) -> bool:
         """Read the ``auth`` frame; True when the token matches, False on a silent hang-up.
 
         Raises
@@ -353,7 +276,7 @@ class ProducerServer:
                                  '{"type": "auth", "token": ...} with the right token', code="unauthorized")
         return True
 
-    async def _converse(self, conn: _Connection, writer: asyncio.StreamWriter) -> None:
+    async def _converse(self, conn: Connection, writer: asyncio.StreamWriter) -> None:
         await self._write(conn, writer, self._hello_frame)
         while True:
             try:
@@ -361,19 +284,19 @@ class ProducerServer:
             except asyncio.TimeoutError:
                 raise wire.WireError(f"no subscribe within {self.config.subscribe_timeout:g}s",
                                      code="timeout") from None
-            if msg is _EOF:
+            if msg is EOF:
                 return
             conn.subscribes_queued -= 1
             await self._stream(conn, writer, msg)
 
-    async def _read_control(self, reader: asyncio.StreamReader, conn: _Connection) -> None:
+    async def _read_control(self, reader: asyncio.StreamReader, conn: Connection) -> None:
         """Read the consumer's frames: acks are noted, subscribes queued, anything else ends it."""
         try:
             while True:
                 msg = await wire.read_message(reader, self.config.control_max_frame_bytes)
                 if msg is None:
                     conn.eof = True
-                    await conn.inbox.put(_EOF)
+                    await conn.inbox.put(EOF)
                     return
                 if msg["type"] == "ack":
                     conn.last_ack = msg["seq"] if conn.last_ack is None else max(conn.last_ack, msg["seq"])
@@ -387,7 +310,7 @@ class ProducerServer:
             conn.fail(exc)
         except (ConnectionError, OSError) as exc:
             conn.eof = True
-            await conn.inbox.put(_EOF)
+            await conn.inbox.put(EOF)
             log.debug("connection %s: control read ended: %s", conn, exc)
         except Exception as exc:  # a bug: the handler must still hear of it
             log.debug("control reader details", exc_info=True)
@@ -404,7 +327,7 @@ class ProducerServer:
             stop = total if stop is None else min(stop, total)
         return start, stop
 
-    async def _stream(self, conn: _Connection, writer: asyncio.StreamWriter, msg: dict) -> None:
+    async def _stream(self, conn: Connection, writer: asyncio.StreamWriter, msg: dict) -> None:
         start, stop = self._stream_range(msg)
         log.info("connection %s subscribed to batches %d..%s", conn, start,
                  "end" if stop is None else stop - 1)
@@ -418,7 +341,7 @@ class ProducerServer:
                 if not pending:
                     break
                 built = await self._built(conn, pending[0])
-                outgoing = _Outgoing(built.seq, built.frame)
+                outgoing = Outgoing(built.seq, built.frame)
                 seq, sent_images, sent_skipped = built.seq, built.images, built.skipped
                 del built  # on a stall the frame must be freeable: only ``outgoing`` and the job hold it
                 await self._send_frame(conn, writer, pending, outgoing)
@@ -446,7 +369,7 @@ class ProducerServer:
             self.config.max_frame_bytes))
         log.info("connection %s: sent %d batches, %d images, skipped %d files", conn, batches, images, skipped)
 
-    async def _prepare(self, conn: _Connection, pending: collections.deque, next_seq: int,
+    async def _prepare(self, conn: Connection, pending: collections.deque, next_seq: int,
                        stop: int | None) -> int:
         """Start building batches up to ``prefetch`` ahead; returns the next seq to build.
 
@@ -465,15 +388,15 @@ class ProducerServer:
             next_seq += 1
         return next_seq
 
-    async def _built(self, conn: _Connection, job: ParallelBatch) -> BuiltBatch:
+    async def _built(self, conn: Connection, job: ParallelBatch) -> BuiltBatch:
         try:
             return await conn.guard(job.future)
         except wire.FrameTooLarge as exc:
             raise wire.FrameTooLarge(f"batch {job.seq}: {exc.message}; raise --max-frame-bytes "
                                      "or lower --batch-size", seq=job.seq) from None
 
-    async def _send_frame(self, conn: _Connection, writer: asyncio.StreamWriter,
-                          pending: collections.deque, outgoing: "_Outgoing") -> None:
+    async def _send_frame(self, conn: Connection, writer: asyncio.StreamWriter,
+                          pending: collections.deque, outgoing: Outgoing) -> None:
         """Write ``outgoing`` in chunks; on a stall give everything back, rebuild when it reads again.
 
         On return ``pending`` starts with the batch's job holding its reservation, or is
@@ -491,7 +414,7 @@ class ProducerServer:
             await self._write(conn, writer, outgoing.data[offset:offset + chunk], on_stall=on_stall)
             offset += chunk
 
-    async def _rebuild(self, conn: _Connection, pending: collections.deque, seq: int, size: int) -> bytes:
+    async def _rebuild(self, conn: Connection, pending: collections.deque, seq: int, size: int) -> bytes:
         await conn.guard(self.budget.acquire(self.batch_reservation))
         self._inflight(+1)
         job = ParallelBatch(self.spec, seq, self._executor.for_key(conn.number),
@@ -501,14 +424,14 @@ class ProducerServer:
         try:
             again = await self._built(conn, job)
         except wire.WireError as exc:  # e.g. a file changed meanwhile: part of the frame is already out
-            raise _Abort(f"batch {seq} could not be rebuilt after a stall: {exc}") from None
+            raise Abort(f"batch {seq} could not be rebuilt after a stall: {exc}") from None
         if len(again.frame) != size:
-            raise _Abort(f"batch {seq} was rebuilt with {len(again.frame)} bytes instead of {size}")
+            raise Abort(f"batch {seq} was rebuilt with {len(again.frame)} bytes instead of {size}")
         return again.frame
 
     # ------------------------------------------------------------------ helpers
 
-    async def _write(self, conn: _Connection, writer: asyncio.StreamWriter, data: bytes | memoryview,
+    async def _write(self, conn: Connection, writer: asyncio.StreamWriter, data: bytes | memoryview,
                      on_stall=None) -> None:
         """Queue ``data`` and wait until the socket buffer is below its high-water mark.
 
@@ -528,14 +451,14 @@ class ProducerServer:
             return
         except asyncio.TimeoutError:
             if on_stall is None:
-                raise _NotReading from None
+                raise NotReading from None
         self.stats.stalls += 1
         self.stats.stalled += 1
         try:
             on_stall()
             await conn.guard(writer.drain(), self.config.send_timeout - stall_after)
         except asyncio.TimeoutError:
-            raise _NotReading from None
+            raise NotReading from None
         finally:
             self.stats.stalled -= 1
 
@@ -551,7 +474,7 @@ class ProducerServer:
             self._inflight(-jobs)
             self.budget.release(jobs * self.batch_reservation)
 
-    async def _send_error(self, conn: _Connection, writer: asyncio.StreamWriter, exc: wire.WireError) -> None:
+    async def _send_error(self, conn: Connection, writer: asyncio.StreamWriter, exc: wire.WireError) -> None:
         """Best effort: the peer may be gone or not reading; never wait long."""
         code = exc.code if exc.code in wire.ERROR_CODES else "error"
         (log.info if code == "shutdown" else log.warning)("connection %s: %s: %s", conn, code, exc.message)
@@ -581,99 +504,8 @@ class ProducerServer:
             self._bar.set_postfix(connections=self.stats.connections_active, refresh=False)
 
 
-def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
     """One log line instead of asyncio's traceback dump."""
     exc = context.get("exception")
     log.warning("event loop: %s%s", context.get("message", "error"), f": {exc!r}" if exc else "")
     log.debug("event loop context: %r", context)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A uvloop loop when uvloop is installed, else the standard one."""
-    return uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
-
-
-def serve(spec: StreamSpec, config: ServerConfig) -> int:
-    """Serve until SIGINT or SIGTERM; return the exit status (0 after a clean shutdown).
-
-    Raises
-    ------
-    OSError
-        If the address cannot be bound.
-    """
-    loop = new_event_loop()
-    asyncio.set_event_loop(loop)
-    server = ProducerServer(spec, config)
-    try:
-        return loop.run_until_complete(_serve_until_signal(server))
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        asyncio.set_event_loop(None)
-
-
-async def _serve_until_signal(server: ProducerServer) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    spec, config = server.spec, server.config
-    log.info("serving %s: %d images, %s batches of %d, stream %s, on %s:%d (%s, %s)",
-             spec.split, len(spec.files), "endless" if spec.endless else spec.total_batches,
-             spec.batch_size, spec.stream_id[:12], config.host, server.port,
-             "TLS" if config.ssl is not None else "no TLS", "token" if config.token is not None else "no token")
-    try:
-        await stop.wait()
-        log.info("signal received: shutting down")
-    finally:
-        await server.close()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    return 0
-
-
-@contextlib.contextmanager
-def running_server(spec: StreamSpec, config: ServerConfig | None = None) -> Iterator[ProducerServer]:
-    """Run a producer on a background thread (for tests and embedding); always stopped on exit.
-
-    Examples
-    --------
-    >>> with running_server(spec, ServerConfig(port=0, progress=False)) as server:  # doctest: +SKIP
-    ...     sock = socket.create_connection(("127.0.0.1", server.port))
-    """
-    config = config or ServerConfig(port=0, progress=False)
-    server = ProducerServer(spec, config)
-    loop = new_event_loop()
-    started = threading.Event()
-    failure: list[BaseException] = []
-    stop: asyncio.Event | None = None
-
-    async def main() -> None:
-        nonlocal stop
-        stop = asyncio.Event()
-        try:
-            await server.start()
-        except BaseException as exc:
-            failure.append(exc)
-            started.set()
-            return
-        started.set()
-        try:
-            await stop.wait()
-        finally:
-            await server.close()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="chestct-producer",
-                              daemon=True)
-    thread.start()
-    started.wait()
-    try:
-        if failure:
-            raise failure[0]
-        yield server
-    finally:
-        if stop is not None:
-            loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-        loop.close()

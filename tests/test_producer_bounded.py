@@ -11,7 +11,8 @@ import psutil
 import pytest
 
 from producer import budget, imaging, synthetic, wire
-from producer.server import ProducerServer, ServerConfig, running_server
+from producer.running import running_server
+from producer.server import ProducerServer, ServerConfig
 from producer.stream import StreamSpec, build_batch
 
 IDLE_CLIENTS = 200

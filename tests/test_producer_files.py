@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from producer import dataset, imaging, reading, synthetic, wire
-from producer.server import ServerConfig, running_server
+from producer.running import running_server
+from producer.server import ServerConfig
 from producer.stream import StreamSpec, build_batch, public_reason
 
 PREP = imaging.Preprocessing(image_size=(16, 16))

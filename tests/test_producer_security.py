@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from producer import imaging, synthetic, transport, wire
-from producer.server import ServerConfig, running_server
+from producer.running import running_server
+from producer.server import ServerConfig
 from producer.stream import StreamSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +149,7 @@ def test_token_comparison():
 
 def test_tls_with_the_right_ca_and_token(spec, certs):
     server_ctx = transport.server_ssl_context(certs["cert"], certs["key"])
-    with running_server(spec, config(ssl=server_ctx, token=TOKEN)) as server:
+    with running_server(spec, config(ssl_context=server_ctx, token=TOKEN)) as server:
         client_ctx = transport.client_ssl_context(certs["cert"])
         with transport.connect("127.0.0.1", server.port, ssl_context=client_ctx, token=TOKEN) as sock:
             assert sock.version() in ("TLSv1.2", "TLSv1.3")
@@ -160,7 +161,7 @@ def test_tls_with_the_right_ca_and_token(spec, certs):
 
 def test_tls_client_with_another_ca_is_refused(spec, certs):
     server_ctx = transport.server_ssl_context(certs["cert"], certs["key"])
-    with running_server(spec, config(ssl=server_ctx)) as server:
+    with running_server(spec, config(ssl_context=server_ctx)) as server:
         with pytest.raises(ssl.SSLCertVerificationError):
             transport.connect("127.0.0.1", server.port, ssl_context=transport.client_ssl_context(certs["other"]))
         with pytest.raises(ssl.SSLCertVerificationError, match="[Hh]ostname"):

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from producer import dataset, imaging, reading, synthetic, wire
-from producer.server import ServerConfig, running_server
+from producer.running import running_server
+from producer.server import ServerConfig
 from producer.stream import ParallelBatch, StreamSpec, build_batch
 
 CLIENT_TIMEOUT = 30.0
