@@ -269,3 +269,19 @@ def test_cli_serves_tls_with_a_token(tiny_data, certs, tmp_path, port):
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert TOKEN not in err  # the secret never reaches the log
+
+
+def test_fake_producer_requires_the_token_and_speaks_tls_like_the_real_one(certs):
+    """The consumer tests' fake producer behaves like the real one for auth and TLS."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_producer import FakeProducer
+    server_ctx = transport.server_ssl_context(certs["cert"], certs["key"])
+    with FakeProducer(token=TOKEN, ssl_context=server_ctx) as fp:
+        ctx = transport.client_ssl_context(certs["cert"])
+        with transport.connect("127.0.0.1", fp.port, ssl_context=ctx, token=TOKEN) as sock:
+            hello = wire.recv_message(sock)
+            wire.check_protocol(hello)
+            assert hello["preprocessing"]["image_size"] == list(hello["image_shape"][:2])
+            assert set(hello["limits"]) == set(imaging.LIMIT_FIELDS)
+        with transport.connect("127.0.0.1", fp.port, ssl_context=ctx, token="not-the-token-at-all") as sock:
+            expect_error(sock, "unauthorized")
