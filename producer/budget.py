@@ -20,6 +20,9 @@ from typing import Any, Callable, Hashable
 DEFAULT_MAX_BUFFERED_BYTES = 256 * 2**20
 #: Default of ``--max-connections``.
 DEFAULT_MAX_CONNECTIONS = 64
+#: Batches built ahead may only fill this share of the budget: the rest stays free for
+#: the *next* batch of every connection, so prefetching never makes anybody wait.
+PREFETCH_SHARE = 0.5
 
 
 class ByteBudget:
@@ -49,10 +52,10 @@ class ByteBudget:
         self.used += n
         self.peak = max(self.peak, self.used)
 
-    def try_acquire(self, n: int) -> bool:
-        """Reserve ``n`` bytes if they fit now and nobody waits; never blocks."""
+    def try_acquire(self, n: int, share: float = 1.0) -> bool:
+        """Reserve ``n`` bytes if they fit within ``share`` of the limit now and nobody waits; never blocks."""
         self._check(n)
-        if self._waiters or self.used + n > self.limit:
+        if self._waiters or self.used + n > self.limit * share:
             return False
         self._take(n)
         return True

@@ -373,12 +373,13 @@ class ProducerServer:
                        stop: int | None) -> int:
         """Start building batches up to ``prefetch`` ahead; returns the next seq to build.
 
-        The first waits its turn for budget; the ones ahead take only spare budget, so a
-        busy producer degrades to one batch per connection instead of starving anybody.
+        The first waits its turn for budget; the ones ahead take only spare budget (within
+        ``budget.PREFETCH_SHARE`` of it), so a busy producer degrades to one batch per
+        connection instead of starving anybody.
         """
         while len(pending) < self.config.prefetch and (stop is None or next_seq < stop):
             if pending:
-                if not self.budget.try_acquire(self.batch_reservation):
+                if not self.budget.try_acquire(self.batch_reservation, budget.PREFETCH_SHARE):
                     break
             else:
                 await conn.guard(self.budget.acquire(self.batch_reservation))

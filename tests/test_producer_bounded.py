@@ -213,3 +213,12 @@ def test_fair_executor_serves_a_lone_task_before_a_long_queue():
         assert cancelled.cancel() or cancelled.done()
     finally:
         pool.shutdown()
+
+
+def test_prefetch_only_fills_its_share_of_the_budget():
+    b = budget.ByteBudget(100)
+    assert b.try_acquire(40, budget.PREFETCH_SHARE)
+    assert not b.try_acquire(20, budget.PREFETCH_SHARE)  # 60 > 50: left for the next batches
+    assert b.try_acquire(20)  # a next batch may use the rest
+    b.release(60)
+    assert b.used == 0
