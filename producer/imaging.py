@@ -12,7 +12,7 @@ without allocating its pixels.
 from __future__ import annotations
 
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,6 +26,8 @@ INTERPOLATIONS = {
     "bicubic": cv2.INTER_CUBIC,
 }
 COLOR_MODES = {"grayscale": 1, "rgb": 3}
+# The consumer's default features need >= 192 px (HOG: 64-px cells in 3x3 blocks); it imports this.
+DEFAULT_IMAGE_SIZE = (256, 256)
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 # A chest CT slice is a few hundred KiB; anything this big is not one.
 DEFAULT_MAX_FILE_BYTES = 256 * 2**20
@@ -67,7 +69,7 @@ class Preprocessing:
         Files larger than this are skipped unread.
     """
 
-    image_size: tuple[int, int] = (128, 128)
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
     color_mode: str = "grayscale"
     interpolation: str = "area"
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
@@ -96,11 +98,33 @@ class Preprocessing:
         return (*self.image_size, self.channels)
 
     def describe(self) -> dict:
-        """JSON-able description (goes into ``hello`` and the stream id)."""
-        info = asdict(self)
-        info["image_size"] = list(self.image_size)
-        info["decoder"] = f"opencv-{cv2.__version__}"
+        """Every setting that shapes the pixels, JSON-able (``hello["preprocessing"]``).
+
+        All fields except the :data:`LIMIT_FIELDS`, so a new field is announced without
+        touching this method, plus the decoder and its version.
+        """
+        info = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name not in LIMIT_FIELDS}
+        info["decoder"] = "opencv"
+        info["decoder_version"] = cv2.__version__
         return info
+
+    def limits(self) -> dict:
+        """The resource limits, JSON-able (``hello["limits"]``): they decide skips, not pixels."""
+        return {name: getattr(self, name) for name in LIMIT_FIELDS}
+
+
+#: Fields of :class:`Preprocessing` that bound resources rather than shape pixels.
+LIMIT_FIELDS = ("max_image_pixels", "max_file_bytes")
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "describe"):  # a nested settings object (e.g. a crop or a window)
+        return value.describe()
+    if is_dataclass(value):
+        return {k: _jsonable(v) for k, v in asdict(value).items()}
+    return value
 
 
 def _read_exactly(fh: BinaryIO, count: int, what: str) -> bytes:
