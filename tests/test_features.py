@@ -12,8 +12,7 @@ from consumer import features as F
 from consumer.features import FeatureConfig, extract, feature_names, n_features
 from featrs import reference
 
-# The producer's default image size (producer.imaging after the producer's defaults land).
-PRODUCER_DEFAULT_SIZE = (256, 256)
+from producer.imaging import DEFAULT_IMAGE_SIZE as PRODUCER_DEFAULT_SIZE
 
 
 def _images(n=3, h=48, w=40, seed=0):

@@ -11,7 +11,8 @@ from consumer.learn.fit import fit
 from consumer.learn.metadata import stream_meta
 from consumer.preflight import ModelMismatch, StreamRefused, check_model, check_stream, preprocessing_differences
 from producer import imaging, synthetic
-from producer.server import ServerConfig, running_server
+from producer.running import running_server
+from producer.server import ServerConfig
 from producer.stream import StreamSpec
 
 SIZE = 32
