@@ -111,6 +111,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     spark.add_argument("--work-dir", default=DEFAULT_WORK_DIR,
                        help="features tables and checkpoints: a path or a Hadoop-compatible URI such as "
                             "file:///shared/chestct (default: %(default)s)")
+    parser.add_argument("--model-key-file", default=None, metavar="FILE",
+                        help="sign (train) and require signed (predict) models with this key, kept outside "
+                             "the model folder; default: the CHESTCT_MODEL_KEY environment variable, else none")
     out = parser.add_argument_group("output")
     out.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     out.add_argument("--log-level", default="INFO", choices=LOG_LEVELS,

@@ -16,6 +16,7 @@ def cmd_predict(args: argparse.Namespace, run: Run) -> int:
     from ..evaluate.follower import ModelFollower
     from ..learn import model_store, versions
     from ..learn.model import TrainedModel
+    from ..learn.signing import load_key
     from ..preflight import check_model, check_stream
     from ..stream import storage
     from ..stream.follow import follow_query
@@ -29,7 +30,8 @@ def cmd_predict(args: argparse.Namespace, run: Run) -> int:
     if args.follow and version is None:
         raise ValueError(f"--follow needs a save path that train publishes versions into; {args.save_path} "
                          f"holds a single model")
-    meta = model_store.read_meta(model_dir)
+    key = load_key(args.model_key_file)
+    meta = model_store.read_meta(model_dir, key)
     if args.model is not None and args.model != meta["model"]:
         raise ValueError(f"--model {args.model} but {args.save_path} holds a {meta['model']} model")
     trained_with = FeatureConfig.from_dict(meta["feature_config"])
@@ -38,10 +40,10 @@ def cmd_predict(args: argparse.Namespace, run: Run) -> int:
         raise ValueError(f"the model was trained with features {meta['feature_config']['features']} "
                          f"and its parameters; predict with the same (drop --features/--feature-option)")
     check_stream(hello, config, meta)
-    model = TrainedModel.load(model_dir) if meta["engine"] == "sklearn" else None
+    model = TrainedModel.load(model_dir, key=key) if meta["engine"] == "sklearn" else None
     run.start_spark()
     if model is None:
-        model = TrainedModel.load(model_dir)  # Spark ML models load through the session
+        model = TrainedModel.load(model_dir, key=key)  # Spark ML models load through the session
     log.info("predicting %s split (%s images) with %s/%s from %s", hello["split"],
              hello.get("total_images") or "endless", model.meta["model"], model.meta["engine"],
              args.save_path)
@@ -52,7 +54,8 @@ def cmd_predict(args: argparse.Namespace, run: Run) -> int:
                 raise ValueError("it was trained with other features")
             check_model(hello, candidate.meta)
 
-        follower = ModelFollower(model_dir.parent.parent, version, TrainedModel.load, accept)
+        follower = ModelFollower(model_dir.parent.parent, version,
+                                 lambda folder: TrainedModel.load(folder, key=key), accept)
     predictor = StreamPredictor(model, emit=emit, version=version, follower=follower)
     stream = run.spark.readStream.format("chestct").options(**source_options(args, run.parallelism.slots)).load()
     featured = add_features(stream, config, backend=args.backend, n_threads=run.parallelism.n_threads)

@@ -19,6 +19,7 @@ def cmd_train(args: argparse.Namespace, run: Run) -> int:
     from ..learn.metadata import stream_meta
     from ..learn.prequential import PrequentialTrainer
     from ..learn.publisher import Publisher
+    from ..learn.signing import load_key
     from ..preflight import check_stream, color_mode
     from ..stream.table import read_table
 
@@ -39,7 +40,8 @@ def cmd_train(args: argparse.Namespace, run: Run) -> int:
     # Every model trains while the stream flows, on a bounded window of the newest images:
     # the per-batch (test-then-train) metrics and the published versions come from it.
     running = IncrementalTrainer(model=args.model, refit_every=args.refit_every, window=args.window, **common)
-    publisher = Publisher(args.save_path, args.publish_every, stream_meta(hello, []))
+    publisher = Publisher(args.save_path, args.publish_every, stream_meta(hello, []),
+                          key=load_key(args.model_key_file))
     read = lambda seq: read_table(run.spark, paths.table, min_seq=seq)  # noqa: E731
     feeder = BatchFeeder(PrequentialTrainer(running), read, on_entry=lambda entry: emit(train_batch_line(entry)))
     feeder.next_seq = publisher.resume(running, lambda seq, n: _window_rows(run, paths, config, seq, n))

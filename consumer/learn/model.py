@@ -16,6 +16,7 @@ import numpy as np
 from ..features import FeatureConfig
 from . import model_store
 from .design import design_matrix, spark_design
+from .estimator_checks import check_estimator
 
 SPARK_MODEL_DIR = "spark_model"
 #: model.json keys every loadable model has.
@@ -86,7 +87,7 @@ class TrainedModel:
         return out["prediction"].to_numpy().astype(np.int64)
 
     # -- persistence -----------------------------------------------------------------
-    def save(self, directory) -> Path:
+    def save(self, directory, key: bytes | None = None) -> Path:
         """Write the model directory (see :mod:`consumer.learn.model_store`).
 
         A previous model directory (one holding model.json) at ``directory`` is replaced;
@@ -98,10 +99,10 @@ class TrainedModel:
             self.spark_model.write().overwrite().save(str(directory / SPARK_MODEL_DIR))
         arrays = {"codebook": self.codebook} if self.codebook is not None else {}
         estimators = {"estimator": self.estimator} if self.estimator is not None else {}
-        return model_store.save_model_dir(directory, estimators=estimators, arrays=arrays, meta=self.meta)
+        return model_store.save_model_dir(directory, estimators=estimators, arrays=arrays, meta=self.meta, key=key)
 
     @classmethod
-    def load(cls, directory, trusted: Sequence[str] = ()) -> "TrainedModel":
+    def load(cls, directory, trusted: Sequence[str] = (), key: bytes | None = None) -> "TrainedModel":
         """Load a model directory after verifying it.
 
         Parameters
@@ -115,14 +116,17 @@ class TrainedModel:
             Tampered, incomplete, foreign-version or untrusted model directory.
         """
         directory = Path(directory)
-        meta = model_store.read_meta(directory)
-        for key in REQUIRED_META:
-            if key not in meta:
-                raise model_store.ModelRefused(f"{directory}/model.json lacks {key!r}")
+        meta = model_store.read_meta(directory, key)
+        for required in REQUIRED_META:
+            if required not in meta:
+                raise model_store.ModelRefused(f"{directory}/model.json lacks {required!r}")
         config = FeatureConfig.from_dict(meta["feature_config"])
         codebook = model_store.load_array(directory, "codebook") if config.sift else None
         if meta["engine"] == "sklearn":
             estimator = model_store.load_estimator(directory, "estimator", trusted)
+            # Width of the design matrix: the fixed features plus the SIFT words.
+            width = int(meta["n_features"]) + (len(codebook) if codebook is not None else 0)
+            check_estimator(estimator, width, len(meta["classes"]))
             return cls(meta, estimator=estimator, codebook=codebook)
         if meta["engine"] == "mllib":
             from pyspark.ml import PipelineModel

@@ -33,15 +33,19 @@ class Publisher:
         Extra metadata every version records (the stream's identity and preprocessing).
     clock : callable
         Wall-clock seconds, for ``published_at``.
+    key : bytes, optional
+        Sign every version (and verify the one resumed from) with it.
     """
 
-    def __init__(self, save_path, every: int | None, describe: dict, clock: Callable[[], float] = time.time):
+    def __init__(self, save_path, every: int | None, describe: dict, clock: Callable[[], float] = time.time,
+                 key: bytes | None = None):
         if every is not None and every < 1:
             raise ValueError(f"publish every must be >= 1 image, got {every}")
         self.save_path = save_path
         self.every = every
         self.describe = dict(describe)
         self.clock = clock
+        self.key = key
         self.parent: str | None = None
         self.seq_first: int | None = None
         self.published_images = 0
@@ -60,7 +64,7 @@ class Publisher:
         name = versions.latest(self.save_path)
         if name is None:
             return 0
-        model = TrainedModel.load(versions.resolve(self.save_path))
+        model = TrainedModel.load(versions.resolve(self.save_path), key=self.key)
         record = model.meta.get("version") or {}
         if model.meta["feature_config"] != trainer.config.to_dict() or model.meta["model"] != trainer.model_name:
             raise ValueError(f"{self.save_path} holds versions of another model or feature configuration "
@@ -91,7 +95,7 @@ class Publisher:
             "prequential": {k: prequential[k] for k in _METRIC_KEYS if k in prequential} if prequential else None,
             "published_at": self.clock(),
         }
-        name = versions.publish(self.save_path, model.save)
+        name = versions.publish(self.save_path, lambda folder: model.save(folder, key=self.key))
         self.parent = name
         self.published_images = int(images_seen)
         self.names.append(name)
