@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import dicom
+
 SPLITS = ("train", "valid", "test")
 #: Names accepted for a split, mapped to its folder.
 SPLIT_ALIASES = {"train": "train", "valid": "valid", "dev": "valid", "test": "test"}
@@ -36,6 +38,8 @@ class ImageFile:
         File size in bytes (part of the stream identity).
     mtime_ns : int
         Modification time in nanoseconds (part of the stream identity).
+    frame : int or None
+        1-based frame of a multi-frame DICOM file (its id ends in ``#frame=N``).
     """
 
     id: str
@@ -43,6 +47,7 @@ class ImageFile:
     label: int
     size: int
     mtime_ns: int
+    frame: int | None = None
 
 
 def class_name(folder_name: str) -> str:
@@ -96,6 +101,19 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def _is_dicom(path: Path) -> bool:
+    return not path.name.startswith(".") and dicom.is_dicom(path)
+
+
+def _dicom_entries(file_id: str, path: Path, label: int, stat) -> list[ImageFile]:
+    """One entry per frame (``id#frame=N``, N from 1); a single-frame file keeps its plain id."""
+    frames = dicom.count_frames(path)
+    if frames == 1:
+        return [ImageFile(id=file_id, path=path, label=label, size=stat.st_size, mtime_ns=stat.st_mtime_ns)]
+    return [ImageFile(id=f"{file_id}#frame={n}", path=path, label=label, size=stat.st_size,
+                      mtime_ns=stat.st_mtime_ns, frame=n) for n in range(1, frames + 1)]
+
+
 def list_images(root: Path | str, split: str) -> tuple[list[str], list[ImageFile]]:
     """List the images of one split.
 
@@ -111,7 +129,9 @@ def list_images(root: Path | str, split: str) -> tuple[list[str], list[ImageFile
     classes : list of str
         Sorted class names shared by every split.
     files : list of ImageFile
-        Every ``.png``/``.jpg``/``.jpeg`` file (any case) of the split, sorted by id.
+        Every ``.png``/``.jpg``/``.jpeg`` file (any case) of the split and every DICOM
+        file (``.dcm``, or any name with the ``DICM`` magic; one entry per frame),
+        sorted by id.
 
     Raises
     ------
@@ -130,14 +150,18 @@ def list_images(root: Path | str, split: str) -> tuple[list[str], list[ImageFile
         if label is None:  # a folder named "_x": no class name to give it
             continue
         for path in sorted(folder.rglob("*")):
-            if not (_is_image(path) and path.is_file()):
+            if not path.is_file():
+                continue
+            if not _is_image(path):
+                if _is_dicom(path):
+                    files.extend(_dicom_entries(path.relative_to(split_dir).as_posix(), path, label, path.stat()))
                 continue
             stat = path.stat()
             files.append(ImageFile(id=path.relative_to(split_dir).as_posix(), path=path, label=label,
                                    size=stat.st_size, mtime_ns=stat.st_mtime_ns))
     if not files:
         raise DatasetError(
-            f"no images ({'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}) found in class folders "
+            f"no images ({'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}/DICOM) found in class folders "
             f"of {str(split_dir)!r}")
     files.sort(key=lambda f: f.id)
     return classes, files

@@ -19,6 +19,8 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 
+from . import dataset, dicom
+
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
     "bilinear": cv2.INTER_LINEAR,
@@ -65,6 +67,9 @@ class Preprocessing:
         Images whose header announces more pixels are skipped undecoded.
     max_file_bytes : int
         Files larger than this are skipped unread.
+    window : str
+        DICOM only: HU window, a preset of :data:`dicom.WINDOW_PRESETS` or ``"L,W"``
+        (normalised by :func:`dicom.canonical_window`).
     """
 
     image_size: tuple[int, int] = (128, 128)
@@ -72,8 +77,10 @@ class Preprocessing:
     interpolation: str = "area"
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    window: str = dicom.DEFAULT_WINDOW
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "window", dicom.canonical_window(self.window))
         height, width = self.image_size
         if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in (height, width)):
             raise ValueError(f"image_size must be two positive integers, got {self.image_size!r}")
@@ -100,6 +107,7 @@ class Preprocessing:
         info = asdict(self)
         info["image_size"] = list(self.image_size)
         info["decoder"] = f"opencv-{cv2.__version__}"
+        info["dicom_decoder"] = dicom.decoder_description()
         return info
 
 
@@ -217,12 +225,34 @@ def decode(data: bytes, prep: Preprocessing) -> np.ndarray:
     return image[:, :, np.newaxis]
 
 
-def load(path: Path, prep: Preprocessing) -> np.ndarray:
+def _finish_grey(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """Resize a 2-D ``uint8`` image and give it ``prep``'s channels."""
+    height, width = prep.image_size
+    if image.shape != (height, width):
+        image = cv2.resize(image, (width, height), interpolation=INTERPOLATIONS[prep.interpolation])
+    return np.repeat(image[:, :, np.newaxis], prep.channels, axis=2)
+
+
+def load(path: Path, prep: Preprocessing, frame: int | None = None) -> np.ndarray:
     """Read, check and decode one image file into ``prep.image_shape`` ``uint8`` pixels.
+
+    PNG and JPEG go through OpenCV; ``.dcm`` files and files with the DICOM magic
+    through :func:`dicom.read_frame`, windowed by ``prep.window``.
+
+    Parameters
+    ----------
+    frame : int, optional
+        1-based frame of a multi-frame DICOM file.
 
     Raises
     ------
     ImageSkipped
         With the reason the file cannot be used.
     """
+    if path.suffix.lower() not in dataset.IMAGE_EXTENSIONS and dicom.is_dicom(path):
+        try:
+            grey = dicom.read_frame(path, frame, prep.window, prep.max_image_pixels, prep.max_file_bytes)
+        except dicom.DicomSkipped as exc:
+            raise ImageSkipped(exc.reason) from None
+        return _finish_grey(grey, prep)
     return decode(read_checked(path, prep), prep)

@@ -176,7 +176,7 @@ def _warn_skip(path: Path, reason: str) -> None:
 def load_image(file: dataset.ImageFile, prep: imaging.Preprocessing) -> np.ndarray | imaging.ImageSkipped:
     """Decoded pixels of ``file``, or the :class:`ImageSkipped` saying why there are none."""
     try:
-        return imaging.load(file.path, prep)
+        return imaging.load(file.path, prep, frame=file.frame)
     except imaging.ImageSkipped as exc:
         _warn_skip(file.path, exc.reason)
         return exc

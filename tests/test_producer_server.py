@@ -289,10 +289,10 @@ def test_a_slow_file_holds_up_only_its_own_stream(tiny_data, monkeypatch):
     release = threading.Event()
     real_load = imaging.load
 
-    def load(path, prep):
+    def load(path, prep, frame=None):
         if path == slow:
             release.wait(60)
-        return real_load(path, prep)
+        return real_load(path, prep, frame)
 
     monkeypatch.setattr(imaging, "load", load)
     with running_server(spec, config(workers=2, prefetch=1)) as server, Client(server.port) as stuck:
