@@ -91,6 +91,7 @@ def canonical_window(text: str) -> str:
                          f"(e.g. -600,1500), got {text!r}") from None
     if not (math.isfinite(level) and math.isfinite(width)) or width <= 0:
         raise ValueError(f"window level and width must be finite numbers with width > 0, got {text!r}")
+    level, width = level + 0.0, width + 0.0  # -0.0 is 0.0: one spelling, one stream identity
     for preset, window in WINDOW_PRESETS.items():
         if window == (level, width):
             return preset
@@ -182,7 +183,7 @@ def _read_header(path: Path):
         raise DicomSkipped("DICOM header cannot be parsed (corrupt or truncated)") from None
 
 
-def _positive_int(ds, keyword: str, default: int | None = None) -> int:
+def _whole_number(ds, keyword: str, default: int | None = None) -> int:
     try:
         value = ds.get(keyword, default)
         value = int(value) if value is not None and value != "" else default
@@ -201,7 +202,7 @@ def count_frames(path: Path) -> int:
     """
     try:
         ds = _read_header(path)
-        frames = _positive_int(ds, "NumberOfFrames", 1)
+        frames = _whole_number(ds, "NumberOfFrames", 1)
     except DicomSkipped:
         return 1
     return frames if 1 <= frames <= MAX_LISTED_FRAMES else 1
@@ -285,8 +286,8 @@ def read_frame(path: Path, frame: int | None, window: str, max_pixels: int, max_
     if size > max_file_bytes:
         raise DicomSkipped(f"file is {size / 2**20:.0f} MiB, over the {max_file_bytes / 2**20:.0f} MiB limit")
     ds = _read_header(path)
-    rows, cols = _positive_int(ds, "Rows"), _positive_int(ds, "Columns")
-    frames = _positive_int(ds, "NumberOfFrames", 1)
+    rows, cols = _whole_number(ds, "Rows"), _whole_number(ds, "Columns")
+    frames = _whole_number(ds, "NumberOfFrames", 1)
     if rows == 0 or cols == 0 or frames == 0:
         raise DicomSkipped(f"DICOM header announces an empty {cols}x{rows}x{frames} image")
     if rows * cols * frames > max_pixels:
@@ -301,7 +302,7 @@ def read_frame(path: Path, frame: int | None, window: str, max_pixels: int, max_
     if not 0 <= index < frames:
         raise DicomSkipped(f"frame {frame} is outside the file's {frames} frames")
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
-    samples = _positive_int(ds, "SamplesPerPixel", 1)
+    samples = _whole_number(ds, "SamplesPerPixel", 1)
     if photometric not in _PHOTOMETRIC or samples != 1:
         raise DicomSkipped("only greyscale DICOM (MONOCHROME1/MONOCHROME2, one sample per pixel) is read; "
                            + (f"this file is {photometric}" if photometric in _KNOWN_COLOUR else

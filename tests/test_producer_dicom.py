@@ -79,6 +79,7 @@ def test_window_settings_normalise_to_one_canonical_string():
     assert dicom.canonical_window("Lung") == "lung"
     assert dicom.canonical_window(" -600 , 1500.0 ") == "lung"  # the preset's numbers are the preset
     assert dicom.canonical_window("40,80") == "40,80"
+    assert dicom.canonical_window("-0,100") == dicom.canonical_window("0.0,100") == "0,100"
     assert dicom.canonical_window("-500.50,1e3") == "-500.5,1000"
     assert dicom.window_values("-500.5,1000") == (-500.5, 1000.0)
     assert dicom.window_values("bone") == dicom.WINDOW_PRESETS["bone"]
@@ -149,6 +150,27 @@ def test_multi_frame_files_give_one_image_per_frame(tmp_path):
     prep = imaging.Preprocessing(image_size=(4, 4))
     assert "outside the file's 3 frames" in skip_reason(path, prep, frame=4)
     assert "without a frame number" in skip_reason(path, prep)
+
+
+def test_enhanced_ct_rescale_comes_from_its_functional_groups(tmp_path):
+    def groups(slope, intercept):
+        transform = Dataset()
+        transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = slope, intercept, "HU"
+        group = Dataset()
+        group.PixelValueTransformationSequence = [transform]
+        return group
+
+    stored = np.stack([np.full((4, 4), 424, np.uint16), np.full((4, 4), 1174, np.uint16)])
+    shared = write_dicom(tmp_path / "shared.dcm", stored)
+    ds = pydicom.dcmread(shared)
+    ds.SharedFunctionalGroupsSequence = [groups("1", "-1024")]  # HU -600 and 150
+    ds.save_as(shared)
+    assert (read(shared, 1) == 128).all() and (read(shared, 2) == 255).all()
+    per_frame = write_dicom(tmp_path / "per_frame.dcm", stored)
+    ds = pydicom.dcmread(per_frame)
+    ds.PerFrameFunctionalGroupsSequence = [groups("1", "-1024"), groups("2", "-2498")]  # -600 and -150
+    ds.save_as(per_frame)
+    assert (read(per_frame, 1) == 128).all() and (read(per_frame, 2) == 204).all()
 
 
 def test_the_frame_count_comes_from_the_header_alone(tmp_path):

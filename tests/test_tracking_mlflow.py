@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from consumer import model_store
-from consumer.tracking import (DEFAULT_EXPERIMENT, ENV_VAR, MlflowTracker, TrackingError, add_cli_arguments,
-                               resolve_uri, tracker_from_args)
+from consumer.tracking import (DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, ENV_VAR, MlflowTracker, TrackingError,
+                               add_cli_arguments, resolve_uri, tracker_from_args)
 from consumer.tracking.mlflow_tracker import check_uri, flatten_params
 
 mlflow = pytest.importorskip("mlflow")
@@ -116,6 +116,7 @@ def test_the_registered_version_loads_with_mlflow_and_with_chestct_and_predicts(
 
 def test_a_predict_run_is_linked_to_its_model_version(store, registered):
     tracker = MlflowTracker(store)
+    assert tracker.find_model_version(registered["model_dir"]) == (MODEL, "1")  # from model.json's hash
     run_id = tracker.start_predict_run(MODEL, 1, params={"split": "test"})
     tracker.log_stream("cd" * 32, {"window": "bone"}, role="predict")
     tracker.log_final({"accuracy": 0.75, "images": 200})
@@ -148,6 +149,10 @@ def test_versions_count_up_and_untrusted_skops_types_must_be_named(store, data, 
     second = tracker.register_model_version(model_dir, "chestct-forest")
     tracker.end()
     assert (first, second) == ("1", "2")
+    assert tracker.find_model_version(model_dir) == ("chestct-forest", "2")  # the newest of both
+    other = saved_model(tmp_path / "never-registered", forest)
+    (other / "model.json").write_text((other / "model.json").read_text().replace('"sklearn"', '"other"'))
+    assert tracker.find_model_version(other) is None
     source = MlflowClient(tracking_uri=store, registry_uri=store).get_model_version("chestct-forest", "2").source
     assert source.endswith("/chestct_model")
     fetched = tracker.download_model_dir("chestct-forest", 2, tmp_path / "back")
@@ -200,7 +205,7 @@ def test_tracking_is_off_by_default_and_the_environment_or_flag_turns_it_on(stor
     ap = argparse.ArgumentParser()
     add_cli_arguments(ap)
     args = ap.parse_args([])
-    assert (args.mlflow, args.mlflow_experiment) == (None, DEFAULT_EXPERIMENT)
+    assert (args.mlflow, args.mlflow_experiment, args.mlflow_model) == (None, DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME)
     if os.environ.get(ENV_VAR) is None:
         assert tracker_from_args(args) is None
     tracker = tracker_from_args(ap.parse_args(["--mlflow", store, "--mlflow-experiment", "chestct-cli"]))

@@ -26,6 +26,7 @@ from typing import Iterable, Mapping
 #: Environment variable MLflow itself reads; used when no ``--mlflow`` is given.
 ENV_VAR = "MLFLOW_TRACKING_URI"
 DEFAULT_EXPERIMENT = "chestct"
+DEFAULT_MODEL_NAME = "chestct"
 #: Schemes a tracking URI may have: a local database, a local folder, a tracking server.
 SCHEMES = ("sqlite", "file", "http", "https")
 MODEL_DIR_ARTIFACT = "chestct_model"
@@ -41,13 +42,15 @@ class TrackingError(RuntimeError):
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--mlflow URI`` and ``--mlflow-experiment NAME`` to a command's parser."""
+    """Add ``--mlflow URI``, ``--mlflow-experiment NAME`` and ``--mlflow-model NAME`` to a parser."""
     group = parser.add_argument_group("tracking")
     group.add_argument("--mlflow", metavar="URI", default=None,
                        help=f"track this run in MLflow, e.g. sqlite:///runs/mlflow.db (default: ${ENV_VAR} "
                             "when set, else no tracking)")
     group.add_argument("--mlflow-experiment", metavar="NAME", default=DEFAULT_EXPERIMENT,
                        help="MLflow experiment name (default: %(default)s)")
+    group.add_argument("--mlflow-model", metavar="NAME", default=DEFAULT_MODEL_NAME,
+                       help="registered model name a trained model becomes a version of (default: %(default)s)")
 
 
 def resolve_uri(cli_value: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
@@ -323,6 +326,22 @@ class MlflowTracker:
                        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
                        skops_trusted_types=trusted or None, pip_requirements=requirements)
             self._call("log the sklearn model", self.client.log_artifacts, run_id, str(local), SKLEARN_ARTIFACT)
+
+    def find_model_version(self, model_dir: os.PathLike | str) -> tuple[str, str] | None:
+        """``(name, version)`` registered from this model directory (its model.json hash), or None.
+
+        Lets ``chestct predict --model DIR`` link its run to the version without being told
+        which one; when the same directory was registered more than once the newest wins.
+        """
+        meta_file = Path(model_dir) / "model.json"
+        if not meta_file.is_file():
+            raise TrackingError(f"{str(model_dir)!r} is not a chestct model directory (no model.json)")
+        query = f"tags.`{TAG_PREFIX}model_json_sha256` = '{_sha256(meta_file)}'"
+        found = self._call("search model versions", self.client.search_model_versions, query)
+        if not found:
+            return None
+        newest = max(found, key=lambda v: (v.creation_timestamp, int(v.version)))
+        return newest.name, str(newest.version)
 
     def download_model_dir(self, name: str, version: str | int, dst: os.PathLike | str) -> Path:
         """Fetch a registered version's chestct model directory into ``dst``; returns its path.
