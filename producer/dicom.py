@@ -17,8 +17,10 @@ without pydicom, DICOM files are still listed but skipped with a reason.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -55,6 +57,7 @@ _PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
 # Colour interpretations a reason may name (the file's own text is never quoted).
 _KNOWN_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR", "YBR_PARTIAL_420")
 _UID_SHAPE = re.compile(r"[0-9]+(\.[0-9]+)*")
+_QUIETED = False
 
 
 class DicomSkipped(Exception):
@@ -164,10 +167,24 @@ def _pydicom():
         import pydicom.pixels
     except ImportError:
         raise DicomSkipped("reading DICOM needs pydicom: pip install 'chestct[dicom]'") from None
-    # pydicom's validation warnings quote element values ("Invalid value for VR IS: '...'"),
-    # which can be identifiers; values we use are checked by us instead.
-    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    _quiet(pydicom)
     return pydicom
+
+
+def _quiet(pydicom) -> None:
+    """Keep pydicom from quoting file content in warnings and log lines.
+
+    Its messages quote element values ("Invalid value for VR IS: '...'", "Unknown
+    encoding '...'"), which can be identifiers; every problem that matters reaches the
+    log as our own skip reason instead. Done once per process, never undone.
+    """
+    global _QUIETED
+    if _QUIETED:
+        return
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
+    warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+    _QUIETED = True
 
 
 def _read_header(path: Path):
@@ -178,14 +195,24 @@ def _read_header(path: Path):
     except pydicom.errors.InvalidDicomError:
         raise DicomSkipped("not a DICOM file (no DICM preamble or File Meta header)") from None
     except OSError as exc:
-        raise DicomSkipped(f"cannot read file: {exc.strerror or type(exc).__name__}") from None
+        if exc.errno is not None:  # a real I/O error; pydicom also raises bare OSError on bad data
+            raise DicomSkipped(f"cannot read file: {exc.strerror}") from None
+        raise DicomSkipped("DICOM header cannot be parsed (corrupt or truncated)") from None
     except Exception:  # pydicom's messages can quote element values: never pass them on
         raise DicomSkipped("DICOM header cannot be parsed (corrupt or truncated)") from None
 
 
-def _whole_number(ds, keyword: str, default: int | None = None) -> int:
+def _element(ds, keyword: str, default=None):
+    """An element's value; a malformed one (bad VR, bad length) becomes :class:`DicomSkipped`."""
     try:
-        value = ds.get(keyword, default)
+        return ds.get(keyword, default)
+    except Exception:  # pydicom converts values lazily, here; its message may quote them
+        raise DicomSkipped(f"DICOM {keyword} element is malformed") from None
+
+
+def _whole_number(ds, keyword: str, default: int | None = None) -> int:
+    value = _element(ds, keyword, default)
+    try:
         value = int(value) if value is not None and value != "" else default
     except Exception:
         value = None
@@ -230,7 +257,7 @@ def _check_decodable(uid) -> None:
 
     try:
         decoder = get_decoder(uid)
-    except NotImplementedError:
+    except Exception:  # NotImplementedError for syntaxes pydicom has no decoder for
         raise DicomSkipped(f"pixel data in {_syntax_label(uid)} cannot be decoded by pydicom") from None
     if not decoder.is_available:
         raise DicomSkipped(f"pixel data in {_syntax_label(uid)} needs a decoder plugin that is not "
@@ -301,7 +328,7 @@ def read_frame(path: Path, frame: int | None, window: str, max_pixels: int, max_
     index = 0 if frame is None else frame - 1
     if not 0 <= index < frames:
         raise DicomSkipped(f"frame {frame} is outside the file's {frames} frames")
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    photometric = str(_element(ds, "PhotometricInterpretation", "")).strip().upper()
     samples = _whole_number(ds, "SamplesPerPixel", 1)
     if photometric not in _PHOTOMETRIC or samples != 1:
         raise DicomSkipped("only greyscale DICOM (MONOCHROME1/MONOCHROME2, one sample per pixel) is read; "
