@@ -145,8 +145,10 @@ def test_versions_count_up_and_untrusted_skops_types_must_be_named(store, data, 
     tracker.start_train_run({"model": "rf"})
     first = tracker.register_model_version(model_dir, "chestct-forest", estimator=forest,
                                            skops_trusted_types=sorted(model_store.TRUSTED_TYPES))
-    # without an estimator (an mllib model) the chestct directory itself is the version's source
-    second = tracker.register_model_version(model_dir, "chestct-forest")
+    # without an estimator (an mllib model) the chestct directory itself is the version's source;
+    # without a name the tracker's model_name is used
+    tracker.model_name = "chestct-forest"
+    second = tracker.register_model_version(model_dir)
     tracker.end()
     assert (first, second) == ("1", "2")
     assert tracker.find_model_version(model_dir) == ("chestct-forest", "2")  # the newest of both
@@ -208,8 +210,9 @@ def test_tracking_is_off_by_default_and_the_environment_or_flag_turns_it_on(stor
     assert (args.mlflow, args.mlflow_experiment, args.mlflow_model) == (None, DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME)
     if os.environ.get(ENV_VAR) is None:
         assert tracker_from_args(args) is None
-    tracker = tracker_from_args(ap.parse_args(["--mlflow", store, "--mlflow-experiment", "chestct-cli"]))
-    assert tracker.experiment == "chestct-cli" and tracker.uri == store
+    tracker = tracker_from_args(ap.parse_args(["--mlflow", store, "--mlflow-experiment", "chestct-cli",
+                                               "--mlflow-model", "chestct-cli-model"]))
+    assert tracker.experiment == "chestct-cli" and tracker.uri == store and tracker.model_name == "chestct-cli-model"
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"  # set before mlflow was imported
 
 

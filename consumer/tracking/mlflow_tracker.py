@@ -66,7 +66,8 @@ def tracker_from_args(args: argparse.Namespace) -> "MlflowTracker | None":
     uri = resolve_uri(getattr(args, "mlflow", None))
     if uri is None:
         return None
-    return MlflowTracker(uri, experiment=getattr(args, "mlflow_experiment", DEFAULT_EXPERIMENT))
+    return MlflowTracker(uri, experiment=getattr(args, "mlflow_experiment", DEFAULT_EXPERIMENT),
+                         model_name=getattr(args, "mlflow_model", DEFAULT_MODEL_NAME))
 
 
 def check_uri(uri: str) -> Path | None:
@@ -144,6 +145,8 @@ class MlflowTracker:
         ``http(s)://host:port``.
     experiment : str
         Experiment name; created when missing.
+    model_name : str
+        Registered model that :meth:`register_model_version` adds versions to by default.
     artifact_location : str, optional
         Where a *new* experiment keeps its artifacts. Default for sqlite: the folder
         ``mlflow-artifacts`` beside the database (not the working directory).
@@ -154,7 +157,8 @@ class MlflowTracker:
         When mlflow is not installed, the URI is unusable, or the store cannot be opened.
     """
 
-    def __init__(self, uri: str, experiment: str = DEFAULT_EXPERIMENT, artifact_location: str | None = None):
+    def __init__(self, uri: str, experiment: str = DEFAULT_EXPERIMENT, model_name: str = DEFAULT_MODEL_NAME,
+                 artifact_location: str | None = None):
         db = check_uri(uri)
         mlflow, client_class = _mlflow()
         self._mlflow = mlflow
@@ -169,6 +173,7 @@ class MlflowTracker:
         except Exception as exc:  # MlflowException, sqlalchemy and OS errors alike
             raise TrackingError(f"cannot open MLflow tracking store {uri!r}: {_first_line(exc)}") from exc
         self.experiment = experiment
+        self.model_name = model_name
         self.run_id: str | None = None
         self._last_step = 0
 
@@ -263,7 +268,7 @@ class MlflowTracker:
                 raise TrackingError(f"artifact {str(path)!r} does not exist")
 
     # -- model registry ------------------------------------------------------------------
-    def register_model_version(self, model_dir: os.PathLike | str, name: str, *, estimator=None,
+    def register_model_version(self, model_dir: os.PathLike | str, name: str | None = None, *, estimator=None,
                                skops_trusted_types: Iterable[str] = ()) -> str:
         """Log a chestct model directory with the open run and register it as a new version of ``name``.
 
@@ -272,8 +277,8 @@ class MlflowTracker:
         model_dir : path
             A saved chestct model directory (model.json and its files); logged as
             ``chestct_model/``.
-        name : str
-            Registered model name (created when missing).
+        name : str, optional
+            Registered model name (created when missing); default :attr:`model_name`.
         estimator : scikit-learn estimator, optional
             The fitted estimator saved in ``model_dir``. When given it is also logged
             as an MLflow ``sklearn`` model in skops format and becomes the version's
@@ -288,6 +293,7 @@ class MlflowTracker:
             The new version number.
         """
         run_id = self._open_run()
+        name = name or self.model_name
         model_dir = Path(model_dir)
         meta_file = model_dir / "model.json"
         if not meta_file.is_file():
