@@ -106,7 +106,7 @@ def producer():
                             start_new_session=True)
     try:
         wait_for_port(port, proc)
-        from consumer.client import ConnectConfig, fetch_hello
+        from consumer.stream.client import ConnectConfig, fetch_hello
 
         hello = fetch_hello(ConnectConfig(port=port))
         yield port, hello, {proc.pid}
@@ -130,17 +130,19 @@ def spark():
 
 
 def _backend_available(backend: str) -> None:
-    from consumer.features import _backend
+    from consumer.features import backend_module
 
     try:
-        _backend(backend)
+        backend_module(backend)
     except RuntimeError as exc:
         pytest.skip(f"backend {backend} unavailable here: {exc}")
 
 
 @pytest.mark.parametrize("backend", ["rust", "skimage"])
 def test_stream_to_parquet(benchmark, producer, spark, backend, tmp_path):
-    from consumer.ingest import follow_query, read_table, start_ingest, stream_paths
+    from consumer.stream.follow import follow_query
+    from consumer.stream.ingest import start_ingest
+    from consumer.stream.table import read_table, stream_paths
 
     _backend_available(backend)
     port, hello, producer_pids = producer
@@ -179,7 +181,7 @@ def test_stream_to_parquet(benchmark, producer, spark, backend, tmp_path):
     benchmark.pedantic(steady, setup=warm_up, rounds=1, iterations=1, warmup_rounds=0)
     wall = time.perf_counter() - state["t0"]
     state["memory"].__exit__(None, None, None)
-    table = read_table(paths.table, columns=["image_id", "seq"])
+    table = read_table(session, paths.table, columns=["image_id", "seq"])
     steady_batches = done[1:]
     steady_rows = sum(b.rows for b in steady_batches)
     assert len(table) == EPOCHS * images_per_epoch

@@ -17,6 +17,10 @@ from typing import Mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
+DEFAULT_MASTER = "local[*]"
+#: How the executors get chestct's code (see :func:`build_session`).
+SHIP_CODE = ("auto", "archive", "none")
+
 _LOCAL = re.compile(r"^local(?:\[(\*|\d+)(?:\s*,\s*\d+)?\])?$")
 
 
@@ -81,10 +85,21 @@ def plan_parallelism(master: str, threads_per_task: int | None = None, *,
 
 
 def session_conf(master: str, parallelism: Parallelism, app_name: str = "chestct",
-                 extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The Spark configuration the consumer runs with (small, UI off, Arrow on)."""
+                 extra: Mapping[str, str] | None = None, code_archive: str | None = None) -> dict[str, str]:
+    """The Spark configuration the consumer runs with (small, UI off, Arrow on).
+
+    ``code_archive`` (cluster masters): chestct's packed code (:mod:`consumer.code_archive`),
+    shipped with ``spark.archives`` and first on the executors' ``PYTHONPATH``. Without it
+    the executors import chestct from this tree's path, which only a local master (or a
+    cluster whose workers mount this tree) can.
+    """
     python = os.environ.get("PYSPARK_PYTHON", sys.executable)
-    pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    if code_archive is not None:
+        from .code_archive import ALIAS
+
+        pythonpath = ALIAS
+    else:
+        pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
     conf = {
         "spark.master": master,
         "spark.app.name": app_name,
@@ -104,14 +119,25 @@ def session_conf(master: str, parallelism: Parallelism, app_name: str = "chestct
     if master_cores(master, os.cpu_count() or 1) is None:
         conf["spark.executor.cores"] = str(parallelism.cores)
         conf["spark.cores.max"] = str(parallelism.cores)
+    if code_archive is not None:
+        from .code_archive import ALIAS
+
+        conf["spark.archives"] = f"{code_archive}#{ALIAS}"
     conf.update(extra or {})
     return conf
 
 
-def build_session(master: str = "local[*]", *, threads_per_task: int | None = None,
+def build_session(master: str = DEFAULT_MASTER, *, threads_per_task: int | None = None,
                   app_name: str = "chestct", extra: Mapping[str, str] | None = None,
-                  executor_cores: int | None = None):
+                  executor_cores: int | None = None, log_level: str = "INFO", ship_code: str = "auto"):
     """Start (or reuse) the SparkSession and register the ``chestct`` source.
+
+    ``ship_code``: ``auto`` ships chestct's code to the executors of a cluster master
+    (``spark.archives``, :mod:`consumer.code_archive`) and not to a local one; ``archive``
+    always; ``none`` never (the workers have chestct installed).
+
+    The JVM starts with chestct's log4j2 configuration and its start-up banner lines are
+    filtered from stderr unless ``log_level`` is DEBUG (:class:`consumer.console.JvmOutput`).
 
     Returns
     -------
@@ -124,18 +150,31 @@ def build_session(master: str = "local[*]", *, threads_per_task: int | None = No
         sys.path.insert(0, str(PROJECT_ROOT))
     from pyspark.sql import SparkSession
 
+    from .console import JvmOutput, java_options
+
     parallelism = plan_parallelism(master, threads_per_task, executor_cores=executor_cores)
+    if ship_code not in SHIP_CODE:
+        raise ValueError(f"ship_code must be one of {', '.join(SHIP_CODE)}, got {ship_code!r}")
+    cluster = master_cores(master, os.cpu_count() or 1) is None
+    archive = None
+    if ship_code == "archive" or (ship_code == "auto" and cluster):
+        from .code_archive import build
+
+        archive = str(build())
+    conf = {"spark.driver.extraJavaOptions": java_options(log_level),
+            **session_conf(master, parallelism, app_name, extra, code_archive=archive)}
     builder = SparkSession.builder
-    for key, value in session_conf(master, parallelism, app_name, extra).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    with JvmOutput(show_all=log_level == "DEBUG"):
+        spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("INFO" if log_level == "DEBUG" else "WARN")
     register_source(spark)
     return spark, parallelism
 
 
 def register_source(spark) -> None:
     """Make ``spark.readStream.format("chestct")`` available in this session."""
-    from consumer.source import ChestCTDataSource
+    from .stream.source import ChestCTDataSource
 
     spark.dataSource.register(ChestCTDataSource)

@@ -1,6 +1,9 @@
 """chestct producer: serves preprocessed image mini-batches over TCP (see docs/producer.md).
 
 Modules: ``wire`` (the protocol), ``dataset`` (folder layout and labels), ``imaging``
-(decoding one image), ``stream`` (batch plan, stream identity, building frames),
-``server`` (asyncio server), ``cli`` (command line), ``synthetic`` (demo data).
+(decoding one image), ``reading`` (confined, content-checked file reads), ``stream``
+(batch plan, stream identity, building frames), ``budget`` (byte budget, fair decoding
+pool), ``connection`` (one consumer's state), ``server`` (asyncio server), ``running``
+(serving until a signal or on a thread), ``transport`` (TLS, token), ``cli`` (command
+line), ``synthetic`` (demo data), ``launch`` (local processes).
 """

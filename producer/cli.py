@@ -8,8 +8,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import dataset, dicom, imaging, wire
-from .server import ServerConfig, serve
+from . import budget, dataset, dicom, imaging, server, stream, transport, wire
+from .running import serve
+from .server import ServerConfig
 from .stream import StreamSpec, max_batch_frame_bytes
 
 log = logging.getLogger("producer")
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_int_at_least(1), default=8,
                       help="images per batch (default: %(default)s)")
     data.add_argument("--image-size", "--image_size", dest="image_size", type=_int_at_least(1), nargs=2,
-                      metavar=("H", "W"), default=[128, 128], help="output height and width (default: 128 128)")
+                      metavar=("H", "W"), default=list(imaging.DEFAULT_IMAGE_SIZE),
+                      help="output height and width (default: %s %s)" % imaging.DEFAULT_IMAGE_SIZE)
     data.add_argument("--color-mode", "--color_mode", dest="color_mode", choices=sorted(imaging.COLOR_MODES),
                       default="grayscale", help="channels sent (default: %(default)s)")
     data.add_argument("--interpolation", choices=list(imaging.INTERPOLATIONS), default="area",
@@ -87,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "or LEVEL,WIDTH in HU written --window=-600,1500 (default: %(default)s)")
     data.add_argument("--max-image-pixels", type=_int_at_least(1), default=imaging.DEFAULT_MAX_IMAGE_PIXELS,
                       help="skip images whose header announces more pixels (default: %(default)s)")
+    data.add_argument("--on-changed-file", choices=stream.CHANGED_FILE_POLICIES,
+                      default=stream.DEFAULT_ON_CHANGED_FILE,
+                      help="a file whose content changed since start-up: fail its batches with a "
+                           "file_changed error, or skip the file and name it (default: %(default)s)")
 
     net = ap.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -103,6 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds a connection may wait without subscribing (default: %(default)s)")
     net.add_argument("--send-timeout", type=_float_at_least(0.0, strict=True), default=120.0,
                      help="seconds a frame may wait for a consumer that does not read (default: %(default)s)")
+    net.add_argument("--stall-timeout", type=_float_at_least(0.0, strict=True), default=server.DEFAULT_STALL_TIMEOUT,
+                     help="seconds without reading after which a consumer's prepared batches are given back "
+                          "(default: %(default)s)")
+    net.add_argument("--max-connections", type=_int_at_least(1), default=budget.DEFAULT_MAX_CONNECTIONS,
+                     help="connections served at once; more get a 'busy' error (default: %(default)s)")
+    net.add_argument("--max-buffered-bytes", type=_int_at_least(1), default=budget.DEFAULT_MAX_BUFFERED_BYTES,
+                     help="bytes of prepared batch frames over all connections (default: %(default)s)")
+
+    sec = ap.add_argument_group("security (see docs/security.md)")
+    sec.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve TLS 1.2+ with this PEM certificate")
+    sec.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's PEM private key")
+    sec.add_argument("--token-file", type=Path, metavar="FILE",
+                     help="require consumers to send this shared secret first (file mode 600)")
+    sec.add_argument("--insecure", action="store_true",
+                     help="allow a non-loopback --host without TLS and a token")
 
     out = ap.add_argument_group("output")
     out.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -140,9 +161,10 @@ def spec_from_args(args: argparse.Namespace, ap: argparse.ArgumentParser) -> Str
         prep = imaging.Preprocessing(image_size=tuple(args.image_size), color_mode=args.color_mode,
                                      interpolation=args.interpolation, max_image_pixels=args.max_image_pixels,
                                      window=args.window)
-        spec = StreamSpec.from_directory(args.directory, args.split, batch_size=args.batch_size,
-                                         preprocessing=prep, shuffle=args.shuffle, seed=args.seed,
-                                         endless=args.endless)
+        spec = StreamSpec.from_directory(args.directory, args.split, progress=args.progress,
+                                         batch_size=args.batch_size, preprocessing=prep, shuffle=args.shuffle,
+                                         seed=args.seed, endless=args.endless,
+                                         on_changed_file=args.on_changed_file)
     except (dataset.DatasetError, ValueError) as exc:
         ap.error(str(exc))
     needed = max_batch_frame_bytes(spec)
@@ -152,19 +174,45 @@ def spec_from_args(args: argparse.Namespace, ap: argparse.ArgumentParser) -> Str
     return spec
 
 
+def security_from_args(args: argparse.Namespace, ap: argparse.ArgumentParser) -> dict:
+    """TLS context and token from the options; refuses an exposed address without them unless --insecure."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        ap.error("--tls-cert and --tls-key go together")
+    try:
+        context = None if args.tls_cert is None else transport.server_ssl_context(args.tls_cert, args.tls_key)
+        token = None if args.token_file is None else transport.read_token(args.token_file)
+    except transport.TransportError as exc:
+        ap.error(str(exc))
+    problem = transport.exposure_problem(args.host, tls=context is not None, token=token is not None)
+    if problem is not None:
+        if not args.insecure:
+            ap.error(f"{problem}. Add --tls-cert/--tls-key and --token-file (docs/security.md), "
+                     "or --insecure if the network is trusted")
+        log.warning("INSECURE: %s (--insecure given)", problem)
+    return {"ssl_context": context, "token": token}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 after SIGINT/SIGTERM)."""
     ap = build_parser()
     args = ap.parse_args(argv)
     configure_logging(args.log_level)
+    security = security_from_args(args, ap)
     spec = spec_from_args(args, ap)
     config_kwargs = dict(host=args.host, port=args.port, sleep=args.sleep, max_frame_bytes=args.max_frame_bytes,
                          prefetch=args.prefetch, subscribe_timeout=args.subscribe_timeout,
-                         send_timeout=args.send_timeout, progress=args.progress)
+                         send_timeout=args.send_timeout, stall_timeout=args.stall_timeout,
+                         max_connections=args.max_connections, max_buffered_bytes=args.max_buffered_bytes,
+                         progress=args.progress, **security)
     if args.workers is not None:
         config_kwargs["workers"] = args.workers
     try:
-        return serve(spec, ServerConfig(**config_kwargs))
+        config = ServerConfig(**config_kwargs)
+        server.ProducerServer(spec, config)  # checks the budget against the batch size before binding
+    except ValueError as exc:
+        ap.error(str(exc))
+    try:
+        return serve(spec, config)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", args.host, args.port, exc.strerror or exc)
         return 1

@@ -4,9 +4,16 @@ A class is the class folder's name up to its first ``"_"`` (the real chest CT
 set suffixes train/valid folders with staging details that test folders lack),
 and a class index is its position in the sorted class names of *all* splits, so
 every split of one dataset agrees on the labels.
+
+Nothing outside the dataset root is ever opened: an entry whose resolved path (symlinks
+followed) leaves the root is listed with a ``refused`` reason, keeps its place in the
+batch plan and is reported as skipped there, so it is named and counted like a file that
+cannot be decoded (see :mod:`producer.reading` for the check at open time).
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +23,7 @@ SPLITS = ("train", "valid", "test")
 #: Names accepted for a split, mapped to its folder.
 SPLIT_ALIASES = {"train": "train", "valid": "valid", "dev": "valid", "test": "test"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+OUTSIDE_ROOT = "outside the dataset root"
 
 
 class DatasetError(ValueError):
@@ -37,7 +45,13 @@ class ImageFile:
     size : int
         File size in bytes (part of the stream identity).
     mtime_ns : int
-        Modification time in nanoseconds (part of the stream identity).
+        Modification time in nanoseconds (logged when it changes; the content digest
+        decides whether the file changed).
+    digest : str or None
+        SHA-256 hex of the content, recorded when the stream is set up (None when it was
+        not read: refused, unreadable or over the size limit).
+    refused : str or None
+        Why the entry is never opened (e.g. it resolves outside the dataset root).
     frame : int or None
         1-based frame of a multi-frame DICOM file (its id ends in ``#frame=N``).
     """
@@ -47,6 +61,8 @@ class ImageFile:
     label: int
     size: int
     mtime_ns: int
+    digest: str | None = None
+    refused: str | None = None
     frame: int | None = None
 
 
@@ -71,6 +87,11 @@ def split_folder(split: str) -> str:
         return SPLIT_ALIASES[split]
     except KeyError:
         raise DatasetError(f"unknown split {split!r}: use one of {', '.join(SPLIT_ALIASES)}") from None
+
+
+def is_inside(path: Path | str, root: Path) -> bool:
+    """Whether ``path``, symlinks resolved, lies in ``root`` (an already resolved folder)."""
+    return Path(os.path.realpath(path)).is_relative_to(root)
 
 
 def _class_folders(split_dir: Path) -> list[Path]:
@@ -101,17 +122,12 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def _is_dicom(path: Path) -> bool:
-    return not path.name.startswith(".") and dicom.is_dicom(path)
-
-
-def _dicom_entries(file_id: str, path: Path, label: int, stat) -> list[ImageFile]:
-    """One entry per frame (``id#frame=N``, N from 1); a single-frame file keeps its plain id."""
-    frames = dicom.count_frames(path)
+def _frames(entry: ImageFile) -> list[ImageFile]:
+    """A DICOM entry, one per frame (``id#frame=N``, N from 1); a single-frame file keeps its id."""
+    frames = dicom.count_frames(entry.path)  # header only
     if frames == 1:
-        return [ImageFile(id=file_id, path=path, label=label, size=stat.st_size, mtime_ns=stat.st_mtime_ns)]
-    return [ImageFile(id=f"{file_id}#frame={n}", path=path, label=label, size=stat.st_size,
-                      mtime_ns=stat.st_mtime_ns, frame=n) for n in range(1, frames + 1)]
+        return [entry]
+    return [dataclasses.replace(entry, id=f"{entry.id}#frame={n}", frame=n) for n in range(1, frames + 1)]
 
 
 def list_images(root: Path | str, split: str) -> tuple[list[str], list[ImageFile]]:
@@ -143,28 +159,55 @@ def list_images(root: Path | str, split: str) -> tuple[list[str], list[ImageFile
     split_dir = root / split_folder(split)
     if not split_dir.is_dir():
         raise DatasetError(f"split folder {str(split_dir)!r} does not exist")
+    if not is_inside(split_dir, root):
+        raise DatasetError(f"split folder {str(split_dir)!r} resolves outside the dataset folder")
     index = {name: i for i, name in enumerate(classes)}
     files = []
     for folder in _class_folders(split_dir):
         label = index.get(class_name(folder.name))
         if label is None:  # a folder named "_x": no class name to give it
             continue
-        for path in sorted(folder.rglob("*")):
-            if not path.is_file():
-                continue
-            if not _is_image(path):
-                if _is_dicom(path):
-                    files.extend(_dicom_entries(path.relative_to(split_dir).as_posix(), path, label, path.stat()))
-                continue
-            stat = path.stat()
-            files.append(ImageFile(id=path.relative_to(split_dir).as_posix(), path=path, label=label,
-                                   size=stat.st_size, mtime_ns=stat.st_mtime_ns))
+        if not is_inside(folder, root):  # listed, never entered
+            files.append(_refused(folder, split_dir, label, f"class folder {OUTSIDE_ROOT}"))
+            continue
+        files.extend(_walk(folder, root, split_dir, label, {Path(os.path.realpath(folder))}))
     if not files:
         raise DatasetError(
             f"no images ({'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}/DICOM) found in class folders "
             f"of {str(split_dir)!r}")
     files.sort(key=lambda f: f.id)
     return classes, files
+
+
+def _refused(path: Path, split_dir: Path, label: int, reason: str) -> ImageFile:
+    stat = path.lstat()  # the link itself: nothing of its target is read
+    return ImageFile(id=path.relative_to(split_dir).as_posix(), path=path, label=label,
+                     size=stat.st_size, mtime_ns=stat.st_mtime_ns, refused=reason)
+
+
+def _walk(folder: Path, root: Path, split_dir: Path, label: int, seen: set[Path]) -> list[ImageFile]:
+    """Images under ``folder``; symlinks leaving ``root`` become refused entries, loops are cut."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        inside = is_inside(path, root)
+        if path.is_dir():
+            real = Path(os.path.realpath(path))
+            if not inside:
+                found.append(_refused(path, split_dir, label, f"folder {OUTSIDE_ROOT}"))
+            elif real not in seen:  # a link back to an ancestor would never end
+                found.extend(_walk(path, root, split_dir, label, seen | {real}))
+        # DICOM: a .dcm name, or (read only inside the root) the DICM magic of any other name
+        elif _is_image(path) or dicom.is_dicom_name(path) or (inside and path.is_file() and dicom.has_magic(path)):
+            if not inside:
+                found.append(_refused(path, split_dir, label, OUTSIDE_ROOT))
+            elif path.is_file():
+                stat = path.stat()
+                entry = ImageFile(id=path.relative_to(split_dir).as_posix(), path=path, label=label,
+                                  size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+                found.extend([entry] if _is_image(path) else _frames(entry))
+    return found
 
 
 def describe(root: Path | str) -> dict[str, dict[str, int]]:

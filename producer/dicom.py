@@ -17,12 +17,13 @@ without pydicom, DICOM files are still listed but skipped with a reason.
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import logging
 import math
 import re
 import warnings
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -139,13 +140,9 @@ def is_dicom_name(path: Path) -> bool:
     return path.suffix.lower() in DICOM_EXTENSIONS
 
 
-def is_dicom(path: Path) -> bool:
-    """True for a ``.dcm``/``.dicom`` name, or any name whose file has the ``DICM`` magic.
-
-    DICOM files are often named by UID (``1.2.840....``) or carry no suffix at all,
-    so the magic decides for those.
-    """
-    return is_dicom_name(path) or has_magic(path)
+def has_magic_at_start(data: bytes) -> bool:
+    """True when ``data`` (a file's first bytes or all of them) carries the DICOM magic."""
+    return data[PREAMBLE_BYTES:PREAMBLE_BYTES + len(MAGIC)] == MAGIC
 
 
 def decoder_description() -> str:
@@ -187,11 +184,11 @@ def _quiet(pydicom) -> None:
     _QUIETED = True
 
 
-def _read_header(path: Path):
-    """The dataset without its pixel data, or :class:`DicomSkipped`."""
+def _read_header(source):
+    """The dataset of a path or binary file without its pixel data, or :class:`DicomSkipped`."""
     pydicom = _pydicom()
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        return pydicom.dcmread(source, stop_before_pixels=True)
     except pydicom.errors.InvalidDicomError:
         raise DicomSkipped("not a DICOM file (no DICM preamble or File Meta header)") from None
     except OSError as exc:
@@ -285,34 +282,38 @@ def _rescale(ds, frame_index: int) -> tuple[float, float]:
     return 1.0, 0.0
 
 
-def read_frame(path: Path, frame: int | None, window: str, max_pixels: int, max_file_bytes: int) -> np.ndarray:
-    """One windowed frame of a DICOM file as a 2-D ``uint8`` array.
+def header_dimensions(fh: BinaryIO) -> tuple[int, int, int]:
+    """``(Columns, Rows, NumberOfFrames)`` from a DICOM header, reading no pixel data.
+
+    Raises
+    ------
+    DicomSkipped
+        If the header cannot be parsed or lacks the dimensions.
+    """
+    ds = _read_header(fh)
+    return _whole_number(ds, "Columns"), _whole_number(ds, "Rows"), _whole_number(ds, "NumberOfFrames", 1)
+
+
+def decode_frame(data: bytes, frame: int | None, window: str, max_pixels: int) -> np.ndarray:
+    """One windowed frame of a DICOM file's bytes as a 2-D ``uint8`` array.
 
     Parameters
     ----------
-    path : Path
-        The DICOM file.
+    data : bytes
+        The whole file, as read (confined and size-checked) by the producer.
     frame : int or None
         1-based frame number of a multi-frame file; ``None`` for a single-frame file.
     window : str
         Preset name or ``"L,W"`` (see :func:`canonical_window`).
     max_pixels : int
         Files announcing more than ``Rows * Columns * NumberOfFrames`` are refused undecoded.
-    max_file_bytes : int
-        Larger files are refused unread.
 
     Raises
     ------
     DicomSkipped
         With a reason of our own wording.
     """
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise DicomSkipped(f"cannot read file: {exc.strerror or type(exc).__name__}") from None
-    if size > max_file_bytes:
-        raise DicomSkipped(f"file is {size / 2**20:.0f} MiB, over the {max_file_bytes / 2**20:.0f} MiB limit")
-    ds = _read_header(path)
+    ds = _read_header(io.BytesIO(data))
     rows, cols = _whole_number(ds, "Rows"), _whole_number(ds, "Columns")
     frames = _whole_number(ds, "NumberOfFrames", 1)
     if rows == 0 or cols == 0 or frames == 0:
@@ -338,7 +339,7 @@ def read_frame(path: Path, frame: int | None, window: str, max_pixels: int, max_
     _check_decodable(uid)
     slope, intercept = _rescale(ds, index)
     try:
-        stored = _pydicom().pixels.pixel_array(path, index=index)
+        stored = _pydicom().pixels.pixel_array(io.BytesIO(data), index=index)
     except MemoryError:
         raise DicomSkipped("not enough memory to decode the DICOM frame") from None
     except Exception:  # decoder messages may quote file content: our words only

@@ -12,14 +12,14 @@ without allocating its pixels.
 from __future__ import annotations
 
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import cv2
 import numpy as np
 
-from . import dataset, dicom
+from . import dicom
 
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
@@ -28,6 +28,8 @@ INTERPOLATIONS = {
     "bicubic": cv2.INTER_CUBIC,
 }
 COLOR_MODES = {"grayscale": 1, "rgb": 3}
+# The consumer's default features need >= 192 px (HOG: 64-px cells in 3x3 blocks); it imports this.
+DEFAULT_IMAGE_SIZE = (256, 256)
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 # A chest CT slice is a few hundred KiB; anything this big is not one.
 DEFAULT_MAX_FILE_BYTES = 256 * 2**20
@@ -72,7 +74,7 @@ class Preprocessing:
         (normalised by :func:`dicom.canonical_window`).
     """
 
-    image_size: tuple[int, int] = (128, 128)
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
     color_mode: str = "grayscale"
     interpolation: str = "area"
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
@@ -103,12 +105,34 @@ class Preprocessing:
         return (*self.image_size, self.channels)
 
     def describe(self) -> dict:
-        """JSON-able description (goes into ``hello`` and the stream id)."""
-        info = asdict(self)
-        info["image_size"] = list(self.image_size)
-        info["decoder"] = f"opencv-{cv2.__version__}"
+        """Every setting that shapes the pixels, JSON-able (``hello["preprocessing"]``).
+
+        All fields except the :data:`LIMIT_FIELDS`, so a new field is announced without
+        touching this method, plus the decoder and its version.
+        """
+        info = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name not in LIMIT_FIELDS}
+        info["decoder"] = "opencv"
+        info["decoder_version"] = cv2.__version__
         info["dicom_decoder"] = dicom.decoder_description()
         return info
+
+    def limits(self) -> dict:
+        """The resource limits, JSON-able (``hello["limits"]``): they decide skips, not pixels."""
+        return {name: getattr(self, name) for name in LIMIT_FIELDS}
+
+
+#: Fields of :class:`Preprocessing` that bound resources rather than shape pixels.
+LIMIT_FIELDS = ("max_image_pixels", "max_file_bytes")
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "describe"):  # a nested settings object (e.g. a crop or a window)
+        return value.describe()
+    if is_dataclass(value):
+        return {k: _jsonable(v) for k, v in asdict(value).items()}
+    return value
 
 
 def _read_exactly(fh: BinaryIO, count: int, what: str) -> bytes:
@@ -150,14 +174,24 @@ def _jpeg_dimensions(fh: BinaryIO) -> tuple[int, int]:
 
 
 def image_dimensions(fh: BinaryIO) -> tuple[str, int, int]:
-    """Read ``(format, width, height)`` from a PNG or JPEG header, leaving ``fh`` anywhere.
+    """Read ``(format, width, height)`` from a PNG, JPEG or DICOM header, leaving ``fh`` anywhere.
+
+    A DICOM file's height is ``Rows * NumberOfFrames``: what it would take to decode all.
 
     Raises
     ------
     ImageSkipped
-        If the file is neither PNG nor JPEG or its header is cut short.
+        If the file is neither PNG, JPEG nor DICOM, or its header is cut short.
     """
     magic = fh.read(8)
+    if dicom.has_magic_at_start(magic + fh.read(dicom.PREAMBLE_BYTES + len(dicom.MAGIC) - 8)):
+        fh.seek(0)
+        try:
+            columns, rows, frames = dicom.header_dimensions(fh)
+        except dicom.DicomSkipped as exc:
+            raise ImageSkipped(exc.reason) from None
+        return "DICOM", columns, rows * frames  # frames stacked: the pixel limit covers them all
+    fh.seek(8)
     if magic == PNG_SIGNATURE:
         width, height = _png_dimensions(fh)
         return "png", width, height
@@ -165,7 +199,7 @@ def image_dimensions(fh: BinaryIO) -> tuple[str, int, int]:
         fh.seek(2)
         width, height = _jpeg_dimensions(fh)
         return "jpeg", width, height
-    raise ImageSkipped("not a PNG or JPEG file (unknown signature)")
+    raise ImageSkipped("not a PNG or JPEG file, nor DICOM (unknown signature)")
 
 
 def _check_dimensions(kind: str, width: int, height: int, max_pixels: int) -> None:
@@ -200,14 +234,28 @@ def read_checked(path: Path, prep: Preprocessing) -> bytes:
         raise ImageSkipped(f"cannot read file: {exc.strerror or exc}") from None
 
 
-def decode(data: bytes, prep: Preprocessing) -> np.ndarray:
+def decode(data: bytes, prep: Preprocessing, frame: int | None = None) -> np.ndarray:
     """Decode image bytes and preprocess them into a ``uint8`` array of ``prep.image_shape``.
+
+    PNG and JPEG go through OpenCV; DICOM (the ``DICM`` magic) through
+    :func:`dicom.decode_frame`, windowed by ``prep.window``.
+
+    Parameters
+    ----------
+    frame : int, optional
+        1-based frame of a multi-frame DICOM file.
 
     Raises
     ------
     ImageSkipped
-        If OpenCV cannot decode the data.
+        If the data cannot be decoded.
     """
+    if dicom.has_magic_at_start(data):
+        try:
+            grey = dicom.decode_frame(data, frame, prep.window, prep.max_image_pixels)
+        except dicom.DicomSkipped as exc:
+            raise ImageSkipped(exc.reason) from None
+        return _finish_grey(grey, prep)
     flag = cv2.IMREAD_GRAYSCALE if prep.color_mode == "grayscale" else cv2.IMREAD_COLOR
     try:
         image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
@@ -236,9 +284,6 @@ def _finish_grey(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
 def load(path: Path, prep: Preprocessing, frame: int | None = None) -> np.ndarray:
     """Read, check and decode one image file into ``prep.image_shape`` ``uint8`` pixels.
 
-    PNG and JPEG go through OpenCV; ``.dcm`` files and files with the DICOM magic
-    through :func:`dicom.read_frame`, windowed by ``prep.window``.
-
     Parameters
     ----------
     frame : int, optional
@@ -249,10 +294,4 @@ def load(path: Path, prep: Preprocessing, frame: int | None = None) -> np.ndarra
     ImageSkipped
         With the reason the file cannot be used.
     """
-    if path.suffix.lower() not in dataset.IMAGE_EXTENSIONS and dicom.is_dicom(path):
-        try:
-            grey = dicom.read_frame(path, frame, prep.window, prep.max_image_pixels, prep.max_file_bytes)
-        except dicom.DicomSkipped as exc:
-            raise ImageSkipped(exc.reason) from None
-        return _finish_grey(grey, prep)
-    return decode(read_checked(path, prep), prep)
+    return decode(read_checked(path, prep), prep, frame)

@@ -1,38 +1,42 @@
 """The asyncio TCP server: one independent stream per connection.
 
-Per connection: send ``hello``; wait for ``subscribe``; stream the requested
-batches, building up to ``prefetch`` of them ahead in a shared thread pool (OpenCV
-releases the GIL) while earlier ones are written; ``await drain()`` after every
-frame so a slow reader holds back its own connection and nothing else. A control
-task reads the consumer's frames concurrently (acks, or garbage that ends the
-connection). Any failure of one connection ends that connection only, with an
+Per connection: refuse it (``busy``) past ``max_connections``; with a token, require
+an ``auth`` frame first; send ``hello``; wait for ``subscribe``; stream the requested
+batches. Batches are built in a shared pool that serves connections round robin
+(:class:`budget.FairExecutor`; OpenCV releases the GIL), and only with room in the
+global byte budget (:class:`budget.ByteBudget`): the next batch of a connection waits
+its turn for room, batches built ahead (``prefetch``) only take spare room. Frames are
+written in chunks of ``write_buffer_bytes`` with a ``drain()`` after each, so a socket
+buffer never holds more than about twice that. A consumer that stops reading for
+``stall_timeout`` gives back everything prepared for it, and its current batch is
+rebuilt (batches are deterministic) when it reads again; after ``send_timeout`` it is
+dropped. A control task reads the consumer's frames concurrently (acks, or garbage that
+ends the connection). Any failure of one connection ends that connection only, with an
 ``error`` frame when the socket still takes one, and a one-line log entry.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import itertools
 import logging
 import os
-import signal
-import threading
+import socket
+import ssl
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from tqdm import tqdm
 
-from . import wire
-from .stream import BuiltBatch, ParallelBatch, StreamSpec
+from . import budget, transport, wire
+from .connection import EOF, Abort, Connection, NotReading, Outgoing
+from .stream import BuiltBatch, ParallelBatch, StreamSpec, max_batch_frame_bytes
 
 log = logging.getLogger(__name__)
 
-try:  # uvloop is a speed-up, not a requirement
-    import uvloop
-except ImportError:  # pragma: no cover - depends on the platform
-    uvloop = None
+DEFAULT_WRITE_BUFFER_BYTES = 64 * 2**10
+DEFAULT_STALL_TIMEOUT = 1.0
+DEFAULT_SEND_BUFFER_BYTES = 256 * 2**10
 
 
 @dataclass
@@ -59,6 +63,23 @@ class ServerConfig:
         Seconds a frame may wait for a consumer that does not read.
     progress : bool
         Show a tqdm bar of images sent.
+    max_connections : int
+        Connections served at once; more get a ``busy`` error and are closed.
+    max_buffered_bytes : int
+        Bytes of batch frames prepared and not yet handed to sockets, over all connections.
+    write_buffer_bytes : int
+        Chunk size of frame writes and the transport's high-water mark.
+    send_buffer_bytes : int or None
+        The kernel send buffer of each connection (``SO_SNDBUF``); bounded so that a
+        consumer that does not read is noticed after a few frames, not after the
+        kernel's autotuned megabytes. None keeps the system's autotuning.
+    stall_timeout : float
+        Seconds a chunk may wait for a consumer before what was prepared for it is given
+        back (at most half the ``send_timeout``).
+    ssl_context : ssl.SSLContext or None
+        Serve TLS with this context (:func:`transport.server_ssl_context`).
+    token : str or None
+        Require an ``auth`` frame with this shared secret before the ``hello``.
     """
 
     host: str = "127.0.0.1"
@@ -71,12 +92,24 @@ class ServerConfig:
     subscribe_timeout: float = 60.0
     send_timeout: float = 120.0
     progress: bool = True
+    max_connections: int = budget.DEFAULT_MAX_CONNECTIONS
+    max_buffered_bytes: int = budget.DEFAULT_MAX_BUFFERED_BYTES
+    write_buffer_bytes: int = DEFAULT_WRITE_BUFFER_BYTES
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    send_buffer_bytes: int | None = DEFAULT_SEND_BUFFER_BYTES
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.prefetch < 1 or self.workers < 1:
-            raise ValueError("prefetch and workers must be >= 1")
-        if self.sleep < 0 or self.subscribe_timeout <= 0 or self.send_timeout <= 0:
+        if min(self.prefetch, self.workers, self.max_connections, self.max_buffered_bytes,
+               self.write_buffer_bytes) < 1:
+            raise ValueError("prefetch, workers, max_connections, max_buffered_bytes and "
+                             "write_buffer_bytes must be >= 1")
+        if (self.sleep < 0 or self.subscribe_timeout <= 0 or self.send_timeout <= 0
+                or self.stall_timeout <= 0):
             raise ValueError("sleep must be >= 0 and timeouts > 0")
+        if self.token is not None and not self.token:
+            raise ValueError("token must not be empty")
 
 
 @dataclass
@@ -90,66 +123,11 @@ class ServerStats:
     bytes_sent: int = 0
     inflight: int = 0          # batches submitted for building and not yet written out
     max_inflight: int = 0
-    max_write_buffer: int = 0  # largest transport buffer seen right after queuing a frame
+    max_write_buffer: int = 0  # largest transport buffer seen right after queuing a chunk
+    stalled: int = 0           # connections whose consumer is not reading right now
+    stalls: int = 0            # times a connection gave its prepared batches back
+    rebuilds: int = 0          # batches built again after a stall
     errors_sent: collections.Counter = field(default_factory=collections.Counter)
-
-
-_EOF = object()
-
-
-class _NotReading(Exception):
-    """The consumer did not take a frame within the send timeout."""
-
-
-class _Connection:
-    """State of one consumer connection.
-
-    Failures found elsewhere (a bad control frame, shutdown) are delivered to the
-    handler through the ``failed`` future that every wait of the handler races
-    against, rather than by cancelling the handler: cancellation can be lost when
-    it coincides with the completion of what is awaited.
-    """
-
-    def __init__(self, number: int, peer: str):
-        self.number = number
-        self.peer = peer
-        self.inbox: asyncio.Queue = asyncio.Queue()
-        self.failed: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.last_ack: int | None = None
-        self.eof = False
-        self.subscribes_queued = 0
-
-    def __str__(self) -> str:
-        return f"#{self.number} {self.peer}"
-
-    def fail(self, failure: wire.WireError) -> None:
-        """Record why the connection must end; the handler's current wait raises it."""
-        if not self.failed.done():
-            self.failed.set_result(failure)
-
-    async def guard(self, awaitable, timeout: float | None = None):
-        """Await ``awaitable`` unless the connection fails first.
-
-        Raises
-        ------
-        wire.WireError
-            The failure recorded by :meth:`fail`.
-        asyncio.TimeoutError
-            If ``timeout`` seconds pass first.
-        """
-        task = asyncio.ensure_future(awaitable)
-        try:
-            done, _ = await asyncio.wait((task, self.failed), timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            task.cancel()
-            raise
-        if task in done:
-            return task.result()
-        task.cancel()
-        if self.failed.done():
-            raise self.failed.result()
-        raise asyncio.TimeoutError
 
 
 class ProducerServer:
@@ -168,9 +146,17 @@ class ProducerServer:
         self.config = config or ServerConfig()
         self.stats = ServerStats()
         self._hello_frame = wire.encode(spec.hello(), self.config.max_frame_bytes)
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        # Reserved per batch before it is built: the largest frame, skip reasons included.
+        self.batch_reservation = min(
+            max_batch_frame_bytes(spec) + spec.batch_size * (4 * wire.MAX_REASON_CHARS + 64),
+            self.config.max_frame_bytes) + wire.HEADER.size
+        if self.batch_reservation > self.config.max_buffered_bytes:
+            raise ValueError(f"max_buffered_bytes {self.config.max_buffered_bytes} cannot hold one batch "
+                             f"(up to {self.batch_reservation} bytes): raise it or lower the batch size")
+        self.budget = budget.ByteBudget(self.config.max_buffered_bytes)
+        self._executor: budget.FairExecutor | None = None
         self._server: asyncio.base_events.Server | None = None
-        self._connections: dict[int, _Connection] = {}
+        self._connections: dict[int, Connection] = {}
         self._handler_tasks: set[asyncio.Task] = set()
         self._numbers = itertools.count(1)
         self._bar: tqdm | None = None
@@ -191,10 +177,12 @@ class ProducerServer:
             If the address cannot be bound (e.g. the port is in use).
         """
         loop = asyncio.get_running_loop()
-        loop.set_exception_handler(_log_loop_exception)
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.config.workers, thread_name_prefix="chestct-decode")
-        self._server = await asyncio.start_server(self._handle, self.config.host, self.config.port)
+        loop.set_exception_handler(log_loop_exception)
+        self._executor = budget.FairExecutor(self.config.workers)
+        tls = {} if self.config.ssl_context is None else {
+            "ssl": self.config.ssl_context, "ssl_handshake_timeout": self.config.subscribe_timeout}
+        self._server = await asyncio.start_server(self._handle, self.config.host, self.config.port,
+                                                  backlog=max(100, self.config.max_connections), **tls)
         self._bar = tqdm(desc=f"{self.spec.split} images sent", unit="img", dynamic_ncols=True,
                          mininterval=0.5, disable=not self.config.progress)
 
@@ -211,7 +199,7 @@ class ProducerServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.shutdown()
         if self._bar is not None:
             self._bar.close()
 
@@ -219,20 +207,34 @@ class ProducerServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        conn = _Connection(next(self._numbers), f"{peer[0]}:{peer[1]}" if peer else "?")
+        conn = Connection(next(self._numbers), f"{peer[0]}:{peer[1]}" if peer else "?")
         self._connections[conn.number] = conn
         self._handler_tasks.add(asyncio.current_task())
         self.stats.connections_total += 1
         self.stats.connections_active += 1
         log.info("connection %s opened", conn)
-        control = asyncio.create_task(self._read_control(reader, conn))
+        control = None
         try:
+            if self.stats.connections_active > self.config.max_connections:
+                raise wire.WireError(f"the producer already serves {self.config.max_connections} connections; "
+                                     "try again later", code="busy")
+            # Bounded socket buffer: drain() waits above this, and frames go out in chunks of it.
+            writer.transport.set_write_buffer_limits(high=self.config.write_buffer_bytes)
+            sock = writer.get_extra_info("socket")
+            if self.config.send_buffer_bytes is not None and sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.send_buffer_bytes)
+            if self.config.token is not None and not await self._authenticate(reader, conn):
+                return
+            control = asyncio.create_task(self._read_control(reader, conn))
             await self._converse(conn, writer)
         except wire.WireError as exc:
             await self._send_error(conn, writer, exc)
-        except _NotReading:
+        except NotReading:
             log.warning("connection %s: consumer did not read for %.0fs; dropping it",
                         conn, self.config.send_timeout)
+            writer.transport.abort()
+        except Abort as exc:
+            log.warning("connection %s: %s; closing it mid-frame", conn, exc)
             writer.transport.abort()
         except (ConnectionError, OSError) as exc:
             log.info("connection %s lost: %s", conn, exc)
@@ -241,7 +243,8 @@ class ProducerServer:
             log.debug("details", exc_info=True)
             await self._send_error(conn, writer, wire.WireError(f"internal error: {exc}", code="internal"))
         finally:
-            control.cancel()
+            if control is not None:
+                control.cancel()
             await self._close_writer(writer)
             self._connections.pop(conn.number, None)
             self._handler_tasks.discard(asyncio.current_task())
@@ -249,7 +252,31 @@ class ProducerServer:
             log.info("connection %s closed", conn)
             self._update_bar()
 
-    async def _converse(self, conn: _Connection, writer: asyncio.StreamWriter) -> None:
+    async def _authenticate(self, reader: asyncio.StreamReader, conn: Connection) -> bool:
+        """Read the ``auth`` frame; True when the token matches, False on a silent hang-up.
+
+        Raises
+        ------
+        wire.WireError
+            ``unauthorized`` for a wrong token or another first frame (nothing of the
+            stream is told), ``timeout`` when nothing comes in time, or the frame's error.
+        """
+        try:
+            msg = await conn.guard(wire.read_message(reader, self.config.control_max_frame_bytes),
+                                   self.config.subscribe_timeout)
+        except asyncio.TimeoutError:
+            raise wire.WireError(f"no auth frame within {self.config.subscribe_timeout:g}s",
+                                 code="timeout") from None
+        except (ConnectionError, OSError):
+            return False
+        if msg is None:
+            return False
+        if not transport.token_matches(self.config.token, msg):
+            raise wire.WireError("authentication failed: this producer requires a first frame "
+                                 '{"type": "auth", "token": ...} with the right token', code="unauthorized")
+        return True
+
+    async def _converse(self, conn: Connection, writer: asyncio.StreamWriter) -> None:
         await self._write(conn, writer, self._hello_frame)
         while True:
             try:
@@ -257,19 +284,19 @@ class ProducerServer:
             except asyncio.TimeoutError:
                 raise wire.WireError(f"no subscribe within {self.config.subscribe_timeout:g}s",
                                      code="timeout") from None
-            if msg is _EOF:
+            if msg is EOF:
                 return
             conn.subscribes_queued -= 1
             await self._stream(conn, writer, msg)
 
-    async def _read_control(self, reader: asyncio.StreamReader, conn: _Connection) -> None:
+    async def _read_control(self, reader: asyncio.StreamReader, conn: Connection) -> None:
         """Read the consumer's frames: acks are noted, subscribes queued, anything else ends it."""
         try:
             while True:
                 msg = await wire.read_message(reader, self.config.control_max_frame_bytes)
                 if msg is None:
                     conn.eof = True
-                    await conn.inbox.put(_EOF)
+                    await conn.inbox.put(EOF)
                     return
                 if msg["type"] == "ack":
                     conn.last_ack = msg["seq"] if conn.last_ack is None else max(conn.last_ack, msg["seq"])
@@ -283,7 +310,7 @@ class ProducerServer:
             conn.fail(exc)
         except (ConnectionError, OSError) as exc:
             conn.eof = True
-            await conn.inbox.put(_EOF)
+            await conn.inbox.put(EOF)
             log.debug("connection %s: control read ended: %s", conn, exc)
         except Exception as exc:  # a bug: the handler must still hear of it
             log.debug("control reader details", exc_info=True)
@@ -300,71 +327,155 @@ class ProducerServer:
             stop = total if stop is None else min(stop, total)
         return start, stop
 
-    async def _stream(self, conn: _Connection, writer: asyncio.StreamWriter, msg: dict) -> None:
+    async def _stream(self, conn: Connection, writer: asyncio.StreamWriter, msg: dict) -> None:
         start, stop = self._stream_range(msg)
         log.info("connection %s subscribed to batches %d..%s", conn, start,
                  "end" if stop is None else stop - 1)
-        loop = asyncio.get_running_loop()
-        pending: collections.deque[ParallelBatch] = collections.deque()
+        pending: collections.deque[ParallelBatch] = collections.deque()  # each holds one reservation
         next_seq = start
         batches = images = skipped = 0
         skipped_files: dict[str, dict] = {}  # by id: an endless range meets a bad file once per epoch
         try:
             while True:
-                while len(pending) < self.config.prefetch and (stop is None or next_seq < stop):
-                    pending.append(ParallelBatch(self.spec, next_seq, self._executor, loop,
-                                                 self.config.max_frame_bytes))
-                    self._inflight(+1)
-                    next_seq += 1
+                next_seq = await self._prepare(conn, pending, next_seq, stop)
                 if not pending:
                     break
-                job = pending[0]
-                try:
-                    built: BuiltBatch = await conn.guard(job.future)
-                except wire.FrameTooLarge as exc:
-                    raise wire.FrameTooLarge(f"batch {job.seq}: {exc.message}; raise --max-frame-bytes "
-                                             "or lower --batch-size", seq=job.seq) from None
-                await self._write(conn, writer, built.frame)
-                pending.popleft()
-                self._inflight(-1)
+                built = await self._built(conn, pending[0])
+                outgoing = Outgoing(built.seq, built.frame)
+                seq, sent_images, sent_skipped = built.seq, built.images, built.skipped
+                del built  # on a stall the frame must be freeable: only ``outgoing`` and the job hold it
+                await self._send_frame(conn, writer, pending, outgoing)
+                if pending:  # the job of this batch, unless a stall gave it back
+                    pending.popleft()
+                    self._release(1)
+                next_seq = pending[-1].seq + 1 if pending else seq + 1
                 batches += 1
-                images += built.images
-                skipped += len(built.skipped)
-                for record in built.skipped:
+                images += sent_images
+                skipped += len(sent_skipped)
+                for record in sent_skipped:
                     skipped_files.setdefault(record["id"], record)
                 self.stats.batches_sent += 1
-                self.stats.images_sent += built.images
-                self._update_bar(built.images)
+                self.stats.images_sent += sent_images
+                self._update_bar(sent_images)
                 if conn.subscribes_queued:
                     raise wire.WireError("subscribe while a subscription is active",
                                          code="unexpected_message")
                 if self.config.sleep:
                     await conn.guard(asyncio.sleep(self.config.sleep))
         finally:
-            for job in pending:
-                job.cancel()
-                self._inflight(-1)
+            self._drop(pending)
         await self._write(conn, writer, wire.encode(
             wire.end(batches=batches, images=images, skipped=skipped, skipped_files=skipped_files.values()),
             self.config.max_frame_bytes))
         log.info("connection %s: sent %d batches, %d images, skipped %d files", conn, batches, images, skipped)
 
+    async def _prepare(self, conn: Connection, pending: collections.deque, next_seq: int,
+                       stop: int | None) -> int:
+        """Start building batches up to ``prefetch`` ahead; returns the next seq to build.
+
+        The first waits its turn for budget; the ones ahead take only spare budget (within
+        ``budget.PREFETCH_SHARE`` of it), so a busy producer degrades to one batch per
+        connection instead of starving anybody.
+        """
+        while len(pending) < self.config.prefetch and (stop is None or next_seq < stop):
+            if pending:
+                if not self.budget.try_acquire(self.batch_reservation, budget.PREFETCH_SHARE):
+                    break
+            else:
+                await conn.guard(self.budget.acquire(self.batch_reservation))
+            self._inflight(+1)
+            pending.append(ParallelBatch(self.spec, next_seq, self._executor.for_key(conn.number),
+                                         asyncio.get_running_loop(), self.config.max_frame_bytes))
+            next_seq += 1
+        return next_seq
+
+    async def _built(self, conn: Connection, job: ParallelBatch) -> BuiltBatch:
+        try:
+            return await conn.guard(job.future)
+        except wire.FrameTooLarge as exc:
+            raise wire.FrameTooLarge(f"batch {job.seq}: {exc.message}; raise --max-frame-bytes "
+                                     "or lower --batch-size", seq=job.seq) from None
+
+    async def _send_frame(self, conn: Connection, writer: asyncio.StreamWriter,
+                          pending: collections.deque, outgoing: Outgoing) -> None:
+        """Write ``outgoing`` in chunks; on a stall give everything back, rebuild when it reads again.
+
+        On return ``pending`` starts with the batch's job holding its reservation, or is
+        empty when a stall during the last chunk gave everything back.
+        """
+        def on_stall() -> None:
+            self._drop(pending)
+            outgoing.data = None
+
+        size, offset, chunk = len(outgoing.data), 0, self.config.write_buffer_bytes
+        while offset < size:
+            if outgoing.data is None:
+                outgoing.data = await self._rebuild(conn, pending, outgoing.seq, size)
+            # A copy: the socket buffer must not keep the whole frame alive through a memoryview.
+            await self._write(conn, writer, outgoing.data[offset:offset + chunk], on_stall=on_stall)
+            offset += chunk
+
+    async def _rebuild(self, conn: Connection, pending: collections.deque, seq: int, size: int) -> bytes:
+        await conn.guard(self.budget.acquire(self.batch_reservation))
+        self._inflight(+1)
+        job = ParallelBatch(self.spec, seq, self._executor.for_key(conn.number),
+                            asyncio.get_running_loop(), self.config.max_frame_bytes)
+        pending.append(job)
+        self.stats.rebuilds += 1
+        try:
+            again = await self._built(conn, job)
+        except wire.WireError as exc:  # e.g. a file changed meanwhile: part of the frame is already out
+            raise Abort(f"batch {seq} could not be rebuilt after a stall: {exc}") from None
+        if len(again.frame) != size:
+            raise Abort(f"batch {seq} was rebuilt with {len(again.frame)} bytes instead of {size}")
+        return again.frame
+
     # ------------------------------------------------------------------ helpers
 
-    async def _write(self, conn: _Connection, writer: asyncio.StreamWriter, frame: bytes) -> None:
+    async def _write(self, conn: Connection, writer: asyncio.StreamWriter, data: bytes | memoryview,
+                     on_stall=None) -> None:
+        """Queue ``data`` and wait until the socket buffer is below its high-water mark.
+
+        After ``stall_timeout`` seconds ``on_stall()`` is called (once) and the wait goes on
+        up to ``send_timeout``.
+        """
         if writer.transport.is_closing():  # the consumer hung up (uvloop raises on writes then)
             raise ConnectionResetError("the consumer closed the connection")
-        # One write per frame keeps frames whole even when an error frame follows.
-        writer.write(frame)
-        self.stats.bytes_sent += len(frame)
+        writer.write(data)
+        self.stats.bytes_sent += len(data)
         self.stats.max_write_buffer = max(self.stats.max_write_buffer,
                                           writer.transport.get_write_buffer_size())
+        stall_after = min(self.config.stall_timeout, self.config.send_timeout / 2)
+        first_wait = stall_after if on_stall is not None else self.config.send_timeout
         try:
-            await conn.guard(writer.drain(), self.config.send_timeout)
+            await conn.guard(writer.drain(), first_wait)
+            return
         except asyncio.TimeoutError:
-            raise _NotReading from None
+            if on_stall is None:
+                raise NotReading from None
+        self.stats.stalls += 1
+        self.stats.stalled += 1
+        try:
+            on_stall()
+            await conn.guard(writer.drain(), self.config.send_timeout - stall_after)
+        except asyncio.TimeoutError:
+            raise NotReading from None
+        finally:
+            self.stats.stalled -= 1
 
-    async def _send_error(self, conn: _Connection, writer: asyncio.StreamWriter, exc: wire.WireError) -> None:
+    def _drop(self, pending: collections.deque) -> None:
+        """Cancel every job in ``pending`` and give their reservations back."""
+        for job in pending:
+            job.cancel()
+        self._release(len(pending))
+        pending.clear()
+
+    def _release(self, jobs: int) -> None:
+        if jobs:
+            self._inflight(-jobs)
+            self.budget.release(jobs * self.batch_reservation)
+
+    async def _send_error(self, conn: Connection, writer: asyncio.StreamWriter, exc: wire.WireError) -> None:
         """Best effort: the peer may be gone or not reading; never wait long."""
         code = exc.code if exc.code in wire.ERROR_CODES else "error"
         (log.info if code == "shutdown" else log.warning)("connection %s: %s: %s", conn, code, exc.message)
@@ -394,98 +505,8 @@ class ProducerServer:
             self._bar.set_postfix(connections=self.stats.connections_active, refresh=False)
 
 
-def _log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict) -> None:
     """One log line instead of asyncio's traceback dump."""
     exc = context.get("exception")
     log.warning("event loop: %s%s", context.get("message", "error"), f": {exc!r}" if exc else "")
     log.debug("event loop context: %r", context)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A uvloop loop when uvloop is installed, else the standard one."""
-    return uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
-
-
-def serve(spec: StreamSpec, config: ServerConfig) -> int:
-    """Serve until SIGINT or SIGTERM; return the exit status (0 after a clean shutdown).
-
-    Raises
-    ------
-    OSError
-        If the address cannot be bound.
-    """
-    loop = new_event_loop()
-    asyncio.set_event_loop(loop)
-    server = ProducerServer(spec, config)
-    try:
-        return loop.run_until_complete(_serve_until_signal(server))
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        asyncio.set_event_loop(None)
-
-
-async def _serve_until_signal(server: ProducerServer) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    spec, config = server.spec, server.config
-    log.info("serving %s: %d images, %s batches of %d, stream %s, on %s:%d",
-             spec.split, len(spec.files), "endless" if spec.endless else spec.total_batches,
-             spec.batch_size, spec.stream_id[:12], config.host, server.port)
-    try:
-        await stop.wait()
-        log.info("signal received: shutting down")
-    finally:
-        await server.close()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    return 0
-
-
-@contextlib.contextmanager
-def running_server(spec: StreamSpec, config: ServerConfig | None = None) -> Iterator[ProducerServer]:
-    """Run a producer on a background thread (for tests and embedding); always stopped on exit.
-
-    Examples
-    --------
-    >>> with running_server(spec, ServerConfig(port=0, progress=False)) as server:  # doctest: +SKIP
-    ...     sock = socket.create_connection(("127.0.0.1", server.port))
-    """
-    config = config or ServerConfig(port=0, progress=False)
-    server = ProducerServer(spec, config)
-    loop = new_event_loop()
-    started = threading.Event()
-    failure: list[BaseException] = []
-    stop: asyncio.Event | None = None
-
-    async def main() -> None:
-        nonlocal stop
-        stop = asyncio.Event()
-        try:
-            await server.start()
-        except BaseException as exc:
-            failure.append(exc)
-            started.set()
-            return
-        started.set()
-        try:
-            await stop.wait()
-        finally:
-            await server.close()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="chestct-producer",
-                              daemon=True)
-    thread.start()
-    started.wait()
-    try:
-        if failure:
-            raise failure[0]
-        yield server
-    finally:
-        if stop is not None:
-            loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-        loop.close()

@@ -7,6 +7,10 @@ batch is the ``seq % batches_per_epoch``-th slice of it. Files that cannot be
 decoded are left out of their batch and listed in its ``skipped`` field, so a
 batch never borrows images from its neighbours and any batch can be rebuilt
 byte for byte on its own.
+
+Every file's content digest is recorded when the spec is made and is part of the
+stream id; a file whose bytes differ when it is read again is never served under that
+id (see :data:`CHANGED_FILE_POLICIES`).
 """
 from __future__ import annotations
 
@@ -17,15 +21,22 @@ import hashlib
 import json
 import logging
 import math
+import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import dataset, imaging, wire
+from . import dataset, imaging, reading, wire
 
 log = logging.getLogger(__name__)
+
+#: What happens to a batch holding a file that changed after the stream started:
+#: ``fail`` answers it with a ``file_changed`` error frame, ``skip`` leaves the file out and names it.
+CHANGED_FILE_POLICIES = ("fail", "skip")
+DEFAULT_ON_CHANGED_FILE = "fail"
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,11 @@ class StreamSpec:
         Seed of the permutations.
     endless : bool
         Keep streaming epoch after epoch; ``seq`` keeps counting.
+    root : Path or None
+        The resolved dataset root; no file outside it is opened. ``None`` means the
+        common folder of the files' split (specs built by hand in tests).
+    on_changed_file : str
+        One of :data:`CHANGED_FILE_POLICIES`.
     """
 
     split: str
@@ -60,6 +76,8 @@ class StreamSpec:
     shuffle: bool = True
     seed: int = 0
     endless: bool = False
+    root: Path | None = None
+    on_changed_file: str = DEFAULT_ON_CHANGED_FILE
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -68,12 +86,25 @@ class StreamSpec:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not self.files:
             raise ValueError("a stream needs at least one file")
+        if self.on_changed_file not in CHANGED_FILE_POLICIES:
+            raise ValueError(f"on_changed_file must be one of {', '.join(CHANGED_FILE_POLICIES)}, "
+                             f"got {self.on_changed_file!r}")
+        if self.root is None:
+            common = os.path.commonpath([os.path.realpath(f.path.parent) for f in self.files])
+            object.__setattr__(self, "root", Path(common))
 
     @classmethod
-    def from_directory(cls, directory: Path | str, split: str, **kwargs) -> "StreamSpec":
-        """Build the spec of ``directory``'s ``split`` (``dev`` means ``valid``)."""
-        classes, files = dataset.list_images(directory, split)
-        return cls(split=dataset.split_folder(split), classes=tuple(classes), files=tuple(files), **kwargs)
+    def from_directory(cls, directory: Path | str, split: str, progress: bool = False, **kwargs) -> "StreamSpec":
+        """Build the spec of ``directory``'s ``split`` (``dev`` means ``valid``), hashing every file.
+
+        ``progress`` shows a bar while the files are hashed (they are read once here).
+        """
+        root = Path(directory).resolve()
+        classes, files = dataset.list_images(root, split)
+        prep = kwargs.get("preprocessing") or imaging.Preprocessing()
+        files = reading.digest_files(files, root, prep, progress=progress)
+        return cls(split=dataset.split_folder(split), classes=tuple(classes), files=files, root=root,
+                   **kwargs)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -93,18 +124,22 @@ class StreamSpec:
     def stream_id(self) -> str:
         """SHA-256 (hex) of everything that determines the batches' bytes.
 
-        ``endless`` is left out on purpose: batch ``k`` is the same either way, so a
-        finite replay of an endless stream verifies against the same id.
+        Files count by content (digest), not by modification time: a copy of the dataset
+        or a ``touch`` keeps the id, any changed byte changes it. ``endless``, ``root``
+        and the changed-file policy are left out on purpose: batch ``k`` is the same
+        either way, so a finite replay of an endless stream verifies against the same id.
+        The limits are in: they decide which files are skipped.
         """
         identity = {
             "protocol": wire.PROTOCOL_VERSION,
             "split": self.split,
             "classes": list(self.classes),
-            "files": [[f.id, f.label, f.size, f.mtime_ns] for f in self.files],
+            "files": [[f.id, f.label, f.size, f.digest, f.refused] for f in self.files],
             "batch_size": self.batch_size,
             "shuffle": self.shuffle,
             "seed": self.seed,
             "preprocessing": self.preprocessing.describe(),
+            "limits": self.preprocessing.limits(),
         }
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -117,7 +152,8 @@ class StreamSpec:
             total_batches=self.total_batches, total_images=self.total_images,
             batches_per_epoch=self.batches_per_epoch, images_per_epoch=len(self.files),
             shuffle=self.shuffle, seed=self.seed, endless=self.endless,
-            preprocessing=self.preprocessing.describe(),
+            preprocessing=self.preprocessing.describe(), limits=self.preprocessing.limits(),
+            on_changed_file=self.on_changed_file,
         )
 
     def epoch_order(self, epoch: int) -> np.ndarray:
@@ -173,32 +209,56 @@ def _warn_skip(path: Path, reason: str) -> None:
     (log.warning if first else log.debug)("skipping %s: %s", path, reason)
 
 
-def load_image(file: dataset.ImageFile, prep: imaging.Preprocessing) -> np.ndarray | imaging.ImageSkipped:
-    """Decoded pixels of ``file``, or the :class:`ImageSkipped` saying why there are none."""
+# An absolute path (a file's, or a library's source file in its error text) never goes on the wire.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/[^\s'\"():,;]+")
+
+
+def public_reason(reason: str, file: dataset.ImageFile) -> str:
+    """A skip reason fit for the wire: no absolute path, no control characters, bounded length."""
+    text = reason.replace(str(file.path), file.id)
+    text = _ABSOLUTE_PATH.sub("<path>", text)
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return wire.printable(text)
+
+
+def load_image(file: dataset.ImageFile, spec: "StreamSpec") -> np.ndarray | imaging.ImageSkipped:
+    """Decoded pixels of ``file``, or the :class:`ImageSkipped` saying why there are none.
+
+    A :class:`reading.ContentChanged` result under the ``fail`` policy is turned into a
+    ``file_changed`` error by :func:`assemble_batch`.
+    """
     try:
-        return imaging.load(file.path, prep, frame=file.frame)
+        return imaging.decode(reading.read_image(file, spec.root, spec.preprocessing), spec.preprocessing,
+                              frame=file.frame)
     except imaging.ImageSkipped as exc:
         _warn_skip(file.path, exc.reason)
         return exc
 
 
-def assemble_batch(seq: int, epoch: int, files: list[dataset.ImageFile],
-                   loaded: list[np.ndarray | imaging.ImageSkipped], prep: imaging.Preprocessing,
+def assemble_batch(spec: "StreamSpec", seq: int, epoch: int, files: list[dataset.ImageFile],
+                   loaded: list[np.ndarray | imaging.ImageSkipped],
                    max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES) -> BuiltBatch:
     """Encode batch ``seq`` from its files' :func:`load_image` results (in plan order).
 
     Raises
     ------
+    wire.FileChanged
+        If a file changed since the stream started and the policy is ``fail``.
     wire.FrameTooLarge
         If the frame exceeds ``max_frame_bytes``.
     """
+    prep = spec.preprocessing
     pixels = np.empty((len(files), *prep.image_shape), dtype=np.uint8)
     ids: list[str] = []
     labels: list[int] = []
     skipped: list[dict] = []
     for f, result in zip(files, loaded, strict=True):
+        if isinstance(result, reading.ContentChanged) and spec.on_changed_file == "fail":
+            raise wire.FileChanged(
+                f"batch {seq}: {f.id}: {public_reason(result.reason, f)}; it is not served under stream id "
+                f"{spec.stream_id[:12]} (restart the producer to serve the new content under a new id)", seq=seq)
         if isinstance(result, imaging.ImageSkipped):
-            skipped.append({"id": f.id, "reason": result.reason})
+            skipped.append({"id": f.id, "reason": public_reason(result.reason, f)})
             continue
         pixels[len(ids)] = result
         ids.append(f.id)
@@ -214,12 +274,14 @@ def build_batch(spec: StreamSpec, seq: int, max_frame_bytes: int = wire.DEFAULT_
     ------
     IndexError
         If ``seq`` is outside the stream.
+    wire.FileChanged
+        If a file changed since the stream started and the policy is ``fail``.
     wire.FrameTooLarge
         If the frame exceeds ``max_frame_bytes``.
     """
     epoch, files = spec.plan(seq)
-    loaded = [load_image(f, spec.preprocessing) for f in files]
-    return assemble_batch(seq, epoch, files, loaded, spec.preprocessing, max_frame_bytes)
+    loaded = [load_image(f, spec) for f in files]
+    return assemble_batch(spec, seq, epoch, files, loaded, max_frame_bytes)
 
 
 class ParallelBatch:
@@ -248,7 +310,7 @@ class ParallelBatch:
         self.seq = seq
         self.epoch, self.files = spec.plan(seq)
         self.future: asyncio.Future = loop.create_future()
-        self._prep = spec.preprocessing
+        self._spec = spec
         self._loop = loop
         self._max_frame_bytes = max_frame_bytes
         self._loaded: list = [None] * len(self.files)
@@ -266,7 +328,7 @@ class ParallelBatch:
 
     def _load(self, index: int) -> None:
         try:
-            self._loaded[index] = load_image(self.files[index], self._prep)
+            self._loaded[index] = load_image(self.files[index], self._spec)
         except Exception as exc:  # a bug, not a bad file: reported through the future
             self._loaded[index] = exc
         with self._lock:
@@ -281,7 +343,7 @@ class ParallelBatch:
         try:
             if failure is not None:
                 raise failure
-            outcome = assemble_batch(self.seq, self.epoch, self.files, self._loaded, self._prep,
+            outcome = assemble_batch(self._spec, self.seq, self.epoch, self.files, self._loaded,
                                      self._max_frame_bytes)
             deliver = self.future.set_result
         except Exception as exc:

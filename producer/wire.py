@@ -8,7 +8,7 @@ producer and the consumers.
 
 Messages are plain dicts. Build them only with the constructors below
 (:func:`hello`, :func:`batch`, :func:`end`, :func:`error`, :func:`subscribe`,
-:func:`ack`) so their field order, and therefore their bytes, are stable.
+:func:`ack`, :func:`auth`) so their field order, and therefore their bytes, are stable.
 """
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+# 2: hello.preprocessing holds only pixel-shaping settings, limits moved to hello.limits;
+# the auth message; the busy, unauthorized and file_changed error codes.
+PROTOCOL_VERSION = 2
 DEFAULT_MAX_FRAME_BYTES = 64 * 2**20
 # Frames a consumer sends (subscribe, ack) are tiny; a server reads them with this limit.
 CONTROL_MAX_FRAME_BYTES = 64 * 2**10
@@ -32,8 +34,12 @@ CONTROL_MAX_FRAME_BYTES = 64 * 2**10
 ABSOLUTE_MAX_FRAME_BYTES = 2**32 - 1
 
 HEADER = struct.Struct(">I")
+# Largest integer any field may hold: a signed 64-bit value, so every peer can store it.
+MAX_INT = 2**63 - 1
+# Longest ``reason`` an error or skip record carries; longer ones are cut (they are for humans).
+MAX_REASON_CHARS = 500
 
-MESSAGE_TYPES = ("hello", "batch", "end", "error", "subscribe", "ack")
+MESSAGE_TYPES = ("hello", "batch", "end", "error", "subscribe", "ack", "auth")
 
 #: Codes an ``error`` message may carry (see docs/protocol.md, "Error codes").
 ERROR_CODES = (
@@ -45,6 +51,9 @@ ERROR_CODES = (
     "bad_range",           # subscribe range outside the stream
     "timeout",             # the peer did not send or read in time
     "shutdown",            # the producer is stopping
+    "busy",                # the producer already serves --max-connections connections
+    "unauthorized",        # the auth token is missing or wrong
+    "file_changed",        # a file of the batch changed since the stream started
     "internal",            # a bug on the sender's side; the connection is closed
     "error",               # unspecified
 )
@@ -98,6 +107,12 @@ class ChecksumMismatch(WireError):
     """Decoded pixel bytes do not match the batch's ``crc32`` or ``shape``."""
 
     default_code = "checksum_mismatch"
+
+
+class FileChanged(WireError):
+    """A file's content changed after the stream started; its batches are not served."""
+
+    default_code = "file_changed"
 
 
 class ProtocolVersionMismatch(WireError):
@@ -215,6 +230,8 @@ def decode(payload: bytes | bytearray | memoryview) -> dict:
         raise MalformedFrame(f"payload is not JSON: {exc.msg} at char {exc.pos}") from None
     except RecursionError:
         raise MalformedFrame("payload JSON is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer over Python's int-parsing digit limit
+        raise MalformedFrame(f"payload JSON has an unusable value: {str(exc)[:120]}") from None
     validate(msg)
     return msg
 
@@ -304,6 +321,17 @@ def send_message(sock: socket.socket, msg: Mapping[str, Any],
 # --------------------------------------------------------------------------- validation
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """A peer's value for an error message, never raising (``repr`` of a 5 000-digit int does)."""
+    if isinstance(value, str):
+        return _quoted(value, limit)
+    if _is_int(value):
+        return _short_int(value)
+    if isinstance(value, (list, dict)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return ascii(value)[:limit]
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -314,15 +342,20 @@ def _need(msg: Mapping[str, Any], key: str) -> Any:
     return msg[key]
 
 
-def _int_field(msg, key, *, minimum=0, maximum=None, optional=False):
+def _int_field(msg, key, *, minimum=0, maximum=MAX_INT, optional=False):
     if optional and msg.get(key) is None:
         return
     value = _need(msg, key)
     if not _is_int(value):
         raise MalformedFrame(f"{msg['type']}.{key} must be an integer, got {type(value).__name__}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise MalformedFrame(f"{msg['type']}.{key} must be {bound}, got {value}")
+    if value < minimum or value > maximum:
+        bound = f">= {minimum}" if value < minimum else f"<= {maximum}"
+        raise MalformedFrame(f"{msg['type']}.{key} must be {bound}, got {_short_int(value)}")
+
+
+def _short_int(value: int) -> str:
+    """An integer for an error message: huge ones by their size, not their 4 000 digits."""
+    return str(value) if -MAX_INT <= value <= MAX_INT else f"an integer of {value.bit_length()} bits"
 
 
 def _str_field(msg, key, *, allow_empty=False):
@@ -339,7 +372,7 @@ def _list_field(msg, key, item_check, item_desc, *, length=None):
         raise MalformedFrame(f"{msg['type']}.{key} must be a list, got {type(value).__name__}")
     for i, item in enumerate(value):
         if not item_check(item):
-            raise MalformedFrame(f"{msg['type']}.{key}[{i}] must be {item_desc}, got {item!r:.60}")
+            raise MalformedFrame(f"{msg['type']}.{key}[{i}] must be {item_desc}, got {_shown(item)}")
     if length is not None and len(value) != length:
         raise MalformedFrame(f"{msg['type']}.{key} must have {length} items, got {len(value)}")
     return value
@@ -351,7 +384,7 @@ def _is_skip_record(item: Any) -> bool:
 
 
 def _is_dim(item: Any) -> bool:
-    return _is_int(item) and item >= 0
+    return _is_int(item) and 0 <= item <= MAX_INT
 
 
 def _validate_hello(msg):
@@ -361,7 +394,8 @@ def _validate_hello(msg):
     classes = _list_field(msg, "classes", lambda c: isinstance(c, str) and c != "", "a non-empty string")
     if not classes:
         raise MalformedFrame("hello.classes must not be empty")
-    shape = _list_field(msg, "image_shape", lambda d: _is_int(d) and d > 0, "a positive integer", length=3)
+    shape = _list_field(msg, "image_shape", lambda d: _is_int(d) and 0 < d <= MAX_INT, "a positive integer",
+                        length=3)
     if shape[2] not in (1, 3):
         raise MalformedFrame(f"hello.image_shape channels must be 1 or 3, got {shape[2]}")
     _str_field(msg, "dtype")
@@ -380,7 +414,7 @@ def _validate_batch(msg):
         raise MalformedFrame(
             f"batch has {len(ids)} ids, {len(labels)} labels and shape[0]={shape[0]}; they must agree")
     if _need(msg, "dtype") != "uint8":
-        raise MalformedFrame(f"batch.dtype must be 'uint8', got {msg['dtype']!r:.40}")
+        raise MalformedFrame(f"batch.dtype must be 'uint8', got {_shown(msg['dtype'])}")
     _str_field(msg, "data", allow_empty=True)
     _int_field(msg, "crc32", maximum=2**32 - 1)
     _list_field(msg, "skipped", _is_skip_record, "an object {id: str, reason: str}")
@@ -411,6 +445,10 @@ def _validate_ack(msg):
     _int_field(msg, "seq")
 
 
+def _validate_auth(msg):
+    _str_field(msg, "token")
+
+
 _VALIDATORS = {
     "hello": _validate_hello,
     "batch": _validate_batch,
@@ -418,6 +456,7 @@ _VALIDATORS = {
     "error": _validate_error,
     "subscribe": _validate_subscribe,
     "ack": _validate_ack,
+    "auth": _validate_auth,
 }
 
 
@@ -438,8 +477,13 @@ def validate(msg: Any) -> None:
         raise MalformedFrame("message has no string 'type' field")
     check = _VALIDATORS.get(kind)
     if check is None:
-        raise MalformedFrame(f"unknown message type {kind!r:.40}; known: {', '.join(MESSAGE_TYPES)}")
+        raise MalformedFrame(f"unknown message type {_quoted(kind)}; known: {', '.join(MESSAGE_TYPES)}")
     check(msg)
+
+
+def _quoted(text: str, limit: int = 40) -> str:
+    """A peer's string for an error message: escaped (no lone surrogates, no control bytes), cut short."""
+    return ascii(text[:limit]) + ("..." if len(text) > limit else "")
 
 
 def check_protocol(hello_msg: Mapping[str, Any]) -> None:
@@ -453,14 +497,22 @@ def check_protocol(hello_msg: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------- constructors
 
 
+def printable(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """``text`` safe for a frame: valid UTF-8 (lone surrogates escaped), at most ``limit`` characters."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _skip_records(skipped: Iterable[Any]) -> list[dict]:
     records = []
     for item in skipped:
         if isinstance(item, Mapping):
-            records.append({"id": str(item["id"]), "reason": str(item["reason"])})
+            file_id, reason = item["id"], item["reason"]
         else:
             file_id, reason = item
-            records.append({"id": str(file_id), "reason": str(reason)})
+        records.append({"id": str(file_id), "reason": printable(reason)})
     return records
 
 
@@ -548,7 +600,7 @@ def end(*, batches: int, images: int, skipped: int, skipped_files: Iterable[Any]
 
 def error(reason: str, code: str = "error", seq: int | None = None) -> dict:
     """Build an ``error`` message; the sender closes the connection after it."""
-    msg = {"type": "error", "code": code, "reason": str(reason)}
+    msg = {"type": "error", "code": code, "reason": printable(reason)}
     if seq is not None:
         msg["seq"] = seq
     return _checked(msg)
@@ -565,6 +617,13 @@ def subscribe(from_seq: int = 0, to_seq: int | None = None) -> dict:
 def ack(seq: int) -> dict:
     """Build an ``ack`` message: the consumer has durably processed batch ``seq``."""
     return _checked({"type": "ack", "seq": seq})
+
+
+def auth(token: str) -> dict:
+    """Build an ``auth`` message: a consumer's first frame when the producer requires a token."""
+    if not isinstance(token, str) or not token:
+        raise MalformedFrame("auth.token must be a non-empty string")
+    return _checked({"type": "auth", "token": token})
 
 
 def batch_pixels(msg: Mapping[str, Any]) -> np.ndarray:

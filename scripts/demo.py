@@ -34,12 +34,12 @@ def start(procs: Processes, args: list[str]) -> subprocess.Popen:
     return procs.start(args)
 
 
-def run_stage(procs: Processes, split: str, consumer_args: list[str], data: Path,
-              image_size: tuple[int, int]) -> None:
+def run_stage(procs: Processes, split: str, consumer_args: list[str], data: Path) -> None:
+    # No size or preprocessing flags: the producer's defaults are the ones the consumer's
+    # default features and model were chosen for.
     port = free_port()
     producer = start(procs, [sys.executable, "-m", "producer", "--directory", str(data),
                             "--split", split, "--port", str(port),
-                            "--image-size", str(image_size[0]), str(image_size[1]),
                             # The consumer shows progress; the producer only speaks up for problems.
                             "--no-progress", "--log-level", "WARNING"])
     try:
@@ -54,7 +54,6 @@ def run_stage(procs: Processes, split: str, consumer_args: list[str], data: Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from consumer.features import DEFAULT_IMAGE_SIZE
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, help="dataset folder with train/valid/test (default: synthetic)")
@@ -85,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.model:
             train_args += ["--model", args.model]
         t0 = time.monotonic()
-        run_stage(procs, "train", train_args, data, DEFAULT_IMAGE_SIZE)
+        run_stage(procs, "train", train_args, data)
         t1 = time.monotonic()
         report = out / "report.json"
         run_stage(procs, "test", ["predict", "--save-path", str(model_dir), "--report", str(report),
-                                  "--plots-dir", str(out / "plots"), *common], data, DEFAULT_IMAGE_SIZE)
+                                  "--plots-dir", str(out / "plots"), *common], data)
         t2 = time.monotonic()
         summary = json.loads(report.read_text())
         print(f"\ntrain {t1 - t0:.0f}s, predict {t2 - t1:.0f}s on {data}")

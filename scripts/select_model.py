@@ -36,10 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from consumer import features as feats  # noqa: E402
-from consumer import sift_bow  # noqa: E402
+from consumer.features import sift_bow  # noqa: E402
 from consumer.features import FeatureConfig  # noqa: E402
-from consumer.metrics import classification_metrics  # noqa: E402
-from consumer.models import DEFAULT_MODEL, build_estimator  # noqa: E402
+from consumer.evaluate.metrics import classification_metrics  # noqa: E402
+from consumer.learn.estimators import DEFAULT_MODEL, build_estimator  # noqa: E402
 
 SPLITS = ("train", "valid", "test")
 NEAR_DUPLICATE_CORRELATION = 0.90
@@ -226,7 +226,7 @@ def candidates() -> list[Candidate]:
 
 def default_candidate() -> Candidate:
     """What the library does with no flags."""
-    height, width = feats.DEFAULT_IMAGE_SIZE
+    height, width = 256, 256  # the producer's default image size
     if height != width:
         raise SystemExit(f"the selection decodes square images; DEFAULT_IMAGE_SIZE is {height}x{width}")
     return Candidate("library defaults", height, FeatureConfig(), DEFAULT_MODEL)
@@ -324,8 +324,8 @@ def final_test(data: Path, cache: Path, backend: str, jobs: int) -> dict:
     """Train the library defaults on the train split through training.fit; score test once."""
     import pandas as pd
 
-    from consumer.report import print_report
-    from consumer.training import fit
+    from consumer.evaluate.report import print_report
+    from consumer.learn.fit import fit
 
     cand = default_candidate()
     ds, X, sift = candidate_matrix(cand, data, cache, backend, jobs)

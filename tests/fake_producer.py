@@ -11,7 +11,9 @@ thread and can misbehave on purpose at chosen seqs:
 
 A fault fires on every connection unless ``times`` limits it (``{3: ("cut", 1)}`` cuts
 only the first time batch 3 is sent). ``stream_id_after`` makes the hello carry another
-stream id from the n-th connection on (a producer restarted on other data).
+stream id from the n-th connection on (a producer restarted on other data). ``token``
+makes it require an ``auth`` frame first (``unauthorized`` otherwise), ``ssl_context``
+serves TLS (``producer.transport.server_ssl_context``), as the real producer does.
 
 Run alone: ``python tests/fake_producer.py --port 5555 --images 40 --fault 3:crc``.
 
@@ -21,6 +23,7 @@ own process groups, always stopped (:class:`Processes`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -34,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from producer import launch, wire
+from producer import imaging, launch, transport, wire
 from producer.launch import free_port, port_is_free, wait_for_port  # noqa: F401 (re-exported)
 
-FAULTS = ("bad_frame", "crc", "shape", "cut", "error")
+FAULTS = ("bad_frame", "crc", "shape", "cut", "error", "shutdown")
 
 
 @dataclass
@@ -58,11 +61,14 @@ class FakeStream:
         return -(-self.total_images // self.batch_size)
 
     def hello(self, stream_id: str | None = None) -> dict:
+        h, w, c = self.image_shape
+        prep = imaging.Preprocessing(image_size=(h, w), color_mode="grayscale" if c == 1 else "rgb")
         return wire.hello(stream_id=stream_id or self.stream_id, split=self.split,
                           classes=self.classes, image_shape=self.image_shape,
                           batch_size=self.batch_size,
                           total_batches=None if self.endless else self.batches_per_epoch,
-                          total_images=None if self.endless else self.total_images)
+                          total_images=None if self.endless else self.total_images,
+                          preprocessing=prep.describe(), limits=prep.limits())
 
     def images_of(self, seq: int) -> tuple[list[str], list[int], np.ndarray]:
         """Ids, labels and pixels of batch ``seq`` (deterministic)."""
@@ -92,6 +98,8 @@ class FakeProducer:
     delay: float = 0.0
     host: str = "127.0.0.1"
     port: int = 0
+    token: str | None = None
+    ssl_context: object | None = None
 
     def __post_init__(self) -> None:
         for seq, (kind, _) in self.faults.items():
@@ -156,8 +164,24 @@ class FakeProducer:
             return kind
 
     def _serve(self, client: socket.socket) -> None:
+        if self.ssl_context is not None:
+            try:
+                client.settimeout(10)
+                client = self.ssl_context.wrap_socket(client, server_side=True)
+            except (OSError, ValueError):
+                client.close()
+                return
         with client:
             client.settimeout(10)
+            if self.token is not None:
+                try:
+                    first = wire.recv_message(client, wire.CONTROL_MAX_FRAME_BYTES)
+                except (OSError, wire.WireError):
+                    return
+                if not transport.token_matches(self.token, first):
+                    with contextlib.suppress(OSError):
+                        wire.send_message(client, wire.error("authentication failed", "unauthorized"))
+                    return
             with self._lock:
                 self.connections += 1
                 number = self.connections
@@ -200,6 +224,9 @@ class FakeProducer:
                              pixels=np.zeros((len(ids), h + 1, w, c), np.uint8))
         elif fault == "error":
             wire.send_message(client, wire.error(f"cannot make batch {seq}", "internal", seq=seq))
+            return False
+        elif fault == "shutdown":  # a graceful producer stop (SIGTERM) in the middle of a range
+            wire.send_message(client, wire.error("the producer is stopping", "shutdown", seq=seq))
             return False
         if fault == "bad_frame":
             payload = b'{"type": "batch", "seq": ' + str(seq).encode() + b', oops'

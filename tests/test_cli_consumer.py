@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from consumer import cli
+from consumer.learn import versions
+
+from consumer import cli, commands, console
 from consumer.features import FeatureConfig
 from fake_producer import FakeProducer, FakeStream, Processes, consumer_args, process_env
 
@@ -42,19 +44,19 @@ def test_defaults_are_local_and_documented():
     args = cli.build_parser().parse_args(["train", "--save-path", "m"])
     assert args.master == "local[*]" and args.host == "127.0.0.1" and args.port == 6100
     assert args.backend == "rust" and args.on_bad_batch == "fail"
-    assert cli.feature_config(args) == FeatureConfig()
-    assert cli.source_options(args)["onBadBatch"] == "fail"
+    assert commands.feature_config(args) == FeatureConfig()
+    assert commands.source_options(args, 2)["onBadBatch"] == "fail"
 
 
 def test_feature_options_parse_and_merge_over_a_default():
     args = cli.build_parser().parse_args(["ingest", "--features", "hog,sift",
                                           "--feature-option", "hog.orientations=12"])
-    config = cli.feature_config(args)
+    config = commands.feature_config(args)
     assert config.features == ("hog", "sift") and config.hog_orientations == 12
     base = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,))
     args = cli.build_parser().parse_args(["predict", "--save-path", "m",
                                           "--feature-option", "lbp.method=default"])
-    merged = cli.feature_config(args, default=base)
+    merged = commands.feature_config(args, default=base)
     assert merged.features == ("lbp",) and merged.lbp_P == (8,) and merged.lbp_method == "default"
 
 
@@ -65,7 +67,7 @@ def test_feature_options_parse_and_merge_over_a_default():
 def test_bad_feature_options_are_named(argv, word):
     args = cli.build_parser().parse_args(argv)
     with pytest.raises(ValueError, match=word):
-        cli.feature_config(args)
+        commands.feature_config(args)
 
 
 @pytest.mark.parametrize("argv", [["train"], ["train", "--save-path", "m", "--model", "knn"],
@@ -127,7 +129,7 @@ def test_train_sgd_then_predict_writes_report_and_plots(tmp_path):
             assert all(re.search(r"acc=[\d.]+ P=[\d.]+ R=[\d.]+ F1=[\d.]+ \(on \d+ unseen\)", line)
                        for _, line in lines[1:])
             assert "training (test-then-train) on 32 images: acc=" in out
-            meta = json.loads((model / "model.json").read_text())["meta"]
+            meta = json.loads((versions.resolve(model) / "model.json").read_text())["meta"]
             assert meta["model"] == "sgd" and meta["n_train_images"] == STREAM.total_images
 
             report, plots = tmp_path / "out" / "report.json", tmp_path / "out" / "plots"
@@ -184,14 +186,14 @@ def test_train_rf_logs_running_training_metrics_and_saves_the_full_fit(tmp_path)
     assert all(re.search(r"images=\s*\d+ acc=[\d.]+ P=[\d.]+ R=[\d.]+ F1=[\d.]+ .* img/s", line)
                for _, line in lines[2:])
     assert "(on 24 unseen)" in lines[-1][1]
-    meta = json.loads((model / "model.json").read_text())["meta"]
+    meta = json.loads((versions.resolve(model) / "model.json").read_text())["meta"]
     assert meta["model"] == "rf" and meta["n_train_images"] == STREAM.total_images
 
 
 @pytest.mark.spark
 @pytest.mark.slow
 def test_a_model_for_other_images_is_refused_before_spark(tmp_path):
-    from consumer.training import fit
+    from consumer.learn.fit import fit
     import numpy as np
     import pandas as pd
 
@@ -257,7 +259,7 @@ def test_ctrl_c_stops_the_query_and_spark(tmp_path):
     finally:
         procs.stop_all()
     out = (tmp_path / "ingest.log").read_text()
-    assert code == cli.EXIT_INTERRUPTED, out[-3000:]
+    assert code == console.EXIT_INTERRUPTED, out[-3000:]
     assert "interrupted: stopping the streaming query and Spark" in out
     assert gone, "the JVM or Python workers outlived the CLI"
 
@@ -267,8 +269,8 @@ def test_stream_predictor_counts_skips_and_reports_per_producer_batch():
     import pandas as pd
 
     from consumer.features import n_features
-    from consumer.predicting import StreamPredictor
-    from consumer.training import fit
+    from consumer.evaluate.predicting import StreamPredictor
+    from consumer.learn.fit import fit
 
     config = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1)
     width = n_features(config, (32, 32))
@@ -293,7 +295,7 @@ def test_stream_predictor_counts_skips_and_reports_per_producer_batch():
 
 
 def test_stream_predictor_with_no_images_says_so():
-    from consumer.predicting import StreamPredictor
+    from consumer.evaluate.predicting import StreamPredictor
 
     class Model:
         classes = list(STREAM.classes)
@@ -309,7 +311,7 @@ def test_predict_on_an_endless_stream_reports_what_it_saw_on_ctrl_c(tmp_path):
     import pandas as pd
 
     from consumer.features import n_features
-    from consumer.training import fit
+    from consumer.learn.fit import fit
 
     config = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1)
     width = n_features(config, (32, 32))
@@ -337,7 +339,7 @@ def test_predict_on_an_endless_stream_reports_what_it_saw_on_ctrl_c(tmp_path):
     finally:
         procs.stop_all()
     out = log.read_text()
-    assert code == cli.EXIT_INTERRUPTED, out[-3000:]
+    assert code == console.EXIT_INTERRUPTED, out[-3000:]
     report = json.loads((tmp_path / "work" / "report.json").read_text())
     assert report["interrupted"] is True and report["n_images"] >= 7 * 8
     seqs = [b["seq"] for b in report["batches"]]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from consumer.client import (
+from consumer.stream.client import (
     ConnectConfig,
     ProducerError,
     ProducerUnavailable,
@@ -123,3 +123,14 @@ def test_frame_limit_applies_to_batches():
             conn.subscribe(0, 1)
             with pytest.raises(wire.FrameTooLarge):
                 conn.recv()
+
+
+def test_a_producer_that_is_stopping_is_waited_for_not_a_failure():
+    from producer import wire
+
+    from consumer.stream.client import ProducerRestarting, check_hello
+
+    stopping = wire.decode(wire.encode(wire.error("the producer is stopping", "shutdown"))[4:])
+    with pytest.raises(ProducerRestarting, match="shutdown"):
+        check_hello(stopping, "127.0.0.1:1")
+    assert issubclass(ProducerRestarting, ConnectionError)  # retried like a refused connection

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-from consumer.ingest import committed_batch_ids, committed_files, read_table
+from sink_log import committed_batch_ids, committed_files, read_table
 from fake_producer import (
     Processes,
     consumer_args,

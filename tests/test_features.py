@@ -12,6 +12,8 @@ from consumer import features as F
 from consumer.features import FeatureConfig, extract, feature_names, n_features
 from featrs import reference
 
+from producer.imaging import DEFAULT_IMAGE_SIZE as PRODUCER_DEFAULT_SIZE
+
 
 def _images(n=3, h=48, w=40, seed=0):
     rng = np.random.default_rng(seed)
@@ -68,7 +70,7 @@ def test_from_options_parses_spark_strings():
     ({"features": "hog,hog"}, "repeats"),
     ({"gabor.frequencies": "0.1,0.5"}, "Nyquist"),
     ({"glcm.levels": "300"}, "glcm.levels"),
-    ({"glcm.props": "contrast,entropy"}, "entropy"),
+    ({"glcm.props": "contrast,sharpness"}, "sharpness"),
     ({"lbp.method": "fancy"}, "lbp.method"),
     ({"lbp.P": "8,16", "lbp.R": "1"}, "pair up"),
     ({"hog.transform_sqrt": "maybe"}, "hog.transform_sqrt"),
@@ -174,14 +176,25 @@ def test_rust_backend_equals_skimage(families):
 
 @needs_rust
 def test_rust_backend_equals_skimage_on_the_default_configuration():
-    h, w = F.DEFAULT_IMAGE_SIZE
+    h, w = PRODUCER_DEFAULT_SIZE
     images = _images(n=2, h=h, w=w, seed=4)
     np.testing.assert_allclose(extract(images, FeatureConfig(), backend="rust"),
                                extract(images, FeatureConfig(), backend="skimage"), rtol=1e-5, atol=1e-6)
 
 
+def test_min_image_side_is_what_check_image_size_accepts():
+    config = FeatureConfig()
+    side = F.min_image_side(config)
+    assert side == 192  # 64-px HOG cells in 3x3-cell blocks
+    F.check_image_size(config, (side, side))
+    with pytest.raises(ValueError, match="hog.pixels_per_cell"):
+        F.check_image_size(config, (side - 1, side))
+    small = FeatureConfig(features=("lbp",), lbp_grid=4)
+    assert F.min_image_side(small) == 4 * F.MIN_TILE_SIDE
+
+
 def test_default_image_size_fits_default_config():
-    h, w = F.DEFAULT_IMAGE_SIZE
+    h, w = PRODUCER_DEFAULT_SIZE
     assert n_features(FeatureConfig(), (h, w)) == 324 + 486 + 384
     with pytest.raises(ValueError, match="too small for HOG"):
         n_features(FeatureConfig(), (h // 2, w // 2))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from consumer.metrics import RunningMetrics, classification_metrics
-from consumer.report import (per_batch_line, plot_accuracy_over_batches, plot_confusion_matrix, print_report,
+from consumer.evaluate.metrics import RunningMetrics, classification_metrics
+from consumer.evaluate.report import (per_batch_line, plot_accuracy_over_batches, plot_confusion_matrix, print_report,
                              write_report)
 
 CLASSES = ["adenocarcinoma", "large.cell.carcinoma", "normal", "squamous.cell.carcinoma"]
@@ -101,3 +101,24 @@ def test_report_errors():
         write_report({"accuracy": 1.0}, "unused.json")
     with pytest.raises(ValueError, match="history is empty"):
         plot_accuracy_over_batches([], "unused.png")
+
+
+def test_running_macro_scores_average_over_the_classes_present_so_far():
+    running = RunningMetrics(CLASSES)
+    y = np.array([0, 0, 1, 1, 2, 2, 2, 0])  # 8 images of 3 of the 4 classes, all right
+    entry = running.update(y, y)
+    assert entry["accuracy"] == 1.0 and entry["macro_precision"] == 1.0 and entry["macro_f1"] == 1.0
+    # A prediction of the absent class counts: its precision 0 enters the average.
+    entry = running.update(np.array([0]), np.array([3]))
+    assert entry["macro_precision"] == pytest.approx(np.mean([3 / 3, 1, 1, 0]))
+
+
+def test_final_macro_scores_average_over_the_classes_with_support():
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 3, 1, 1, 2, 0])
+    m = classification_metrics(y_true, y_pred, CLASSES)
+    present = [0, 1, 2]
+    p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=present, average="macro",
+                                                     zero_division=0)
+    assert (m["macro_precision"], m["macro_recall"], m["macro_f1"]) == pytest.approx((p, r, f))
+    assert m["averaged_over"] == [CLASSES[i] for i in present]

@@ -9,8 +9,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from consumer import model_store
-from consumer.model_store import ModelRefused
+from consumer.learn import model_store
+from consumer.learn.model_store import ModelRefused
 
 
 class NotOnTheAllowlist:

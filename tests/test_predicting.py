@@ -7,8 +7,8 @@ import pytest
 from sklearn import metrics as skm
 
 from consumer.features import FeatureConfig, n_features
-from consumer.predicting import StreamPredictor
-from consumer.training import fit
+from consumer.evaluate.predicting import StreamPredictor
+from consumer.learn.fit import fit
 
 CLASSES = ["adenocarcinoma", "large.cell.carcinoma", "normal", "squamous.cell.carcinoma"]
 

@@ -80,8 +80,30 @@ def test_help_lists_every_option():
     assert out.returncode == 0
     for option in ("--directory", "--split", "--batch-size", "--image-size", "--color-mode", "--interpolation",
                    "--sleep", "--endless", "--shuffle", "--no-shuffle", "--seed", "--host", "--port",
-                   "--max-frame-bytes", "--no-progress"):
+                   "--max-frame-bytes", "--no-progress", "--on-changed-file", "--max-connections",
+                   "--max-buffered-bytes", "--stall-timeout", "--tls-cert", "--tls-key", "--token-file",
+                   "--insecure"):
         assert option in out.stdout
+
+
+def test_defaults_are_the_ones_the_consumer_needs(tiny_data):
+    from producer import cli, imaging, stream
+    ap = cli.build_parser()
+    args = ap.parse_args(["--directory", str(tiny_data), "--no-progress"])
+    spec = cli.spec_from_args(args, ap)
+    assert imaging.DEFAULT_IMAGE_SIZE == (256, 256)
+    assert spec.preprocessing.image_size == imaging.DEFAULT_IMAGE_SIZE == imaging.Preprocessing().image_size
+    assert spec.on_changed_file == stream.DEFAULT_ON_CHANGED_FILE == "fail"
+    hello = spec.hello()
+    assert hello["image_shape"] == [256, 256, 1]
+    prep = hello["preprocessing"]
+    assert (prep["image_size"], prep["color_mode"], prep["interpolation"]) == ([256, 256], "grayscale", "area")
+    assert hello["preprocessing"]["decoder"] == "opencv" and hello["preprocessing"]["decoder_version"]
+    assert not set(hello["preprocessing"]) & set(imaging.LIMIT_FIELDS)
+    assert hello["limits"] == {"max_image_pixels": imaging.DEFAULT_MAX_IMAGE_PIXELS,
+                               "max_file_bytes": imaging.DEFAULT_MAX_FILE_BYTES}
+    skip = cli.spec_from_args(ap.parse_args(["--directory", str(tiny_data), "--on-changed-file", "skip"]), ap)
+    assert skip.on_changed_file == "skip" and skip.stream_id == spec.stream_id
 
 
 def test_console_script_points_at_main():
@@ -111,6 +133,10 @@ def test_console_script_points_at_main():
     (["--directory", "{data}", "--label_mode", "categorical"], "label-mode"),
     (["--directory", "{data}", "--max-frame-bytes", "4096", "--batch-size", "64"], "max-frame-bytes"),
     (["--directory", "{data}", "--subscribe-timeout", "0"], "must be > 0"),
+    (["--directory", "{data}", "--on-changed-file", "ignore"], "invalid choice"),
+    (["--directory", "{data}", "--max-connections", "0"], "must be >= 1"),
+    (["--directory", "{data}", "--max-buffered-bytes", "1000"], "max_buffered_bytes"),
+    (["--directory", "{data}", "--stall-timeout", "0"], "must be > 0"),
 ])
 def test_bad_options_give_clear_argparse_errors(tiny_data, tmp_path, args, message):
     only_train = tmp_path / "only_train"

@@ -23,7 +23,8 @@ from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossles
 from producer import dataset, dicom, imaging, wire  # noqa: E402
 from producer.cli import build_parser, spec_from_args  # noqa: E402
 from producer.launch import Processes, free_port, wait_for_port  # noqa: E402
-from producer.server import ServerConfig, running_server  # noqa: E402
+from producer.running import running_server  # noqa: E402
+from producer.server import ServerConfig  # noqa: E402
 from producer.stream import StreamSpec, build_batch  # noqa: E402
 
 SECRET_NAME = "Doe^Jane Secretname"
@@ -64,8 +65,8 @@ def write_dicom(path: Path, stored, *, slope=None, intercept=None, photometric="
     return path
 
 
-def read(path: Path, frame=None, window="lung", max_pixels=10**8, max_bytes=2**30) -> np.ndarray:
-    return dicom.read_frame(path, frame, window, max_pixels, max_bytes)
+def read(path: Path, frame=None, window="lung", max_pixels=10**8) -> np.ndarray:
+    return dicom.decode_frame(path.read_bytes(), frame, window, max_pixels)
 
 
 def skip_reason(path: Path, prep: imaging.Preprocessing | None = None, frame=None) -> str:
@@ -231,7 +232,7 @@ def test_colour_bombs_limits_and_non_dicom_are_skipped_with_reasons(tmp_path):
     assert "MiB limit" in skip_reason(big, imaging.Preprocessing(image_size=(4, 4), max_file_bytes=1000))
     fake = tmp_path / "fake.dcm"
     fake.write_bytes(b"\x89PNG not really" * 20)
-    assert "not a DICOM file" in skip_reason(fake)
+    assert "unknown signature" in skip_reason(fake)  # named .dcm, but no DICM magic
 
 
 def test_without_pydicom_dicom_files_are_listed_and_skipped_with_the_install_hint(tmp_path, monkeypatch):

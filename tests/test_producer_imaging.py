@@ -189,7 +189,7 @@ def test_preprocessing_is_validated(kwargs, match):
 def test_preprocessing_description_names_the_decoder():
     info = imaging.Preprocessing(image_size=(64, 32), color_mode="rgb").describe()
     assert info["image_size"] == [64, 32] and info["color_mode"] == "rgb"
-    assert info["decoder"] == f"opencv-{cv2.__version__}"
+    assert info["decoder"] == "opencv" and info["decoder_version"] == cv2.__version__
     assert imaging.Preprocessing(image_size=(64, 32), color_mode="rgb").image_shape == (64, 32, 3)
 
 

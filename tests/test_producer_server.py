@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from producer import dataset, imaging, synthetic, wire
-from producer.server import ServerConfig, running_server
+from producer import dataset, imaging, reading, synthetic, wire
+from producer.running import running_server
+from producer.server import ServerConfig
 from producer.stream import ParallelBatch, StreamSpec, build_batch
 
 CLIENT_TIMEOUT = 30.0
@@ -193,10 +194,17 @@ def test_stream_id_covers_files_and_settings(tiny_data, tmp_path):
     assert make_spec(tiny_data, endless=True).stream_id == base.stream_id
     copy = tmp_path / "copy"
     shutil.copytree(tiny_data, copy)
+    assert make_spec(copy).stream_id == base.stream_id  # the same content elsewhere is the same stream
     touched = make_spec(copy).files[0].path
-    before = make_spec(copy).stream_id
     os.utime(touched, ns=(1, 1))
-    assert make_spec(copy).stream_id != before
+    assert make_spec(copy).stream_id == base.stream_id  # a touch changes no byte
+    data = bytearray(touched.read_bytes())
+    data[-1] ^= 1  # same size, one bit of other content
+    touched.write_bytes(bytes(data))
+    assert make_spec(copy).stream_id != base.stream_id
+    # the limits decide which files are skipped, so they are part of the identity too
+    prep = imaging.Preprocessing(image_size=(24, 20), max_image_pixels=10)
+    assert StreamSpec.from_directory(tiny_data, "train", batch_size=5, preprocessing=prep).stream_id != base.stream_id
 
 
 def test_shuffle_order_is_a_seeded_permutation(tiny_data):
@@ -287,14 +295,14 @@ def test_a_slow_file_holds_up_only_its_own_stream(tiny_data, monkeypatch):
     spec = make_spec(tiny_data, batch_size=2, shuffle=False)  # 6 batches
     slow = spec.plan(0)[1][0].path
     release = threading.Event()
-    real_load = imaging.load
+    real_read = reading.read_image
 
-    def load(path, prep, frame=None):
-        if path == slow:
+    def read_image(file, root, prep):
+        if file.path == slow:
             release.wait(60)
-        return real_load(path, prep, frame)
+        return real_read(file, root, prep)
 
-    monkeypatch.setattr(imaging, "load", load)
+    monkeypatch.setattr(reading, "read_image", read_image)
     with running_server(spec, config(workers=2, prefetch=1)) as server, Client(server.port) as stuck:
         stuck.recv()
         stuck.send(wire.subscribe(0, 1))  # batch 0 holds the slow file

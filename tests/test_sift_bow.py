@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from consumer import sift_bow
+from consumer.features import sift_bow
 from consumer.features import FeatureConfig
 
 

@@ -1,4 +1,4 @@
-"""consumer.source without Spark: options, offset planning, reading ranges, bad batches."""
+"""consumer.stream.source and .reader without Spark: options, offset planning, reading ranges, bad batches."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,19 +6,10 @@ import pyarrow as pa
 import pytest
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxFiles, ReadMaxRows
 
-from consumer.client import ProducerError, StreamMismatch
-from consumer.source import (
-    BadBatch,
-    BatchRange,
-    ChestCTDataSource,
-    ChestCTStreamReader,
-    OptionError,
-    SourceOptions,
-    arrow_schema,
-    batches_allowed,
-    plan_ranges,
-    read_range,
-)
+from consumer.stream.client import ProducerError, StreamMismatch
+from consumer.stream.options import OptionError, SourceOptions
+from consumer.stream.reader import BadBatch, BatchRange, arrow_schema, read_range
+from consumer.stream.source import ChestCTDataSource, ChestCTStreamReader, batches_allowed, plan_ranges
 from fake_producer import FakeProducer, FakeStream
 
 
@@ -186,6 +177,14 @@ def test_a_connection_cut_once_is_retried_transparently():
     assert [rb.column("seq")[0].as_py() for rb in batches] == [0, 1, 2, 3]
     assert fp.subscriptions == [(0, 4), (2, 4)]
     assert np.array_equal(_images(batches[2]), fp.stream.images_of(2)[2].reshape(-1))
+
+
+def test_a_graceful_producer_stop_is_a_lost_connection_resumed_from_the_same_batch():
+    with FakeProducer(faults={2: ("shutdown", 1)}) as fp:
+        batches = _read(fp, 0, 4)
+    assert [rb.column("seq")[0].as_py() for rb in batches] == [0, 1, 2, 3]
+    assert fp.subscriptions == [(0, 4), (2, 4)]
+    assert all(rb.column("error").null_count == rb.num_rows for rb in batches)
 
 
 def test_a_changed_stream_id_on_replay_fails_whatever_the_policy():

@@ -1,4 +1,4 @@
-"""consumer.ingest without Spark: the file sink log reader, table paths, progress lines."""
+"""Tables without Spark: the test-side sink log oracle, table paths, skipped rows, progress lines."""
 from __future__ import annotations
 
 import json
@@ -8,15 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from consumer.features import FeatureConfig
-from consumer.ingest import (
-    batch_progress,
-    committed_batch_ids,
-    committed_files,
-    files_of_batch,
-    read_table,
-    stream_paths,
-    training_frame,
-)
+from consumer.stream import storage
+from consumer.stream.follow import batch_progress
+from consumer.stream.table import skipped_batches, skipped_files, stream_paths, training_frame
+from sink_log import committed_batch_ids, committed_files, files_of_batch, read_table
 
 
 def _write_part(table_dir, name: str, seqs: list[int]) -> str:
@@ -88,7 +83,33 @@ def test_table_paths_separate_streams_and_feature_stages(tmp_path):
     assert first != stream_paths(tmp_path, hello, hog, "skimage")
     assert first != stream_paths(tmp_path, hello, FeatureConfig(features=("hog",), hog_orientations=12), "rust")
     assert first != stream_paths(tmp_path, {**hello, "stream_id": "other"}, hog, "rust")
-    assert first.table.parent == first.checkpoint.parent and first.root.is_relative_to(tmp_path)
+    assert first.table.rsplit("/", 1)[0] == first.checkpoint.rsplit("/", 1)[0] == first.root
+    assert first.root.startswith(str(tmp_path.resolve()))
+    uri = stream_paths("hdfs://namenode:8020/chestct", hello, hog, "rust")
+    assert uri.table.startswith("hdfs://namenode:8020/chestct/streams/train-") and uri.table.endswith("/table")
+
+
+def test_storage_locations_keep_uris_and_make_local_paths_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert storage.qualify("work") == str(tmp_path.resolve() / "work")
+    assert storage.qualify("file:///shared/work/") == "file:///shared/work"
+    assert storage.qualify("s3a://bucket/work") == "s3a://bucket/work"
+    assert storage.local_path("file:///shared/work") == storage.local_path("/shared/work")
+    assert storage.local_path("hdfs://nn/work") is None
+    assert storage.join("hdfs://nn/work/", "streams", "/t/") == "hdfs://nn/work/streams/t"
+    with pytest.raises(ValueError, match="must not be empty"):
+        storage.qualify("  ")
+
+
+def test_skipped_rows_name_files_and_batches():
+    import pandas as pd
+
+    table = pd.DataFrame({"seq": [0, 0, 1, 2], "epoch": 0, "image_id": ["a.png", "bad.png", "b.png", None],
+                          "label": [0, None, 1, None], "features": [[1.0], None, [2.0], None],
+                          "sift": None, "error": [None, "skipped by the producer: not an image", None, "crc32"]})
+    assert skipped_files(table) == [{"id": "bad.png", "seq": 0, "reason": "not an image"}]
+    assert skipped_batches(table) == [{"seq": 2, "reason": "crc32"}]
+    assert training_frame(table)["image_id"].tolist() == ["a.png", "b.png"]
 
 
 def test_progress_line_names_the_producer_batches():

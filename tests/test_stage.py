@@ -5,10 +5,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from consumer import features, sift_bow
+from consumer import features
+from consumer.features import sift_bow
 from consumer.features import FeatureConfig
-from consumer.source import batch_to_arrow, marker_batch
-from consumer.stage import image_stack, output_schema, transform_batch
+from consumer.stream.reader import batch_to_arrow, marker_batch
+from consumer.features.stage import image_stack, output_schema, transform_batch
 from fake_producer import FakeStream
 
 CHEAP = FeatureConfig(features=("hog", "lbp"), hog_pixels_per_cell=(8,), hog_cells_per_block=2,

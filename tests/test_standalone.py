@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from consumer.learn import versions
+
 from conftest import free_port
 from fake_producer import (
     FakeProducer,
@@ -87,7 +89,7 @@ def test_train_runs_on_a_standalone_master_and_worker(tmp_path):
     assert all(port_is_free(p) for p in (master_port, worker_port))
 
     assert f"on {master_url}" in out
-    meta = json.loads((tmp_path / "model" / "model.json").read_text())["meta"]
+    meta = json.loads((versions.resolve(tmp_path / "model") / "model.json").read_text())["meta"]
     assert meta["n_train_images"] == STREAM.total_images
     # The batches were read by the worker's executor, which logged into its app folder.
     executor_logs = list((tmp_path / "worker").glob("app-*/*/stderr"))

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from consumer import model_store
+from consumer.learn import model_store
 from consumer.tracking import (DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, ENV_VAR, MlflowTracker, TrackingError,
                                add_cli_arguments, resolve_uri, tracker_from_args)
 from consumer.tracking.mlflow_tracker import check_uri, flatten_params

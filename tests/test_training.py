@@ -7,10 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from consumer import model_store, sift_bow
+from consumer.features import sift_bow
+from consumer.learn import model_store
 from consumer.features import FeatureConfig, n_features
-from consumer.model_store import ModelRefused
-from consumer.training import IncrementalTrainer, ModelMismatch, TrainedModel, fit
+from consumer.learn.model_store import ModelRefused
+from consumer.learn.fit import fit
+from consumer.learn.incremental import IncrementalTrainer
+from consumer.learn.model import TrainedModel
+from consumer.preflight import ModelMismatch, check_model
 
 CLASSES = ["a", "b", "c", "d"]
 SHAPE = (32, 32)
@@ -120,13 +124,13 @@ def test_untrusted_type_is_refused(tmp_path):
 def test_model_stream_mismatch_is_refused():
     X, y = _data(80, 0)
     model = _fit("svm", X, y)
-    model.check_stream({"image_shape": [32, 32, 1], "classes": CLASSES})
+    check_model({"image_shape": [32, 32, 1], "classes": CLASSES}, model.meta)
     with pytest.raises(ModelMismatch, match="image size.*64x64.*32x32"):
-        model.check_stream({"image_shape": [64, 64, 1], "classes": CLASSES})
+        check_model({"image_shape": [64, 64, 1], "classes": CLASSES}, model.meta)
     with pytest.raises(ModelMismatch, match="colour mode.*rgb"):
-        model.check_stream({"image_shape": [32, 32, 3], "classes": CLASSES})
+        check_model({"image_shape": [32, 32, 3], "classes": CLASSES}, model.meta)
     with pytest.raises(ModelMismatch, match="classes"):
-        model.check_stream({"image_shape": [32, 32, 1], "classes": CLASSES[::-1]})
+        check_model({"image_shape": [32, 32, 1], "classes": CLASSES[::-1]}, model.meta)
 
 
 def test_bad_tables_are_refused():
@@ -256,7 +260,7 @@ def _check_entries_against_sklearn(entries, batches, predictions):
 
 @pytest.mark.parametrize("model", ["rf", "svm"])
 def test_prequential_refit_metrics_equal_sklearn_on_predict_then_train(model):
-    from consumer.prequential import PrequentialTrainer
+    from consumer.learn.prequential import PrequentialTrainer
 
     X, y = _data(160, 3)
     y[:40] = 0  # batches 0 and 1 hold one class: no refit before batch 2 brings more
@@ -286,8 +290,8 @@ def test_prequential_refit_metrics_equal_sklearn_on_predict_then_train(model):
 def test_prequential_sgd_metrics_equal_sklearn_on_predict_then_train():
     from sklearn.preprocessing import StandardScaler
 
-    from consumer.models import build_classifier
-    from consumer.prequential import PrequentialTrainer
+    from consumer.learn.estimators import build_classifier
+    from consumer.learn.prequential import PrequentialTrainer
 
     X, y = _data(240, 4)
     batches = _batches(X, y, 6)
@@ -307,8 +311,8 @@ def test_prequential_sgd_metrics_equal_sklearn_on_predict_then_train():
 
 
 def test_prequential_process_groups_rows_by_seq_and_lines_say_no_model_yet():
-    from consumer.prequential import PrequentialTrainer
-    from consumer.report import train_batch_line
+    from consumer.learn.prequential import PrequentialTrainer
+    from consumer.evaluate.report import train_batch_line
 
     X, y = _data(60, 5)
     frame = _table(X, y)  # seq = row // 20: producer batches 0, 1, 2

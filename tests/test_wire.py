@@ -325,3 +325,92 @@ def test_send_message_writes_one_frame():
     finally:
         a.close()
         b.close()
+
+
+# ------------------------------------------------------------------ integer bounds, auth, reasons
+
+
+HUGE = "9" * 5000  # over Python's int-parsing digit limit (4 300): json.loads raises ValueError
+
+
+@pytest.mark.parametrize("payload", [
+    f'{{"type":"subscribe","from_seq":{HUGE}}}',
+    f'{{"type":"subscribe","from_seq":0,"to_seq":{HUGE}}}',
+    f'{{"type":"ack","seq":-{HUGE}}}',
+    f'{{"type":"ack","seq":0,"extra":[{HUGE}]}}',
+])
+def test_an_integer_of_any_size_is_malformed_not_internal(payload):
+    with pytest.raises(wire.MalformedFrame):
+        wire.decode(payload.encode())
+
+
+INT_FIELDS = [  # (message builder, field) for every integer field of every message type
+    (lambda: _hello(), "protocol"), (lambda: _hello(), "batch_size"),
+    (lambda: _hello(), "total_batches"), (lambda: _hello(), "total_images"),
+    (lambda: _batch(), "seq"), (lambda: _batch(), "epoch"), (lambda: _batch(), "crc32"),
+    (lambda: wire.end(batches=1, images=1, skipped=0), "batches"),
+    (lambda: wire.end(batches=1, images=1, skipped=0), "images"),
+    (lambda: wire.end(batches=1, images=1, skipped=0), "skipped"),
+    (lambda: wire.error("x", seq=1), "seq"),
+    (lambda: wire.subscribe(0, 5), "from_seq"), (lambda: wire.subscribe(0, 5), "to_seq"),
+    (lambda: wire.ack(1), "seq"),
+]
+
+
+@pytest.mark.parametrize("build, key", INT_FIELDS)
+@pytest.mark.parametrize("value", [wire.MAX_INT + 1, 2**64, -1, 10**30])
+def test_every_integer_field_is_bounded(build, key, value):
+    msg = dict(build(), **{key: value})
+    if key == "from_seq":
+        msg["to_seq"] = None
+    payload = json.dumps(msg).encode()
+    with pytest.raises(wire.MalformedFrame, match=key):
+        wire.decode(payload)
+
+
+@pytest.mark.parametrize("key, value", [("image_shape", [5, 4, 2**70]), ("shape", None), ("labels", None)])
+def test_integer_lists_are_bounded(key, value):
+    msg = _hello() if key == "image_shape" else _batch(n=1)
+    if key == "shape":
+        value = [1, 5, 4, 2**70]
+    if key == "labels":
+        value = [2**70]
+    with pytest.raises(wire.MalformedFrame, match=key):
+        wire.decode(json.dumps(dict(msg, **{key: value})).encode())
+
+
+def test_the_largest_allowed_integer_round_trips():
+    assert _roundtrip(wire.ack(wire.MAX_INT))["seq"] == wire.MAX_INT
+
+
+def test_auth_message_round_trips_and_needs_a_token():
+    msg = wire.auth("s3cret")
+    assert msg == {"type": "auth", "token": "s3cret"} and _roundtrip(msg) == msg
+    with pytest.raises(wire.MalformedFrame):
+        wire.auth("")
+    with pytest.raises(wire.MalformedFrame, match="token"):
+        wire.decode(b'{"type":"auth","token":7}')
+
+
+def test_new_error_codes_exist():
+    for code in ("busy", "unauthorized", "file_changed"):
+        assert code in wire.ERROR_CODES
+    assert wire.FileChanged("x", seq=3).code == "file_changed"
+    assert wire.PROTOCOL_VERSION == 2
+
+
+def test_error_messages_about_peer_strings_can_always_be_sent_back():
+    """A lone surrogate or a control character from the peer must not break the error frame."""
+    for payload in (b'{"type":"\\ud800"}', b'{"type":"ack","seq":"\\udfff\\u0000"}',
+                    b'{"type":"batch","seq":0,"epoch":0,"shape":[0,1,1,1],"ids":[],"labels":[],'
+                    b'"dtype":"\\ud800","data":"","crc32":0,"skipped":[]}'):
+        with pytest.raises(wire.MalformedFrame) as info:
+            wire.decode(payload)
+        assert wire.decode(wire.encode(wire.error(info.value.message, code=info.value.code))[4:])
+
+
+def test_reasons_are_cut_and_made_valid_utf8():
+    long = wire.error("x" * 10_000)
+    assert len(long["reason"]) == wire.MAX_REASON_CHARS and long["reason"].endswith("...")
+    rec = wire.end(batches=0, images=0, skipped=1, skipped_files=[("a.png", "bad \ud800 byte")])
+    assert wire.decode(wire.encode(rec)[4:])["skipped_files"][0]["reason"] == "bad \\ud800 byte"

@@ -6,6 +6,7 @@ plain-socket code: Spark's Python workers are not asyncio programs.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import time
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from producer import wire
+
+from . import settings
 
 log = logging.getLogger("chestct.client")
 
@@ -23,6 +26,15 @@ class ProducerUnavailable(ConnectionError):
 
 class StreamMismatch(RuntimeError):
     """The producer now serves a different stream than the one this query started on."""
+
+
+class ProducerRestarting(ConnectionError):
+    """The producer said it is stopping (or too busy for now): reconnect and resume, as after a lost
+    connection, within the connect timeout."""
+
+
+#: Producer error codes that mean "come back later" rather than "this stream is wrong".
+RETRY_LATER_CODES = ("shutdown", "busy")
 
 
 class ProducerError(RuntimeError):
@@ -52,15 +64,23 @@ class ConnectConfig:
         Largest frame accepted; a bigger announced frame fails as ``FrameTooLarge``.
     retry_initial, retry_max : float
         First and largest pause between connection attempts (exponential backoff).
+    tls_ca : str, optional
+        PEM file of the CA (or self-signed certificate) of a producer serving TLS; the
+        connection is then TLS 1.2+ with the certificate and hostname checked.
+    token_file : str, optional
+        File holding the producer's shared token (mode 600), sent as the first frame.
+        Both files are read where the connection is made: the driver and every executor.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 6100
-    connect_timeout: float = 60.0
-    read_timeout: float = 120.0
-    max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES
-    retry_initial: float = 0.2
-    retry_max: float = 5.0
+    host: str = settings.DEFAULT_HOST
+    port: int = settings.DEFAULT_PORT
+    connect_timeout: float = settings.DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = settings.DEFAULT_READ_TIMEOUT
+    max_frame_bytes: int = settings.DEFAULT_MAX_FRAME_BYTES
+    retry_initial: float = settings.RETRY_INITIAL
+    retry_max: float = settings.RETRY_MAX
+    tls_ca: str | None = None
+    token_file: str | None = None
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -70,8 +90,9 @@ class ConnectConfig:
         for name in ("connect_timeout", "read_timeout", "retry_initial", "retry_max"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
-        if self.max_frame_bytes < 1024:
-            raise ValueError(f"max_frame_bytes must be >= 1024, got {self.max_frame_bytes}")
+        if self.max_frame_bytes < settings.MIN_MAX_FRAME_BYTES:
+            raise ValueError(f"max_frame_bytes must be >= {settings.MIN_MAX_FRAME_BYTES}, "
+                             f"got {self.max_frame_bytes}")
 
     @property
     def address(self) -> str:
@@ -90,6 +111,8 @@ def check_hello(msg: dict | None, address: str) -> dict:
     """Validate the first message of a connection: it must be a hello in our protocol."""
     if msg is None:
         raise wire.TruncatedFrame(f"producer at {address} closed the connection before its hello")
+    if msg["type"] == "error" and msg["code"] in RETRY_LATER_CODES:
+        raise ProducerRestarting(f"producer at {address} is not serving now: [{msg['code']}] {msg['reason']}")
     if msg["type"] == "error":
         raise ProducerError(f"producer at {address} refused the connection: "
                             f"[{msg['code']}] {msg['reason']}", msg["code"], msg.get("seq"))
@@ -116,12 +139,23 @@ class ProducerConnection:
         wire.send_message(self.sock, wire.subscribe(from_seq=from_seq, to_seq=to_seq))
 
     def recv(self) -> dict | None:
-        """Next message, or None on a clean end of stream. Wire errors propagate."""
+        """Next message, or None on a clean end of stream. Wire errors propagate.
+
+        Raises
+        ------
+        ProducerRestarting
+            The producer sent an error whose code means it is stopping or busy: a lost
+            connection, to be resumed from the same batch.
+        """
         try:
-            return wire.recv_message(self.sock, self.config.max_frame_bytes)
+            msg = wire.recv_message(self.sock, self.config.max_frame_bytes)
         except socket.timeout:
             raise TimeoutError(f"producer at {self.config.address} sent nothing for "
                                f"{self.config.read_timeout:g}s (readTimeout)") from None
+        if msg is not None and msg["type"] == "error" and msg["code"] in RETRY_LATER_CODES:
+            raise ProducerRestarting(f"producer at {self.config.address} is stopping: [{msg['code']}] "
+                                     f"{msg['reason']}")
+        return msg
 
     def close(self) -> None:
         try:
@@ -136,9 +170,22 @@ class ProducerConnection:
         self.close()
 
 
+@functools.lru_cache(maxsize=8)
+def _security(tls_ca: str | None, token_file: str | None):
+    """(TLS context, token) for these files, read once per process; clear errors for bad files."""
+    from producer import transport
+
+    context = transport.client_ssl_context(tls_ca) if tls_ca else None
+    token = transport.read_token(token_file) if token_file else None
+    return context, token
+
+
 def _connect_once(config: ConnectConfig) -> ProducerConnection:
-    sock = socket.create_connection((config.host, config.port),
-                                    timeout=min(config.connect_timeout, 10.0))
+    from producer import transport
+
+    context, token = _security(config.tls_ca, config.token_file)
+    sock = transport.connect(config.host, config.port, ssl_context=context, token=token,
+                             timeout=min(config.connect_timeout, 10.0))
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # A producer sends its hello at once; a silent one is as good as absent.

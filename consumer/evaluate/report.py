@@ -1,6 +1,6 @@
 """Show and save a classification report: rich tables, report.json, PNG plots.
 
-A *report* is the dict of :func:`consumer.metrics.classification_metrics`, possibly with
+A *report* is the dict of :func:`consumer.evaluate.metrics.classification_metrics`, possibly with
 extra keys (model, configuration, timings) that :func:`write_report` keeps as they are.
 """
 from __future__ import annotations
@@ -20,17 +20,18 @@ def per_batch_line(entry: dict) -> str:
     Parameters
     ----------
     entry : dict
-        A :meth:`consumer.metrics.RunningMetrics.update` result.
+        A :meth:`consumer.evaluate.metrics.RunningMetrics.update` result.
 
     Returns
     -------
     str
         ``seq``, images so far, running accuracy, macro P/R/F1 and images/s.
     """
+    version = f" model={entry['version']}" if entry.get("version") else ""
     return (f"batch seq={entry['seq']:>5} images={entry['n_images']:>6} "
             f"acc={entry['accuracy']:.3f} P={entry['macro_precision']:.3f} "
             f"R={entry['macro_recall']:.3f} F1={entry['macro_f1']:.3f} "
-            f"{entry['images_per_s']:.1f} img/s")
+            f"{entry['images_per_s']:.1f} img/s{version}")
 
 
 def train_batch_line(entry: dict) -> str:
@@ -39,7 +40,7 @@ def train_batch_line(entry: dict) -> str:
     Parameters
     ----------
     entry : dict
-        A :meth:`consumer.prequential.PrequentialTrainer.step` result.
+        A :meth:`consumer.learn.prequential.PrequentialTrainer.step` result.
 
     Returns
     -------
@@ -64,7 +65,7 @@ def print_report(report: dict, console=None) -> None:
     Parameters
     ----------
     report : dict
-        A :func:`consumer.metrics.classification_metrics` result.
+        A :func:`consumer.evaluate.metrics.classification_metrics` result.
     console : rich.console.Console, optional
         Where to print (a new stdout console by default).
     """
@@ -145,6 +146,12 @@ def plot_accuracy_over_batches(history: list[dict], png) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(n, [h["accuracy"] for h in history], marker=".", label="running accuracy")
     ax.plot(n, [h["macro_f1"] for h in history], marker=".", label="running macro F1")
+    # A vertical line where a newer model version took over (predict --follow).
+    for before, after in zip(history, history[1:]):
+        if after.get("version") and before.get("version") and after["version"] != before["version"]:
+            ax.axvline(before["n_images"], color="grey", linestyle="--", linewidth=0.8)
+            ax.annotate(f"v{after['version'].lstrip('0')}", (before["n_images"], 0.02), fontsize=8,
+                        color="grey", rotation=90)
     ax.set_xlabel("images predicted")
     ax.set_ylabel("score")
     ax.set_ylim(0, 1)

@@ -1,7 +1,7 @@
 """Prequential ("test-then-train") running metrics while ``chestct train`` streams.
 
 Every producer batch is first predicted by the model as it stands (when there is one),
-which updates a :class:`consumer.metrics.RunningMetrics`, and only then trained on. The
+which updates a :class:`consumer.evaluate.metrics.RunningMetrics`, and only then trained on. The
 running numbers are therefore always measured on images the model had not seen yet.
 """
 from __future__ import annotations
@@ -11,15 +11,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from consumer.metrics import RunningMetrics
+from ..evaluate.metrics import RunningMetrics
 
 
 class PrequentialTrainer:
-    """Test-then-train over producer batches around an :class:`~consumer.training.IncrementalTrainer`.
+    """Test-then-train over producer batches around an :class:`~consumer.learn.incremental.IncrementalTrainer`.
 
     Parameters
     ----------
-    trainer : consumer.training.IncrementalTrainer
+    trainer : consumer.learn.incremental.IncrementalTrainer
         Trained on each batch after the batch is predicted.
     clock : callable, optional
         Seconds source for images/s (``time.perf_counter``); injectable for tests.
@@ -89,7 +89,7 @@ class PrequentialTrainer:
         ----------
         frame : pandas.DataFrame
             Columns ``seq``, ``label``, ``features`` and ``sift`` (as
-            :func:`consumer.ingest.training_frame` returns), skip markers already removed.
+            :func:`consumer.stream.table.training_frame` returns), skip markers already removed.
 
         Returns
         -------

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
+
+from . import signing
 
 FORMAT = "chestct-model"
 FORMAT_VERSION = 1
@@ -46,7 +49,7 @@ def sha256_file(path: Path) -> str:
 
 
 def save_model_dir(directory, *, estimators: Mapping[str, object] | None = None,
-                   arrays: Mapping[str, np.ndarray] | None = None, meta: dict) -> Path:
+                   arrays: Mapping[str, np.ndarray] | None = None, meta: dict, key: bytes | None = None) -> Path:
     """Write estimators (skops), arrays (.npy) and model.json with file hashes.
 
     Files already in ``directory`` (for example a Spark ML model written there by its
@@ -62,6 +65,8 @@ def save_model_dir(directory, *, estimators: Mapping[str, object] | None = None,
         Saved as ``<name>.npy``; must not be object arrays.
     meta : dict
         JSON-serializable metadata; stored under model.json's ``meta`` key.
+    key : bytes, optional
+        Sign model.json with it (:mod:`consumer.learn.signing`).
 
     Returns
     -------
@@ -86,25 +91,36 @@ def save_model_dir(directory, *, estimators: Mapping[str, object] | None = None,
         "meta": meta,
         "files": files,
     }
-    (directory / META_FILE).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    manifest = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+    (directory / META_FILE).write_bytes(manifest)
+    if key is not None:
+        signing.sign(directory, key, manifest)
     return directory
 
 
-def read_meta(directory) -> dict:
-    """Return model.json's ``meta`` after checking format and every file hash.
+def read_meta(directory, key: bytes | None = None) -> dict:
+    """Return model.json's ``meta`` after checking its signature (with a key), format and file hashes.
 
     Raises
     ------
     ModelRefused
         Missing or unreadable model.json, another format version, a missing, changed
-        or unlisted file.
+        or unlisted file; with a key, a missing or wrong signature.
     """
     directory = Path(directory)
     meta_path = directory / META_FILE
     if not meta_path.is_file():
         raise ModelRefused(f"{directory} is not a model directory: {META_FILE} is missing")
     try:
-        document = json.loads(meta_path.read_text())
+        manifest = meta_path.read_bytes()
+    except OSError as exc:
+        raise ModelRefused(f"{meta_path} cannot be read: {exc}") from exc
+    if key is not None:
+        problem = signing.verify(directory, key, manifest)
+        if problem:
+            raise ModelRefused(problem)
+    try:
+        document = json.loads(manifest.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelRefused(f"{meta_path} is not valid JSON: {exc}") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
@@ -179,9 +195,22 @@ def load_array(directory, name: str) -> np.ndarray:
         raise ModelRefused(f"{path} is not a plain numeric array: {exc}") from exc
 
 
+def prepare_dir(directory: Path) -> None:
+    """Make ``directory`` ready for a new model: a previous model there is replaced, anything else refused."""
+    if directory.exists():
+        if not directory.is_dir():
+            raise ValueError(f"model path {directory} exists and is not a directory")
+        if any(directory.iterdir()):
+            if not (directory / META_FILE).is_file():
+                raise ValueError(f"model directory {directory} is not empty and holds no model; "
+                                 f"refusing to overwrite it")
+            shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+
 def _listing(directory: Path) -> list[str]:
     return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")
-                  if p.is_file() and p.name != META_FILE)
+                  if p.is_file() and p.name not in (META_FILE, signing.SIGNATURE_FILE))
 
 
 def _inside(directory: Path, path: Path) -> bool:

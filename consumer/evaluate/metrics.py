@@ -34,16 +34,32 @@ def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str]) -> dict:
+#: Which classes a macro average runs over: those with true images (the final report), or
+#: those with true or predicted images (a running window, where some classes have not
+#: arrived yet but a wrong prediction of one must still count).
+AVERAGE_OVER = ("support", "present")
+
+
+def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str], average_over: str = "support") -> dict:
     """Accuracy, macro and per-class precision/recall/F1 from a confusion matrix.
+
+    Parameters
+    ----------
+    cm : ndarray, shape (n_classes, n_classes)
+    classes : sequence of str
+    average_over : {"support", "present"}
+        Classes the macro averages run over (see :data:`AVERAGE_OVER`); every class when
+        none qualifies (an empty matrix).
 
     Returns
     -------
     dict
         Keys ``accuracy``, ``macro_precision``, ``macro_recall``, ``macro_f1``,
-        ``per_class`` ({name: {precision, recall, f1, support}}), ``confusion_matrix``
-        (list of lists), ``classes`` and ``n_images``.
+        ``averaged_over`` (class names), ``per_class`` ({name: {precision, recall, f1,
+        support}}), ``confusion_matrix`` (list of lists), ``classes`` and ``n_images``.
     """
+    if average_over not in AVERAGE_OVER:
+        raise ValueError(f"average_over must be one of {', '.join(AVERAGE_OVER)}, got {average_over!r}")
     cm = np.asarray(cm, dtype=np.int64)
     tp = np.diag(cm).astype(np.float64)
     support = cm.sum(axis=1)
@@ -57,11 +73,15 @@ def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str]) -> dict:
                "support": int(support[i])}
         for i, name in enumerate(classes)
     }
+    counted = support > 0 if average_over == "support" else (support + predicted) > 0
+    if not counted.any():
+        counted = np.ones(len(support), bool)
     return {
         "accuracy": float(tp.sum() / n_images) if n_images else 0.0,
-        "macro_precision": float(precision.mean()),
-        "macro_recall": float(recall.mean()),
-        "macro_f1": float(f1.mean()),
+        "macro_precision": float(precision[counted].mean()),
+        "macro_recall": float(recall[counted].mean()),
+        "macro_f1": float(f1[counted].mean()),
+        "averaged_over": [name for name, c in zip(classes, counted) if c],
         "per_class": per_class,
         "confusion_matrix": cm.tolist(),
         "classes": list(classes),
@@ -117,13 +137,14 @@ class RunningMetrics:
         -------
         dict
             ``seq``, ``batch_size``, ``n_images`` (so far), ``batch_accuracy``, running
-            ``accuracy``, ``macro_precision``, ``macro_recall``, ``macro_f1`` and
-            ``images_per_s`` (images so far over seconds since this object was made).
-            The same dict is appended to :attr:`history`.
+            ``accuracy``, ``macro_precision``, ``macro_recall``, ``macro_f1`` (averaged over
+            the classes present so far, true or predicted) and ``images_per_s`` (images so
+            far over seconds since this object was made). The same dict is appended to
+            :attr:`history`.
         """
         batch_cm = confusion_matrix(y_true, y_pred, len(self.classes))
         self._cm += batch_cm
-        running = metrics_from_confusion(self._cm, self.classes)
+        running = metrics_from_confusion(self._cm, self.classes, average_over="present")
         batch_size = int(batch_cm.sum())
         elapsed = max(self._clock() - self._start, 1e-9)
         entry = {

@@ -1,12 +1,12 @@
 """The feature stage: a DataFrame -> DataFrame step that runs in Spark executors.
 
 Input: rows of the ``chestct`` source (``pixels`` + ``height``/``width``/``channels``).
-Output: the same rows without ``pixels`` (unless kept), plus
+Output: the same rows without ``pixels``, plus
 
-* ``features`` ``array<float>`` — :func:`consumer.features.extract` of the non-SIFT
+* ``features`` ``array<float>`` — :func:`consumer.features.extract.extract` of the non-SIFT
   features, null on a skipped batch's marker row;
 * ``sift`` ``binary`` — the image's SIFT descriptors as little-endian float32 ``(k, 128)``
-  (:func:`consumer.sift_bow.to_bytes`), null when SIFT is off or on a marker row.
+  (:func:`consumer.features.sift_bow.to_bytes`), null when SIFT is off or on a marker row.
 
 It is one ``mapInArrow``: each Arrow record batch (one producer batch or more) goes
 through ``extract`` as one ``(N, H, W, C)`` stack, with ``n_threads`` featrs threads.
@@ -17,15 +17,17 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .config import BACKENDS, DEFAULT_BACKEND, FeatureConfig
+
 FEATURES_FIELD = "features"
 SIFT_FIELD = "sift"
 
 
-def output_schema(input_schema, keep_pixels: bool = False):
+def output_schema(input_schema):
     """Spark schema of the stage's output for a given input schema."""
     from pyspark.sql.types import ArrayType, BinaryType, FloatType, StructField, StructType
 
-    fields = [f for f in input_schema.fields if keep_pixels or f.name != "pixels"]
+    fields = [f for f in input_schema.fields if f.name != "pixels"]
     fields += [StructField(FEATURES_FIELD, ArrayType(FloatType(), containsNull=True), True),
                StructField(SIFT_FIELD, BinaryType(), True)]
     return StructType(fields)
@@ -83,7 +85,7 @@ def compute_features(images: np.ndarray, config, backend: str, n_threads: int) -
         ``features`` float32 ``(N, D)`` (``D`` may be 0 with only SIFT on); ``sift`` a list
         of N bytes objects, or of None when SIFT is off.
     """
-    from consumer import features as feats
+    from .extract import extract, to_grey
 
     n = images.shape[0]
     non_sift = [f for f in config.features if f != "sift"]
@@ -91,21 +93,21 @@ def compute_features(images: np.ndarray, config, backend: str, n_threads: int) -
         # Only marker rows: nothing to extract (and no real image size to check).
         return np.zeros((0, 0), np.float32), []
     if non_sift:
-        values = np.asarray(feats.extract(images, config, backend=backend, n_threads=n_threads),
+        values = np.asarray(extract(images, config, backend=backend, n_threads=n_threads),
                             dtype=np.float32)
     else:
         values = np.zeros((n, 0), np.float32)
     if "sift" in config.features:
-        from consumer import sift_bow
+        from . import sift_bow
 
-        grey = feats.to_grey(images)
+        grey = to_grey(images)
         blobs: list = [sift_bow.to_bytes(sift_bow.descriptors(img, config)) for img in grey]
     else:
         blobs = [None] * n
     return values, blobs
 
 
-def transform_batch(batch, config, backend: str, n_threads: int, keep_pixels: bool = False):
+def transform_batch(batch, config, backend: str, n_threads: int):
     """One Arrow record batch of source rows -> the stage's output record batch."""
     import pyarrow as pa
 
@@ -125,14 +127,13 @@ def transform_batch(batch, config, backend: str, n_threads: int, keep_pixels: bo
     sift_values: list[Any] = [None] * n
     for row, blob in zip(rows.tolist(), blobs):
         sift_values[row] = blob
-    columns = [batch.column(i) for i, name in enumerate(batch.schema.names)
-               if keep_pixels or name != "pixels"]
-    names = [name for name in batch.schema.names if keep_pixels or name != "pixels"]
+    columns = [batch.column(i) for i, name in enumerate(batch.schema.names) if name != "pixels"]
+    names = [name for name in batch.schema.names if name != "pixels"]
     return pa.RecordBatch.from_arrays(columns + [features, pa.array(sift_values, pa.binary())],
                                       names=names + [FEATURES_FIELD, SIFT_FIELD])
 
 
-def add_features(df, config, *, backend: str = "rust", n_threads: int = 1, keep_pixels: bool = False):
+def add_features(df, config, *, backend: str = DEFAULT_BACKEND, n_threads: int = 1):
     """Append ``features`` and ``sift`` columns to a DataFrame of ``chestct`` rows.
 
     Parameters
@@ -142,18 +143,16 @@ def add_features(df, config, *, backend: str = "rust", n_threads: int = 1, keep_
     config : consumer.features.FeatureConfig
         Which features and their parameters.
     backend : {"rust", "skimage"}
-        Kernels used by :func:`consumer.features.extract`.
+        Kernels used by :func:`consumer.features.extract.extract`.
     n_threads : int
         featrs threads per Spark task (see :func:`consumer.spark.plan_parallelism`).
-    keep_pixels : bool
-        Keep the ``pixels`` column (dropped by default: it is large and used up here).
 
     Returns
     -------
     pyspark.sql.DataFrame
     """
-    if backend not in ("rust", "skimage"):
-        raise ValueError(f"backend must be 'rust' or 'skimage', got {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     missing = {"pixels", "height", "width", "channels"} - set(df.columns)
@@ -162,10 +161,8 @@ def add_features(df, config, *, backend: str = "rust", n_threads: int = 1, keep_
     config_dict = config.to_dict()
 
     def run(batches: Iterator) -> Iterator:
-        from consumer.features import FeatureConfig
-
         cfg = FeatureConfig.from_dict(config_dict)
         for batch in batches:
-            yield transform_batch(batch, cfg, backend, n_threads, keep_pixels)
+            yield transform_batch(batch, cfg, backend, n_threads)
 
-    return df.mapInArrow(run, output_schema(df.schema, keep_pixels))
+    return df.mapInArrow(run, output_schema(df.schema))

@@ -1,0 +1,96 @@
+"""Memory of an endless ``chestct train`` over time: it must stay flat.
+
+The real producer serves the real train split endlessly; ``chestct train`` (the default
+svm on its bounded ``--window``, publishing a version every 500 images) runs for
+``CHESTCT_ENDLESS_MINUTES`` (default 20) minutes. Every minute the consumer's resident
+memory is sampled: the driver's Python process, its JVM and Spark's Python workers. The
+result: the samples, and the mean of the last 5 minutes against the mean of minutes 5-10
+(target within 5%). ``CHESTCT_BENCH_QUICK=1`` runs 2 minutes with a sample every 10 s
+(a smoke run for CI: the flatness is only judged on a full run).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fake_producer import Processes, consumer_args, producer_args  # noqa: E402
+from producer.launch import free_port, wait_for_port  # noqa: E402
+
+QUICK = os.environ.get("CHESTCT_BENCH_QUICK", "") not in ("", "0")
+MINUTES = 2.0 if QUICK else float(os.environ.get("CHESTCT_ENDLESS_MINUTES", "20"))
+INTERVAL = 10.0 if QUICK else 60.0
+
+
+def _consumer_mib(driver: psutil.Process) -> dict[str, float]:
+    """RSS (MiB) of the driver's Python, its JVM and the JVM's Python workers."""
+    out = {"driver_python": 0.0, "jvm": 0.0, "python_workers": 0.0}
+    try:
+        out["driver_python"] = driver.memory_info().rss / 2**20
+        for child in driver.children(recursive=True):
+            name = child.name()
+            rss = child.memory_info().rss / 2**20
+            if "java" in name:
+                out["jvm"] += rss
+            elif "python" in name:
+                out["python_workers"] += rss
+    except psutil.NoSuchProcess:
+        pass
+    return out
+
+
+def test_endless_train_memory_stays_flat(benchmark, tmp_path):
+    env = os.environ.get("CHESTCT_DATA")
+    if not env or not (Path(env) / "train").is_dir():
+        pytest.skip("set CHESTCT_DATA to the chest-ctscan folder to run the endless-memory benchmark")
+    data = Path(env).resolve()
+    samples: list[dict] = []
+
+    def run():
+        procs = Processes()
+        port = free_port()
+        try:
+            producer = procs.start(producer_args(data, "train", port, "--endless"), tmp_path / "producer.log")
+            wait_for_port(port, producer)
+            train = procs.start(consumer_args("train", "--save-path", str(tmp_path / "model"), "--port", str(port),
+                                              "--work-dir", str(tmp_path / "work"), "--publish-every", "500",
+                                              "--master", "local[2]"), tmp_path / "train.log")
+            driver = psutil.Process(train.pid)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < MINUTES * 60:
+                time.sleep(INTERVAL)
+                assert train.poll() is None, (tmp_path / "train.log").read_text()[-3000:]
+                sample = _consumer_mib(driver)
+                sample["minute"] = (time.monotonic() - t0) / 60
+                sample["total"] = sample["driver_python"] + sample["jvm"] + sample["python_workers"]
+                samples.append(sample)
+                print(f"minute {sample['minute']:5.1f}: total {sample['total']:7.0f} MiB (driver "
+                      f"{sample['driver_python']:.0f}, JVM {sample['jvm']:.0f}, workers "
+                      f"{sample['python_workers']:.0f})", flush=True)
+            train.send_signal(signal.SIGINT)
+            assert train.wait(300) == 130
+        finally:
+            procs.stop_all()
+
+    benchmark.group = "endless train memory"
+    benchmark.extra_info["impl"] = "svm-window"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    log = (tmp_path / "train.log").read_text()
+    published = log.count("published version")
+    benchmark.extra_info.update({"minutes": MINUTES, "versions_published": published,
+                                 "peak_total_mib": max(s["total"] for s in samples)})
+    if MINUTES >= 20:
+        middle = [s["total"] for s in samples if 5 <= s["minute"] <= 10]
+        last = [s["total"] for s in samples if s["minute"] >= MINUTES - 5]
+        drift = (sum(last) / len(last)) / (sum(middle) / len(middle)) - 1
+        benchmark.extra_info["last5_vs_5to10"] = drift
+        print(f"\nlast 5 minutes vs minutes 5-10: {drift:+.1%} (target within 5%)")
+    assert published >= 1

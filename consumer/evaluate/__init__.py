@@ -1,0 +1,1 @@
+"""Evaluation: metrics (numbers only), the predicting sink, and reports with plots."""

@@ -1,0 +1,33 @@
+"""Connection and source defaults and bounds: the one owner of each.
+
+The command line (:mod:`consumer.cli`), the ``chestct`` source options
+(:mod:`consumer.stream.options`) and the client (:mod:`consumer.stream.client`) all take
+their defaults, bounds and choice lists from here.
+"""
+from __future__ import annotations
+
+from producer import wire
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 6100
+#: Seconds to keep retrying while the producer is not up (or restarting).
+DEFAULT_CONNECT_TIMEOUT = 60.0
+#: Seconds to wait for one frame on an open connection.
+DEFAULT_READ_TIMEOUT = 120.0
+DEFAULT_MAX_FRAME_BYTES = wire.DEFAULT_MAX_FRAME_BYTES
+#: Smallest frame limit accepted: a hello alone takes a few hundred bytes.
+MIN_MAX_FRAME_BYTES = 1024
+#: Smallest timeout accepted, in seconds.
+MIN_TIMEOUT = 0.1
+#: First and largest pause between connection attempts (exponential backoff).
+RETRY_INITIAL = 0.2
+RETRY_MAX = 5.0
+#: Producer batches per Spark micro-batch.
+DEFAULT_MAX_BATCHES_PER_TRIGGER = 8
+#: Spark tasks a micro-batch is read by (the command sets it to the task slots).
+DEFAULT_NUM_PARTITIONS = 2
+#: Reconnects per batch before the batch counts as bad.
+DEFAULT_MAX_RETRIES = 3
+#: What a bad batch does: fail the query, or become a counted marker row.
+BAD_BATCH_POLICIES = ("fail", "skip")
+DEFAULT_BAD_BATCH = "fail"

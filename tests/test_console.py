@@ -1,0 +1,60 @@
+"""What a user sees from ``chestct train``: no collided lines, no JVM banners, one line on Ctrl-C."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+
+import pytest
+
+from consumer import console
+from fake_producer import FakeProducer, FakeStream, Processes, process_env
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+FEATURES = ["--features", "hog", "--feature-option", "hog.pixels_per_cell=8",
+            "--feature-option", "hog.cells_per_block=2", "--backend", "skimage"]
+#: What the JVM prints at start-up when nobody configures it.
+BANNERS = ("log4j profile", "NativeCodeLoader", "incubator modules", "Setting default log level",
+           "sc.setLogLevel")
+BAR = re.compile(r"\d+(batch|it)?/s|\|\s*\d+/\d*")
+
+
+def test_train_console_has_no_collided_lines_no_banner_and_one_line_on_ctrl_c(tmp_path):
+    stream = FakeStream(total_images=400, batch_size=8, image_shape=(32, 32, 1))
+    log = tmp_path / "train.log"
+    procs = Processes()
+    try:
+        with FakeProducer(stream=stream, delay=0.3) as fp:
+            # The progress bar stays on (no --no-progress): it must not collide with the lines.
+            proc = procs.start([sys.executable, "-m", "consumer", "train", "--save-path", str(tmp_path / "m"),
+                                "--model", "sgd", "--port", str(fp.port), "--work-dir", str(tmp_path / "w"),
+                                "--master", "local[2]", "--max-batches-per-trigger", "1", *FEATURES],
+                               log, env=process_env())
+            deadline = time.monotonic() + 240
+            while log.read_text(errors="replace").count("train seq=") < 4:
+                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.3)
+            interrupted_at = len(log.read_bytes())
+            os.kill(proc.pid, signal.SIGINT)
+            code = proc.wait(90)
+    finally:
+        procs.stop_all()
+    out = log.read_text(errors="replace")
+    assert code == console.EXIT_INTERRUPTED, out[-3000:]
+    for banner in BANNERS:
+        assert banner not in out, f"JVM start-up noise {banner!r} reached the console"
+    lines = [segment for line in out.split("\n") for segment in line.split("\r")]
+    collided = [s for s in lines if "train seq=" in s and (BAR.search(s.split("train seq=")[0])
+                                                           or "stream:" in s)]
+    assert not collided, collided[:3]
+    assert sum("train seq=" in s for s in lines) >= 4
+    after = out[interrupted_at:]
+    assert sum(line.startswith("interrupted: ") for line in after.splitlines()) == 1, after[-3000:]
+    assert "Traceback" not in out and "py4j" not in after and "ERROR" not in after, after[-3000:]
+    # Ctrl-C on train publishes what it learned: the model loads.
+    from consumer.learn import versions
+
+    assert versions.latest(tmp_path / "m") == "000001"
