@@ -150,6 +150,13 @@ def test_multi_frame_files_give_one_image_per_frame(tmp_path):
         ("normal/single.dcm", None)]
     for f, value in zip(files, (0, 128, 255)):
         assert (read(f.path, f.frame) == value).all()
+    # the stream's recorded digests keep every frame's number; the frames share one digest
+    spec = StreamSpec.from_directory(tmp_path, "train", batch_size=4, shuffle=False,
+                                     preprocessing=imaging.Preprocessing(image_size=(4, 4)))
+    assert [f.frame for f in spec.files] == [1, 2, 3, None]
+    assert len({f.digest for f in spec.files[:3]}) == 1 and spec.files[0].digest is not None
+    pixels = wire.batch_pixels(wire.decode(build_batch(spec, 0).frame[4:]))
+    assert [int(p.max()) for p in pixels] == [0, 128, 255, 0]
     prep = imaging.Preprocessing(image_size=(4, 4))
     assert "outside the file's 3 frames" in skip_reason(path, prep, frame=4)
     assert "without a frame number" in skip_reason(path, prep)
