@@ -72,8 +72,8 @@ def check_model(hello: Mapping, meta: Mapping) -> None:
 
 
 #: Declared fields that do not refuse a model: the size has its own check (with its fix), and a
-#: decoder's version number alone changes no pixels of a lossless PNG.
-_NOT_COMPARED = ("image_size", "decoder_version")
+#: decoder's version number (OpenCV, or the DICOM decoder packages) alone changes no pixels of a lossless file.
+_NOT_COMPARED = ("image_size", "decoder_version", "dicom_decoder")
 
 
 def preprocessing_differences(trained: Mapping | None, streamed: Mapping | None) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import budget, dataset, imaging, server, stream, transport, wire
+from . import budget, dataset, dicom, imaging, server, stream, transport, wire
 from .running import serve
 from .server import ServerConfig
 from .stream import StreamSpec, max_batch_frame_bytes
@@ -49,6 +49,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _window(text: str) -> str:
+    try:
+        return dicom.canonical_window(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line parser (also used to document the options)."""
     ap = argparse.ArgumentParser(
@@ -77,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=_int_at_least(0), default=0, help="shuffle seed (default: %(default)s)")
     data.add_argument("--endless", action="store_true",
                       help="repeat epochs forever (seq keeps counting, a new permutation per epoch)")
+    data.add_argument("--window", type=_window, default=dicom.DEFAULT_WINDOW,
+                      help=f"DICOM only: Hounsfield window, one of {', '.join(dicom.WINDOW_PRESETS)} "
+                           "or LEVEL,WIDTH in HU written --window=-600,1500 (default: %(default)s)")
     data.add_argument("--max-image-pixels", type=_int_at_least(1), default=imaging.DEFAULT_MAX_IMAGE_PIXELS,
                       help="skip images whose header announces more pixels (default: %(default)s)")
     data.add_argument("--on-changed-file", choices=stream.CHANGED_FILE_POLICIES,
@@ -149,7 +159,8 @@ def spec_from_args(args: argparse.Namespace, ap: argparse.ArgumentParser) -> Str
         ap.error(f"--directory {str(args.directory)!r} does not exist or is not a folder")
     try:
         prep = imaging.Preprocessing(image_size=tuple(args.image_size), color_mode=args.color_mode,
-                                     interpolation=args.interpolation, max_image_pixels=args.max_image_pixels)
+                                     interpolation=args.interpolation, max_image_pixels=args.max_image_pixels,
+                                     window=args.window)
         spec = StreamSpec.from_directory(args.directory, args.split, progress=args.progress,
                                          batch_size=args.batch_size, preprocessing=prep, shuffle=args.shuffle,
                                          seed=args.seed, endless=args.endless,

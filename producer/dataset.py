@@ -12,9 +12,12 @@ cannot be decoded (see :mod:`producer.reading` for the check at open time).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import dicom
 
 SPLITS = ("train", "valid", "test")
 #: Names accepted for a split, mapped to its folder.
@@ -49,6 +52,8 @@ class ImageFile:
         not read: refused, unreadable or over the size limit).
     refused : str or None
         Why the entry is never opened (e.g. it resolves outside the dataset root).
+    frame : int or None
+        1-based frame of a multi-frame DICOM file (its id ends in ``#frame=N``).
     """
 
     id: str
@@ -58,6 +63,7 @@ class ImageFile:
     mtime_ns: int
     digest: str | None = None
     refused: str | None = None
+    frame: int | None = None
 
 
 def class_name(folder_name: str) -> str:
@@ -116,6 +122,14 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def _frames(entry: ImageFile) -> list[ImageFile]:
+    """A DICOM entry, one per frame (``id#frame=N``, N from 1); a single-frame file keeps its id."""
+    frames = dicom.count_frames(entry.path)  # header only
+    if frames == 1:
+        return [entry]
+    return [dataclasses.replace(entry, id=f"{entry.id}#frame={n}", frame=n) for n in range(1, frames + 1)]
+
+
 def list_images(root: Path | str, split: str) -> tuple[list[str], list[ImageFile]]:
     """List the images of one split.
 
@@ -131,7 +145,9 @@ def list_images(root: Path | str, split: str) -> tuple[list[str], list[ImageFile
     classes : list of str
         Sorted class names shared by every split.
     files : list of ImageFile
-        Every ``.png``/``.jpg``/``.jpeg`` file (any case) of the split, sorted by id.
+        Every ``.png``/``.jpg``/``.jpeg`` file (any case) of the split and every DICOM
+        file (``.dcm``, or any name with the ``DICM`` magic; one entry per frame),
+        sorted by id.
 
     Raises
     ------
@@ -157,7 +173,7 @@ def list_images(root: Path | str, split: str) -> tuple[list[str], list[ImageFile
         files.extend(_walk(folder, root, split_dir, label, {Path(os.path.realpath(folder))}))
     if not files:
         raise DatasetError(
-            f"no images ({'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}) found in class folders "
+            f"no images ({'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}/DICOM) found in class folders "
             f"of {str(split_dir)!r}")
     files.sort(key=lambda f: f.id)
     return classes, files
@@ -182,13 +198,15 @@ def _walk(folder: Path, root: Path, split_dir: Path, label: int, seen: set[Path]
                 found.append(_refused(path, split_dir, label, f"folder {OUTSIDE_ROOT}"))
             elif real not in seen:  # a link back to an ancestor would never end
                 found.extend(_walk(path, root, split_dir, label, seen | {real}))
-        elif _is_image(path):
+        # DICOM: a .dcm name, or (read only inside the root) the DICM magic of any other name
+        elif _is_image(path) or dicom.is_dicom_name(path) or (inside and path.is_file() and dicom.has_magic(path)):
             if not inside:
                 found.append(_refused(path, split_dir, label, OUTSIDE_ROOT))
             elif path.is_file():
                 stat = path.stat()
-                found.append(ImageFile(id=path.relative_to(split_dir).as_posix(), path=path, label=label,
-                                       size=stat.st_size, mtime_ns=stat.st_mtime_ns))
+                entry = ImageFile(id=path.relative_to(split_dir).as_posix(), path=path, label=label,
+                                  size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+                found.extend([entry] if _is_image(path) else _frames(entry))
     return found
 
 

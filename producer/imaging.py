@@ -19,6 +19,8 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 
+from . import dicom
+
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
     "bilinear": cv2.INTER_LINEAR,
@@ -67,6 +69,9 @@ class Preprocessing:
         Images whose header announces more pixels are skipped undecoded.
     max_file_bytes : int
         Files larger than this are skipped unread.
+    window : str
+        DICOM only: HU window, a preset of :data:`dicom.WINDOW_PRESETS` or ``"L,W"``
+        (normalised by :func:`dicom.canonical_window`).
     """
 
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
@@ -74,8 +79,10 @@ class Preprocessing:
     interpolation: str = "area"
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    window: str = dicom.DEFAULT_WINDOW
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "window", dicom.canonical_window(self.window))
         height, width = self.image_size
         if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in (height, width)):
             raise ValueError(f"image_size must be two positive integers, got {self.image_size!r}")
@@ -106,6 +113,7 @@ class Preprocessing:
         info = {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name not in LIMIT_FIELDS}
         info["decoder"] = "opencv"
         info["decoder_version"] = cv2.__version__
+        info["dicom_decoder"] = dicom.decoder_description()
         return info
 
     def limits(self) -> dict:
@@ -166,14 +174,24 @@ def _jpeg_dimensions(fh: BinaryIO) -> tuple[int, int]:
 
 
 def image_dimensions(fh: BinaryIO) -> tuple[str, int, int]:
-    """Read ``(format, width, height)`` from a PNG or JPEG header, leaving ``fh`` anywhere.
+    """Read ``(format, width, height)`` from a PNG, JPEG or DICOM header, leaving ``fh`` anywhere.
+
+    A DICOM file's height is ``Rows * NumberOfFrames``: what it would take to decode all.
 
     Raises
     ------
     ImageSkipped
-        If the file is neither PNG nor JPEG or its header is cut short.
+        If the file is neither PNG, JPEG nor DICOM, or its header is cut short.
     """
     magic = fh.read(8)
+    if dicom.has_magic_at_start(magic + fh.read(dicom.PREAMBLE_BYTES + len(dicom.MAGIC) - 8)):
+        fh.seek(0)
+        try:
+            columns, rows, frames = dicom.header_dimensions(fh)
+        except dicom.DicomSkipped as exc:
+            raise ImageSkipped(exc.reason) from None
+        return "DICOM", columns, rows * frames  # frames stacked: the pixel limit covers them all
+    fh.seek(8)
     if magic == PNG_SIGNATURE:
         width, height = _png_dimensions(fh)
         return "png", width, height
@@ -181,7 +199,7 @@ def image_dimensions(fh: BinaryIO) -> tuple[str, int, int]:
         fh.seek(2)
         width, height = _jpeg_dimensions(fh)
         return "jpeg", width, height
-    raise ImageSkipped("not a PNG or JPEG file (unknown signature)")
+    raise ImageSkipped("not a PNG or JPEG file, nor DICOM (unknown signature)")
 
 
 def _check_dimensions(kind: str, width: int, height: int, max_pixels: int) -> None:
@@ -216,14 +234,28 @@ def read_checked(path: Path, prep: Preprocessing) -> bytes:
         raise ImageSkipped(f"cannot read file: {exc.strerror or exc}") from None
 
 
-def decode(data: bytes, prep: Preprocessing) -> np.ndarray:
+def decode(data: bytes, prep: Preprocessing, frame: int | None = None) -> np.ndarray:
     """Decode image bytes and preprocess them into a ``uint8`` array of ``prep.image_shape``.
+
+    PNG and JPEG go through OpenCV; DICOM (the ``DICM`` magic) through
+    :func:`dicom.decode_frame`, windowed by ``prep.window``.
+
+    Parameters
+    ----------
+    frame : int, optional
+        1-based frame of a multi-frame DICOM file.
 
     Raises
     ------
     ImageSkipped
-        If OpenCV cannot decode the data.
+        If the data cannot be decoded.
     """
+    if dicom.has_magic_at_start(data):
+        try:
+            grey = dicom.decode_frame(data, frame, prep.window, prep.max_image_pixels)
+        except dicom.DicomSkipped as exc:
+            raise ImageSkipped(exc.reason) from None
+        return _finish_grey(grey, prep)
     flag = cv2.IMREAD_GRAYSCALE if prep.color_mode == "grayscale" else cv2.IMREAD_COLOR
     try:
         image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
@@ -241,12 +273,25 @@ def decode(data: bytes, prep: Preprocessing) -> np.ndarray:
     return image[:, :, np.newaxis]
 
 
-def load(path: Path, prep: Preprocessing) -> np.ndarray:
+def _finish_grey(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """Resize a 2-D ``uint8`` image and give it ``prep``'s channels."""
+    height, width = prep.image_size
+    if image.shape != (height, width):
+        image = cv2.resize(image, (width, height), interpolation=INTERPOLATIONS[prep.interpolation])
+    return np.repeat(image[:, :, np.newaxis], prep.channels, axis=2)
+
+
+def load(path: Path, prep: Preprocessing, frame: int | None = None) -> np.ndarray:
     """Read, check and decode one image file into ``prep.image_shape`` ``uint8`` pixels.
+
+    Parameters
+    ----------
+    frame : int, optional
+        1-based frame of a multi-frame DICOM file.
 
     Raises
     ------
     ImageSkipped
         With the reason the file cannot be used.
     """
-    return decode(read_checked(path, prep), prep)
+    return decode(read_checked(path, prep), prep, frame)

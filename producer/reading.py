@@ -14,6 +14,7 @@ Every byte the producer decodes comes through :func:`read_image`:
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import io
@@ -99,8 +100,7 @@ def _recorded(file: dataset.ImageFile, root: Path, prep: imaging.Preprocessing) 
     with os.fdopen(fd, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         digest = content_digest(fh)
-    return dataset.ImageFile(id=file.id, path=file.path, label=file.label, size=size,
-                             mtime_ns=file.mtime_ns, digest=digest)
+    return dataclasses.replace(file, size=size, digest=digest)  # keeps a DICOM entry's frame
 
 
 def digest_files(files: Iterable[dataset.ImageFile], root: Path, prep: imaging.Preprocessing,
@@ -118,8 +118,15 @@ def digest_files(files: Iterable[dataset.ImageFile], root: Path, prep: imaging.P
         Show a tqdm bar.
     """
     files = list(files)
+    by_path: dict[Path, dataset.ImageFile] = {}  # the frames of one DICOM file share one read
+    recorded = []
     with tqdm(files, desc="hashing files", unit="file", disable=not progress, mininterval=0.5) as bar:
-        return tuple(_recorded(f, root, prep) for f in bar)
+        for f in bar:
+            done = by_path.get(f.path) if f.frame is not None else None
+            if done is None:
+                done = by_path[f.path] = _recorded(f, root, prep)
+            recorded.append(dataclasses.replace(f, size=done.size, digest=done.digest))
+    return tuple(recorded)
 
 
 def read_image(file: dataset.ImageFile, root: Path, prep: imaging.Preprocessing) -> bytes:

@@ -228,7 +228,8 @@ def load_image(file: dataset.ImageFile, spec: "StreamSpec") -> np.ndarray | imag
     ``file_changed`` error by :func:`assemble_batch`.
     """
     try:
-        return imaging.decode(reading.read_image(file, spec.root, spec.preprocessing), spec.preprocessing)
+        return imaging.decode(reading.read_image(file, spec.root, spec.preprocessing), spec.preprocessing,
+                              frame=file.frame)
     except imaging.ImageSkipped as exc:
         _warn_skip(file.path, exc.reason)
         return exc
