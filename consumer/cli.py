@@ -114,6 +114,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-key-file", default=None, metavar="FILE",
                         help="sign (train) and require signed (predict) models with this key, kept outside "
                              "the model folder; default: the CHESTCT_MODEL_KEY environment variable, else none")
+    from .tracking import add_cli_arguments
+
+    add_cli_arguments(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     out.add_argument("--log-level", default="INFO", choices=LOG_LEVELS,

@@ -9,6 +9,19 @@ from .common import Run, feature_config, fetch_stream_hello, log, output_dir, pr
 
 
 def cmd_predict(args: argparse.Namespace, run: Run) -> int:
+    from .tracking import Tracking
+
+    tracking = Tracking(args)
+    status = "FAILED"
+    try:
+        code = _predict(args, run, tracking)
+        status = "KILLED" if code == EXIT_INTERRUPTED else "FINISHED"
+        return code
+    finally:
+        tracking.end(status)
+
+
+def _predict(args: argparse.Namespace, run: Run, tracking) -> int:
     from ..evaluate import report as reporting
     from ..evaluate.predicting import StreamPredictor
     from ..features import FeatureConfig, backend_module
@@ -41,6 +54,7 @@ def cmd_predict(args: argparse.Namespace, run: Run) -> int:
                          f"and its parameters; predict with the same (drop --features/--feature-option)")
     check_stream(hello, config, meta)
     model = TrainedModel.load(model_dir, key=key) if meta["engine"] == "sklearn" else None
+    tracking.predict_started(model_dir, hello)
     run.start_spark()
     if model is None:
         model = TrainedModel.load(model_dir, key=key)  # Spark ML models load through the session
@@ -88,6 +102,8 @@ def cmd_predict(args: argparse.Namespace, run: Run) -> int:
     reporting.write_report(result, report_path)
     reporting.plot_confusion_matrix(result, plots / "confusion_matrix.png")
     reporting.plot_accuracy_over_batches(predictor.history, plots / "accuracy_over_batches.png")
+    tracking.predict_finished(result, [report_path, plots / "confusion_matrix.png",
+                                       plots / "accuracy_over_batches.png"])
     print_skipped(result["skipped_files"])
     print(f"report {report_path}; plots in {plots}" + (" (interrupted: partial)" if interrupted else ""))
     return EXIT_INTERRUPTED if interrupted else 0

@@ -12,6 +12,19 @@ from .common import (Run, feature_config, fetch_stream_hello, ingest_stream, log
 
 
 def cmd_train(args: argparse.Namespace, run: Run) -> int:
+    from .tracking import Tracking
+
+    tracking = Tracking(args)
+    status = "FAILED"
+    try:
+        code = _train(args, run, tracking)
+        status = "KILLED" if code == console.EXIT_INTERRUPTED else "FINISHED"
+        return code
+    finally:
+        tracking.end(status)
+
+
+def _train(args: argparse.Namespace, run: Run, tracking) -> int:
     from ..evaluate.report import train_batch_line
     from ..features import backend_module
     from ..learn.feeder import BatchFeeder
@@ -19,6 +32,7 @@ def cmd_train(args: argparse.Namespace, run: Run) -> int:
     from ..learn.metadata import stream_meta
     from ..learn.prequential import PrequentialTrainer
     from ..learn.publisher import Publisher
+    from ..learn import versions
     from ..learn.signing import load_key
     from ..preflight import check_stream, color_mode
     from ..stream.table import read_table
@@ -32,6 +46,7 @@ def cmd_train(args: argparse.Namespace, run: Run) -> int:
     if args.engine == "mllib" and not finite:
         raise ValueError("--engine mllib fits once on a finite stream; an endless stream trains with sklearn")
     check_stream(hello, config)
+    tracking.train_started(args, config, hello)
     run.start_spark()
     paths = prepare_table(run, hello, config)
     common = dict(config=config, classes=hello["classes"], image_shape=hello["image_shape"],
@@ -41,9 +56,13 @@ def cmd_train(args: argparse.Namespace, run: Run) -> int:
     # the per-batch (test-then-train) metrics and the published versions come from it.
     running = IncrementalTrainer(model=args.model, refit_every=args.refit_every, window=args.window, **common)
     publisher = Publisher(args.save_path, args.publish_every, stream_meta(hello, []),
-                          key=load_key(args.model_key_file))
+                          key=load_key(args.model_key_file), on_publish=tracking.published)
     read = lambda seq: read_table(run.spark, paths.table, min_seq=seq)  # noqa: E731
-    feeder = BatchFeeder(PrequentialTrainer(running), read, on_entry=lambda entry: emit(train_batch_line(entry)))
+    def on_entry(entry: dict) -> None:
+        emit(train_batch_line(entry))
+        tracking.train_batch(entry)
+
+    feeder = BatchFeeder(PrequentialTrainer(running), read, on_entry=on_entry)
     feeder.next_seq = publisher.resume(running, lambda seq, n: _window_rows(run, paths, config, seq, n))
 
     def publish_running() -> str:
@@ -80,6 +99,7 @@ def cmd_train(args: argparse.Namespace, run: Run) -> int:
     else:
         name = publish_running()
     t2 = time.perf_counter()
+    tracking.final(summary, [versions.resolve(args.save_path) / "model.json"])
     print(f"model {args.model} ({args.engine}) version {name} trained on {running.n_images} images, saved to "
           f"{args.save_path} (stream {t1 - t0:.1f}s, fit {t2 - t1:.1f}s)")
     print_skipped(skipped)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from . import versions
@@ -35,10 +36,12 @@ class Publisher:
         Wall-clock seconds, for ``published_at``.
     key : bytes, optional
         Sign every version (and verify the one resumed from) with it.
+    on_publish : callable, optional
+        ``on_publish(folder, model)`` after each version appeared (e.g. to register it in MLflow).
     """
 
     def __init__(self, save_path, every: int | None, describe: dict, clock: Callable[[], float] = time.time,
-                 key: bytes | None = None):
+                 key: bytes | None = None, on_publish: Callable[[Path, TrainedModel], None] | None = None):
         if every is not None and every < 1:
             raise ValueError(f"publish every must be >= 1 image, got {every}")
         self.save_path = save_path
@@ -46,6 +49,7 @@ class Publisher:
         self.describe = dict(describe)
         self.clock = clock
         self.key = key
+        self.on_publish = on_publish
         self.parent: str | None = None
         self.seq_first: int | None = None
         self.published_images = 0
@@ -99,4 +103,6 @@ class Publisher:
         self.parent = name
         self.published_images = int(images_seen)
         self.names.append(name)
+        if self.on_publish is not None:
+            self.on_publish(Path(self.save_path) / versions.VERSIONS_DIR / name, model)
         return name
