@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -345,6 +346,8 @@ class ProducerServer:
                 seq, sent_images, sent_skipped = built.seq, built.images, built.skipped
                 del built  # on a stall the frame must be freeable: only ``outgoing`` and the job hold it
                 await self._send_frame(conn, writer, pending, outgoing)
+                # Timestamped per batch for latency measurements (benches/bench_pipeline.py).
+                log.debug("connection %s: sent batch %d at %.6f", conn, seq, time.time())
                 if pending:  # the job of this batch, unless a stall gave it back
                     pending.popleft()
                     self._release(1)

@@ -1,0 +1,170 @@
+"""The product as a user runs it: ``chestct train`` then ``chestct predict`` at their defaults.
+
+The real producer serves the real train split, then the test split, with no flags; the
+consumer runs with no flags but the save path. Measured in one run:
+
+* whole-command wall time and steady images/s of train and of predict (images between the
+  first and the last per-batch line, over the time between them);
+* the time from the producer sending predict's first batch to the first prediction line;
+* per-producer-batch latency p50 / p99: from the producer sending a batch (its DEBUG log,
+  ``sent batch N at T``) to that batch's prediction line reaching the terminal;
+* the consumer's peak memory: driver Python, JVM, Python workers (psutil, every 0.2 s);
+* the bound: ``cores / (decode + default vector)`` per image, both measured here on the
+  same images (OpenCV decode and preprocessing as the producer does it; the default
+  feature vector through featrs on one core), and the steady rate as a share of it.
+
+``CHESTCT_BENCH_QUICK=1`` (CI) streams the valid split for both commands.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fake_producer import Processes, process_env, producer_args  # noqa: E402
+from producer.launch import free_port, wait_for_port  # noqa: E402
+
+QUICK = os.environ.get("CHESTCT_BENCH_QUICK", "") not in ("", "0")
+SPLITS = ("valid", "valid") if QUICK else ("train", "test")
+SENT = re.compile(r"sent batch (\d+) at ([\d.]+)")
+LINE = re.compile(r"^(?:train|batch) seq=\s*(\d+) images=\s*(\d+)")
+
+
+class Watched:
+    """A consumer subprocess whose stdout lines are stamped on arrival and whose memory is sampled."""
+
+    def __init__(self, argv: list[str], env: dict):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                     cwd=ROOT, start_new_session=True)
+        self.lines: list[tuple[float, str]] = []
+        self.peaks = {"driver_python_mib": 0.0, "jvm_mib": 0.0, "python_workers_mib": 0.0, "total_mib": 0.0}
+        self._threads = [threading.Thread(target=self._read, daemon=True),
+                         threading.Thread(target=self._sample, daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append((time.time(), line.rstrip("\n")))
+
+    def _sample(self) -> None:
+        driver = psutil.Process(self.proc.pid)
+        while self.proc.poll() is None:
+            try:
+                now = {"driver_python_mib": driver.memory_info().rss / 2**20, "jvm_mib": 0.0,
+                       "python_workers_mib": 0.0}
+                for child in driver.children(recursive=True):
+                    rss = child.memory_info().rss / 2**20
+                    now["jvm_mib" if "java" in child.name() else "python_workers_mib"] += rss
+            except psutil.NoSuchProcess:
+                break
+            now["total_mib"] = sum(now.values())
+            for k, v in now.items():
+                self.peaks[k] = max(self.peaks[k], v)
+            time.sleep(0.2)
+
+    def wait(self, timeout: float) -> int:
+        code = self.proc.wait(timeout)
+        self._threads[0].join(10)
+        return code
+
+    def output(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+
+def _steady(lines: list[tuple[float, str]]) -> float:
+    batches = [(t, int(m.group(2))) for t, line in lines if (m := LINE.match(line))]
+    if len(batches) < 2:
+        return 0.0
+    (t0, n0), (t1, n1) = batches[0], batches[-1]
+    return (n1 - n0) / max(t1 - t0, 1e-9)
+
+
+def _bound(data: Path, split: str, n: int = 32) -> dict:
+    """Seconds per image of decode + default vector on one core, and the 2-core bound."""
+    from consumer.features import FeatureConfig, extract
+    from producer import imaging
+
+    prep = imaging.Preprocessing()
+    files = sorted(p for p in (data / split).rglob("*") if p.is_file())[:n]
+    t0 = time.perf_counter()
+    images = [imaging.load(p, prep) for p in files]
+    decode = (time.perf_counter() - t0) / len(files)
+    stack = np.stack(images)
+    config = FeatureConfig()
+    extract(stack[:2], config, backend="rust", n_threads=1)  # warm-up
+    t0 = time.perf_counter()
+    for img in stack:
+        extract(img[None], config, backend="rust", n_threads=1)
+    vector = (time.perf_counter() - t0) / len(stack)
+    cores = os.cpu_count() or 1
+    return {"decode_ms": decode * 1e3, "vector_ms": vector * 1e3, "bound_images_per_s": cores / (decode + vector)}
+
+
+def _stage(data: Path, split: str, command: list[str], tmp: Path) -> tuple[Watched, float, str]:
+    procs = Processes()
+    port = free_port()
+    try:
+        producer = procs.start(producer_args(data, split, port, "--log-level", "DEBUG"), tmp / f"producer-{split}.log")
+        wait_for_port(port, producer)
+        t0 = time.perf_counter()
+        watched = Watched([sys.executable, "-m", "consumer", *command, "--port", str(port), "--no-progress",
+                           "--work-dir", str(tmp / "work")], process_env())
+        code = watched.wait(3600)
+        wall = time.perf_counter() - t0
+        assert code == 0, watched.output()[-3000:]
+    finally:
+        procs.stop_all()
+    return watched, wall, (tmp / f"producer-{split}.log").read_text(errors="replace")
+
+
+def test_train_then_predict_at_the_defaults(benchmark, tmp_path):
+    env = os.environ.get("CHESTCT_DATA")
+    if not env or not (Path(env) / "train").is_dir():
+        pytest.skip("set CHESTCT_DATA to the chest-ctscan folder to run the pipeline benchmark")
+    data = Path(env).resolve()
+    result: dict = {}
+
+    def run():
+        train, train_wall, _ = _stage(data, SPLITS[0], ["train", "--save-path", str(tmp_path / "model")], tmp_path)
+        predict, predict_wall, producer_log = _stage(
+            data, SPLITS[1], ["predict", "--save-path", str(tmp_path / "model"),
+                              "--report", str(tmp_path / "report.json")], tmp_path)
+        result.update(train=train, train_wall=train_wall, predict=predict, predict_wall=predict_wall,
+                      sent={int(s): float(t) for s, t in SENT.findall(producer_log)})
+
+    benchmark.group = "pipeline at the defaults"
+    benchmark.extra_info["impl"] = "chestct"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    bound = _bound(data, SPLITS[0])
+    predicted = [(t, int(m.group(1))) for t, line in result["predict"].lines if (m := LINE.match(line))]
+    sent = result["sent"]
+    latencies = sorted(t - sent[seq] for t, seq in predicted if seq in sent)
+    first_sent = min(sent.values()) if sent else float("nan")
+    train_rate, predict_rate = _steady(result["train"].lines), _steady(result["predict"].lines)
+    info = {
+        "train_wall_s": result["train_wall"], "predict_wall_s": result["predict_wall"],
+        "train_steady_images_per_s": train_rate, "predict_steady_images_per_s": predict_rate,
+        "first_prediction_s": predicted[0][0] - first_sent if predicted else float("nan"),
+        "batch_latency_p50_s": float(np.percentile(latencies, 50)) if latencies else float("nan"),
+        "batch_latency_p99_s": float(np.percentile(latencies, 99)) if latencies else float("nan"),
+        **{f"train_peak_{k}": v for k, v in result["train"].peaks.items()},
+        **{f"predict_peak_{k}": v for k, v in result["predict"].peaks.items()},
+        **bound,
+        "predict_share_of_bound": predict_rate / bound["bound_images_per_s"],
+        "train_share_of_bound": train_rate / bound["bound_images_per_s"],
+    }
+    benchmark.extra_info.update(info)
+    print("\n" + "\n".join(f"{k}: {v:.3f}" for k, v in info.items()))
+    assert predicted and latencies
