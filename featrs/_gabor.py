@@ -117,12 +117,9 @@ def gabor_kernel(frequency, theta=0, bandwidth=1, sigma_x=None, sigma_y=None, n_
 
 
 def _kernel(params: tuple, dtype) -> np.ndarray:
-    _, sigma_x, sigma_y, _, _, _, x0, y0 = params
-    shape = (2 * y0 + 1, 2 * x0 + 1)
-    re = np.empty(shape, dtype=np.float64)
-    im = np.empty(shape, dtype=np.float64)
-    _featrs.gabor_kernel_unscaled(params, re, im)
-    g = np.empty(shape, dtype=dtype)
+    _, sigma_x, sigma_y, _, _, _, _, _ = params
+    re, im = _featrs.gabor_kernel_unscaled(params)
+    g = np.empty(re.shape, dtype=dtype)
     g.real = re
     g.imag = im
     # The scaling step of scikit-image, in the kernel's own precision.
@@ -192,10 +189,7 @@ def gabor(image, frequency, theta=0, bandwidth=1, sigma_x=None, sigma_y=None, n_
 def _respond(image: np.ndarray, params: tuple, mode: str, cval: float, single: bool):
     """Float64 real and imaginary responses of a real image (``single``: float32 kernel)."""
     work = np.ascontiguousarray(image, dtype=np.float64)
-    real = np.empty(work.shape, dtype=np.float64)
-    imag = np.empty(work.shape, dtype=np.float64)
-    _featrs.gabor_filter(work, work.shape[0], work.shape[1], params, mode, cval, single, real, imag)
-    return real, imag
+    return _featrs.gabor_filter(work, params, mode, cval, single)
 
 
 def _cast_like_scipy(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -258,8 +252,4 @@ def gabor_bank_batch(images, frequencies=GABOR_FREQUENCIES, thetas=GABOR_THETAS,
     mode = _check_mode(mode)
     cval = _real("cval", cval) if mode in ("constant", "grid-constant") else 0.0
     bank = [_kernel_params(f, t, bandwidth, None, None, n_stds, 0) for f in frequencies for t in thetas]
-    n, rows, cols = images.shape
-    out = np.empty((n, 2 * len(bank)), dtype=np.float64)
-    if n and bank:
-        _featrs.gabor_bank_batch(images, rows, cols, bank, mode, cval, n_threads, out)
-    return out
+    return _featrs.gabor_bank_batch(images, bank, mode, cval, n_threads)

@@ -93,15 +93,9 @@ def graycomatrix(image, distances, angles, levels=None, symmetric=False, normed=
     if image.max() >= levels:
         raise ValueError("The maximum grayscale value in the image should be "
                          "smaller than the number of levels.")
-    counts = np.zeros((levels, levels, len(distances), len(angles)), dtype=np.uint32)
     unsigned = image.view(_UNSIGNED[image.dtype.itemsize])
-    _featrs.glcm_counts(unsigned, image.shape[0], image.shape[1], distances.tolist(),
-                        angles.tolist(), levels, bool(symmetric), counts)
-    if not normed:
-        return counts
-    probabilities = np.empty(counts.shape, dtype=np.float64)
-    _featrs.glcm_normalize(counts, len(distances) * len(angles), probabilities)
-    return probabilities
+    counts = _featrs.glcm_counts(unsigned, distances.tolist(), angles.tolist(), levels, bool(symmetric))
+    return _featrs.glcm_normalize(counts) if normed else counts
 
 
 def graycoprops(P, prop="contrast"):
@@ -136,9 +130,7 @@ def graycoprops(P, prop="contrast"):
     if P.dtype not in (np.uint32, np.float64):
         P = P.astype(np.float64)
     P = np.ascontiguousarray(P)
-    out = np.empty((num_dist, num_angle), dtype=np.float64)
-    unsure = np.zeros((num_dist, num_angle), dtype=np.uint8)
-    _featrs.glcm_props_dense(P, num_level, num_dist * num_angle, prop, out, unsure)
+    out, unsure = _featrs.glcm_props_dense(P, prop)
     if unsure.any():
         mask = unsure.astype(bool)
         out[mask] = _correlation_like_skimage(P)[mask]
@@ -212,13 +204,11 @@ def glcm_props_batch(images, distances=(1,), angles=GLCM_ANGLES, levels=256, sym
     for prop in props:
         if prop not in PROPS:
             raise ValueError(f"{prop} is an invalid property")
-    n, rows, cols = images.shape
+    n = len(images)
     if n == 0:
         return np.empty((0, 0), dtype=np.float64)
-    n_off = len(distances) * len(angles)
-    out = np.empty((n, len(props) * n_off), dtype=np.float64)
-    _featrs.glcm_props_batch(images, rows, cols, distances.tolist(), angles.tolist(), levels,
-                             bool(symmetric), props, n_threads, out)
+    out = _featrs.glcm_props_batch(images, distances.tolist(), angles.tolist(), levels,
+                                   bool(symmetric), props, n_threads)
     if "correlation" in props:
         _fill_unsure_correlations(images, out, props, distances, angles, levels, symmetric, normed)
     return out

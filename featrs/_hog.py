@@ -75,11 +75,7 @@ def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), b
         if image.shape[-1] == 0:
             raise ValueError(f"image has no channels: shape {image.shape}")
     image = np.ascontiguousarray(image)
-    rows, cols = image.shape[:2]
-    n_blocks = _featrs.hog_len(rows, cols, orientations, cell, block)
-    shape = (*n_blocks, *block, orientations)
-    out = np.empty(shape, np.float64)
-    _featrs.hog_image(image, orientations, cell, block, block_norm, bool(transform_sqrt), out)
+    out = _featrs.hog_image(image, orientations, cell, block, block_norm, bool(transform_sqrt))
     if out_dtype != np.float64:
         out = out.astype(out_dtype)
     return out.ravel() if feature_vector else out
@@ -112,10 +108,7 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
     n = len(images)
     if n == 0:
         return np.empty((0, 0), np.float64)
-    n_blocks = _featrs.hog_len(images.shape[1], images.shape[2], orientations, cell, block)
-    out = np.empty((n, n_blocks[0] * n_blocks[1] * block[0] * block[1] * orientations), np.float64)
-    _featrs.hog_batch(images, orientations, cell, block, block_norm, bool(transform_sqrt), n_threads, out)
-    return out
+    return _featrs.hog_batch(images, orientations, cell, block, block_norm, bool(transform_sqrt), n_threads)
 
 
 def hog_parameters(orientations, pixels_per_cell, cells_per_block, block_norm):

@@ -70,9 +70,7 @@ def local_binary_pattern(image, P, R, method="default"):
         if not np.isfinite(image).all():
             raise ValueError("image must contain only finite values")
     rp, cp = neighbour_offsets(P, R)
-    out = np.empty(image.shape, np.float64)
-    _featrs.lbp_image(image, P, rp, cp, method, out)
-    return out
+    return _featrs.lbp_image(image, P, rp, cp, method)
 
 
 def lbp_histogram_batch(images, P=8, R=1.0, method="uniform", n_threads=None):
@@ -102,11 +100,10 @@ def lbp_histogram_batch(images, P=8, R=1.0, method="uniform", n_threads=None):
     P = _points(P, method.lower())
     n_bins = lbp_n_bins(P, method)
     R = _radius(R)
-    out = np.empty((len(images), n_bins), np.float64)
-    if len(images):
-        rp, cp = neighbour_offsets(P, R)
-        _featrs.lbp_histogram_batch(images, P, rp, cp, method, n_threads, out)
-    return out
+    if not len(images):
+        return np.empty((0, n_bins), np.float64)
+    rp, cp = neighbour_offsets(P, R)
+    return _featrs.lbp_histogram_batch(images, P, rp, cp, method, n_threads)
 
 
 @functools.lru_cache(maxsize=64)

@@ -341,25 +341,28 @@ def test_integral_float_parameters_are_accepted_like_skimage():
     assert_hog_equal(img, pixels_per_cell=(8.0, 8), cells_per_block=(2, 2))
 
 
-def test_raw_binding_rejects_inconsistent_buffers_without_panicking():
+def test_raw_binding_rejects_bad_arrays_without_panicking():
     from featrs import _featrs
 
     img = np.zeros((32, 32), np.uint8)
-    good_out = np.empty((3, 3, 2, 2, 9))
     cases = [
-        (img, np.empty(5), ValueError),                               # output of the wrong size
-        (img, np.empty((3, 3, 2, 2, 9), np.float32), TypeError),      # output of the wrong dtype
-        (np.zeros((32, 32), np.int16), good_out, TypeError),          # image dtype the kernel does not read
-        (np.zeros((2, 32, 32, 1), np.uint8), good_out, ValueError),   # 4-D image
+        (np.zeros((32, 32), np.int16), TypeError),        # image dtype the kernel does not read
+        ([[0] * 32] * 32, TypeError),                     # not a numpy array
+        (np.zeros((2, 32, 32, 1), np.uint8), ValueError),  # 4-D image
+        (np.zeros((32, 64), np.uint8)[:, ::2], ValueError),  # not C-contiguous
+        (np.zeros((8, 8), np.uint8), ValueError),          # smaller than one block
     ]
-    for image, out, error in cases:
+    for image, error in cases:
         with pytest.raises(error):
-            _featrs.hog_image(image, 9, (8, 8), (2, 2), "L2-Hys", False, out)
-    readonly = np.empty((3, 3, 2, 2, 9))
+            _featrs.hog_image(image, 9, (8, 8), (2, 2), "L2-Hys", False)
+    readonly = img.copy()
     readonly.flags.writeable = False
-    with pytest.raises((ValueError, TypeError)):
-        _featrs.hog_image(img, 9, (8, 8), (2, 2), "L2-Hys", False, readonly)
+    assert _featrs.hog_image(readonly, 9, (8, 8), (2, 2), "L2-Hys", False).shape == (3, 3, 2, 2, 9)
     with pytest.raises(ValueError):
-        _featrs.hog_image(img, 9, (8, 8), (2, 2), "L5", False, good_out)
+        _featrs.hog_image(img, 9, (8, 8), (2, 2), "L5", False)
     with pytest.raises(ValueError):
-        _featrs.hog_batch(np.zeros((2, 32, 32), np.uint8), 9, (8, 8), (2, 2), "L2-Hys", False, 2, np.empty((2, 3)))
+        _featrs.hog_batch(np.zeros((32, 32), np.uint8), 9, (8, 8), (2, 2), "L2-Hys", False, 2)  # 2-D stack
+    with pytest.raises(ValueError):
+        _featrs.hog_batch(np.zeros((2, 32, 32), np.uint8), 9, (8, 8), (2, 2), "L2-Hys", False, 0)  # no threads
+    out = _featrs.hog_batch(np.zeros((2, 32, 32), np.uint8), 9, (8, 8), (2, 2), "L2-Hys", False, 2)
+    assert out.shape == (2, 3 * 3 * 2 * 2 * 9) and out.dtype == np.float64

@@ -205,21 +205,26 @@ def test_integral_float_parameters_are_accepted_like_skimage():
     np.testing.assert_array_equal(featrs.local_binary_pattern(img, 8.0, 1), sk_lbp(img, 8, 1))
 
 
-def test_raw_binding_rejects_inconsistent_buffers_without_panicking():
+def test_raw_binding_rejects_bad_arrays_without_panicking():
     from featrs import _featrs
     from featrs._lbp import neighbour_offsets
 
     img = np.zeros((8, 8), np.uint8)
     rp, cp = neighbour_offsets(8, 1.0)
     with pytest.raises(ValueError):
-        _featrs.lbp_image(img, 8, rp[:4], cp, "uniform", np.empty((8, 8)))   # offsets of the wrong length
+        _featrs.lbp_image(img, 8, rp[:4], cp, "uniform")   # offsets of the wrong length
     with pytest.raises(ValueError):
-        _featrs.lbp_image(img, 8, rp, cp, "uniform", np.empty(3))            # output of the wrong size
+        _featrs.lbp_image(img[None], 8, rp, cp, "uniform")  # 3-D image
     with pytest.raises(ValueError):
-        _featrs.lbp_image(img, 0, rp[:0], cp[:0], "uniform", np.empty((8, 8)))
+        _featrs.lbp_image(img, 0, rp[:0], cp[:0], "uniform")
     with pytest.raises(TypeError):
-        _featrs.lbp_image(img.astype(np.int32), 8, rp, cp, "uniform", np.empty((8, 8)))
+        _featrs.lbp_image(img.astype(np.int32), 8, rp, cp, "uniform")
+    with pytest.raises(TypeError):
+        _featrs.lbp_image(img, 8, rp.astype(np.float32), cp, "uniform")
     with pytest.raises(ValueError):
-        _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "uniform", 1, np.empty((2, 3)))
+        _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "var", 1)
     with pytest.raises(ValueError):
-        _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "uniform", 0, np.empty((2, 10)))
+        _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "uniform", 0)
+    out = _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "uniform", 1)
+    assert out.shape == (2, 10)
+    np.testing.assert_array_equal(out[:, 8], 1.0)  # a flat image: every pattern is all ones

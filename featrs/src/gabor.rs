@@ -12,7 +12,7 @@ use std::f64::consts::PI;
 
 use crate::error::Result;
 use crate::value_err;
-use crate::vector::{level, F64s, Level, Scalar};
+use crate::simd::{level, F64s, Level, Scalar};
 
 /// Largest kernel (elements) accepted: beyond this the parameters are absurd.
 pub const MAX_KERNEL_ELEMENTS: usize = 1 << 26;
@@ -697,13 +697,13 @@ macro_rules! dispatch {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f")]
         unsafe fn $avx512($($arg: $ty),*) -> $ret {
-            $body::<crate::vector::Avx512, 2, 4>($($arg),*)
+            $body::<crate::simd::Avx512, 2, 4>($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn $avx2($($arg: $ty),*) -> $ret {
-            $body::<crate::vector::Avx2, 1, 2>($($arg),*)
+            $body::<crate::simd::Avx2, 1, 2>($($arg),*)
         }
     };
 }

@@ -551,7 +551,7 @@ fn pair_stats(
 ) -> PairStats {
     #[cfg(target_arch = "x86_64")]
     {
-        if crate::vector::level() >= crate::vector::Level::Avx2 {
+        if crate::simd::level() >= crate::simd::Level::Avx2 {
             // SAFETY: level() only reports instruction sets this CPU has.
             return unsafe {
                 pair_stats_avx2(image, rows, cols, offset, symmetric, needs, scratch)
