@@ -2,6 +2,7 @@
 //! copy of the image, with skimage's operations in skimage's order.
 use super::{Lbp, Method};
 use crate::error::{FeatError, Result};
+use crate::simd::Level;
 use crate::value_err;
 
 impl Lbp {
@@ -19,14 +20,22 @@ impl Lbp {
             return Err(FeatError::Internal("plan made for another operator".into()));
         }
         let padded = Padded::new(image, plan.rows, plan.cols, plan.pad)?;
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            unsafe { self.scan_rows_avx2(plan, &padded, f) };
-            return Ok(());
+        match crate::simd::level() {
+            // SAFETY (both): simd::level() only reports instruction sets this CPU has.
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => unsafe { self.scan_rows_avx512(plan, &padded, f) },
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => unsafe { self.scan_rows_avx2(plan, &padded, f) },
+            _ => self.scan_rows(plan, &padded, f),
         }
-        self.scan_rows(plan, &padded, f);
         Ok(())
+    }
+
+    /// [`Lbp::scan_rows`] compiled for AVX-512 (8 lanes of f64); same arithmetic.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn scan_rows_avx512(&self, plan: &Plan, padded: &Padded, f: impl FnMut(usize, Row<'_>)) {
+        self.scan_rows(plan, padded, f)
     }
 
     /// [`Lbp::scan_rows`] compiled for AVX2 (4 lanes of f64); same arithmetic.
