@@ -245,3 +245,44 @@ mod x86 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_means_auto() {
+        for l in [Level::Off, Level::Sse2, Level::Avx2, Level::Avx512] {
+            assert_eq!(Level::parse(l.name()), Some(l));
+        }
+        assert_eq!(Level::parse(" AVX2 "), Some(Level::Avx2));
+        assert_eq!(Level::parse("auto"), None);
+        assert_eq!(Level::parse("neon"), None);
+    }
+
+    #[test]
+    fn the_level_never_exceeds_the_cpu() {
+        assert!(level() <= detect());
+    }
+
+    #[test]
+    fn vector_types_agree_with_scalar() {
+        let a = [1.5f64, -2.0, 3.25, 4.0, 0.5, 6.0, -7.0, 8.0];
+        let s: f64 = a.iter().map(|v| v * v).sum();
+        let lane = |x: f64| Scalar::splat(x).mul(Scalar::splat(x)).reduce_sum();
+        assert_eq!(a.iter().map(|&v| lane(v)).sum::<f64>(), s);
+        #[cfg(target_arch = "x86_64")]
+        if level() >= Level::Avx2 {
+            // SAFETY: the CPU has AVX2 + FMA; `a` holds 8 values.
+            let v = unsafe { avx2_sum_of_squares(&a) };
+            assert!((v - s).abs() < 1e-12);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2_sum_of_squares(a: &[f64; 8]) -> f64 {
+        let (x, y) = (Avx2::load(a.as_ptr()), Avx2::load(a.as_ptr().add(4)));
+        x.mul_add(x, y.mul(y)).reduce_sum()
+    }
+}

@@ -19,7 +19,7 @@ pub use codes::code;
 pub use scan::Plan;
 use scan::{ColumnWeights, Row};
 
-use crate::error::Result;
+use crate::error::{FeatError, Result};
 use crate::value_err;
 
 /// LBP methods of `skimage.feature.local_binary_pattern`.
@@ -184,7 +184,11 @@ impl Lbp {
         }
         // Four interleaved counters per code: runs of equal codes (flat regions) do not
         // wait on one memory location.
-        let mut counts = vec![0u32; 4 * n_bins];
+        let mut counts = Vec::new();
+        if counts.try_reserve_exact(4 * n_bins).is_err() {
+            return Err(FeatError::Memory(format!("cannot allocate the counts of {n_bins} codes")));
+        }
+        counts.resize(4 * n_bins, 0u32);
         self.scan(plan, image, |_, row| {
             if let Row::Patterns(masks) = row {
                 match &self.lut {

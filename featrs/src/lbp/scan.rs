@@ -191,9 +191,11 @@ impl ColumnWeights {
             let fc = c as f64 + cp;
             let (lo, hi) = (fc.floor(), fc.ceil());
             if lo as isize - c as isize != first_lo || hi as isize - c as isize != first_hi {
-                return Err(FeatError::Internal(format!(
-                    "neighbour column offset {cp} is not uniform across {cols} columns"
-                )));
+                // Offsets rounded like skimage's (5 decimals) never get here.
+                return value_err!(
+                    "neighbour column offset {cp} is not uniform across {cols} columns: \
+                     round the offsets to 5 decimals as skimage does"
+                );
             }
             dc.push(fc - lo);
         }
