@@ -10,13 +10,13 @@ from ._featrs import __version__, max_threads, simd_path
 from ._gabor import gabor, gabor_bank_batch, gabor_kernel
 from ._glcm import glcm_props_batch, graycomatrix, graycoprops
 from ._hog import hog, hog_batch
-from ._lbp import lbp_histogram_batch, local_binary_pattern
+from ._lbp import lbp_histogram_batch, lbp_histogram_grid_batch, local_binary_pattern
 from ._options import (GABOR_FREQUENCIES, GABOR_THETAS, GLCM_ANGLES, GLCM_DEFAULT_PROPS, GLCM_PROPS,
                        HOG_BLOCK_NORMS, LBP_HISTOGRAM_METHODS, LBP_METHODS, lbp_n_bins)
 
 __all__ = [
     "__version__", "max_threads", "simd_path",
-    "hog", "hog_batch", "local_binary_pattern", "lbp_histogram_batch",
+    "hog", "hog_batch", "local_binary_pattern", "lbp_histogram_batch", "lbp_histogram_grid_batch",
     "graycomatrix", "graycoprops", "glcm_props_batch",
     "gabor_kernel", "gabor", "gabor_bank_batch",
     "HOG_BLOCK_NORMS", "LBP_METHODS", "LBP_HISTOGRAM_METHODS", "GLCM_PROPS", "GLCM_DEFAULT_PROPS",

@@ -22,6 +22,7 @@ fn _featrs(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
     m.add_function(wrap_pyfunction!(hog::hog_batch, m)?)?;
     m.add_function(wrap_pyfunction!(lbp::lbp_image, m)?)?;
     m.add_function(wrap_pyfunction!(lbp::lbp_histogram_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(lbp::lbp_histogram_grid_batch, m)?)?;
     m.add_function(wrap_pyfunction!(glcm::glcm_counts, m)?)?;
     m.add_function(wrap_pyfunction!(glcm::glcm_normalize, m)?)?;
     m.add_function(wrap_pyfunction!(glcm::glcm_props_dense, m)?)?;

@@ -11,11 +11,15 @@
 //! the column only through `(c + cp) - floor(c + cp)`, which is tabulated once per
 //! neighbour, so the inner loop is branch-free arithmetic over contiguous rows.
 mod codes;
+mod fast;
+mod grid;
 mod scan;
 #[cfg(test)]
 mod tests;
 
 pub use codes::code;
+pub use fast::{FastPlan, FAST_MAX_POINTS};
+pub use grid::{edges, histogram_grid, tiles, GridPlan, GridScratch, Tile};
 pub use scan::Plan;
 use scan::{ColumnWeights, Row};
 
@@ -103,6 +107,11 @@ impl Lbp {
 
     pub fn method(&self) -> Method {
         self.method
+    }
+
+    /// Number of neighbours `P`.
+    pub fn points(&self) -> usize {
+        self.p
     }
 
     /// Column weights and padding for images of `rows x cols` (reusable across a batch).
