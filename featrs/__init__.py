@@ -8,7 +8,7 @@ parallel, with the same layout as :mod:`featrs.reference` (the scikit-image refe
 """
 from ._featrs import __version__, max_threads, simd_path
 from ._gabor import gabor, gabor_bank_batch, gabor_kernel
-from ._glcm import glcm_props_batch, graycomatrix, graycoprops
+from ._glcm import glcm_props_batch, glcm_props_grid_batch, graycomatrix, graycoprops
 from ._hog import hog, hog_batch
 from ._lbp import lbp_histogram_batch, lbp_histogram_grid_batch, local_binary_pattern
 from ._options import (GABOR_FREQUENCIES, GABOR_THETAS, GLCM_ANGLES, GLCM_DEFAULT_PROPS, GLCM_PROPS,
@@ -17,7 +17,7 @@ from ._options import (GABOR_FREQUENCIES, GABOR_THETAS, GLCM_ANGLES, GLCM_DEFAUL
 __all__ = [
     "__version__", "max_threads", "simd_path",
     "hog", "hog_batch", "local_binary_pattern", "lbp_histogram_batch", "lbp_histogram_grid_batch",
-    "graycomatrix", "graycoprops", "glcm_props_batch",
+    "graycomatrix", "graycoprops", "glcm_props_batch", "glcm_props_grid_batch",
     "gabor_kernel", "gabor", "gabor_bank_batch",
     "HOG_BLOCK_NORMS", "LBP_METHODS", "LBP_HISTOGRAM_METHODS", "GLCM_PROPS", "GLCM_DEFAULT_PROPS",
     "GLCM_ANGLES", "GABOR_FREQUENCIES", "GABOR_THETAS", "lbp_n_bins",

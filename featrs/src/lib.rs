@@ -9,6 +9,7 @@ pub mod hog;
 pub mod lbp;
 pub mod parallel;
 pub mod simd;
+pub mod tiles;
 
 #[cfg(feature = "python")]
 #[pyo3::pymodule]
@@ -27,6 +28,7 @@ fn _featrs(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
     m.add_function(wrap_pyfunction!(glcm::glcm_normalize, m)?)?;
     m.add_function(wrap_pyfunction!(glcm::glcm_props_dense, m)?)?;
     m.add_function(wrap_pyfunction!(glcm::glcm_props_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(glcm::glcm_props_grid_batch, m)?)?;
     m.add_function(wrap_pyfunction!(gabor::gabor_kernel_unscaled, m)?)?;
     m.add_function(wrap_pyfunction!(gabor::gabor_filter, m)?)?;
     m.add_function(wrap_pyfunction!(gabor::gabor_bank_batch, m)?)?;

@@ -140,3 +140,41 @@ pub fn glcm_props_batch<'py>(
     })?;
     Ok(out)
 }
+
+/// GLCM properties of every tile of a `grid x grid` split of each image of a uint8
+/// `(N, H, W)` stack: `(N, grid^2 * len(props) * len(distances) * len(angles))`, columns
+/// tile-major, then prop, distance, angle; correlations that need numpy's rounding are NaN.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn glcm_props_grid_batch<'py>(
+    py: Python<'py>,
+    images: &Bound<'py, PyAny>,
+    distances: Vec<f64>,
+    angles: Vec<f64>,
+    levels: usize,
+    symmetric: bool,
+    props: Vec<String>,
+    grid: usize,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let props = parse_props(&props)?;
+    let offsets = kernel::offsets(&distances, &angles)?;
+    let images = readonly::<u8, Ix3>(images, "images")?;
+    let [n, rows, cols] = shape3(&images);
+    let tiles = if n == 0 { Vec::new() } else { crate::tiles::tiles(rows, cols, grid)? };
+    let row_len = grid * grid * props.len() * offsets.len();
+    let out = zeros::<f64, Ix2>(py, Ix2(n, row_len))?;
+    let mut dst = out.readwrite();
+    let (src, dst) = (items(&images, "images")?, items_mut(&mut dst)?);
+    let n_threads = threads(n_threads);
+    run(py, || {
+        crate::parallel::for_each_image(src, rows * cols, dst, row_len, n_threads, |img, row| {
+            SCRATCH.with(|s| {
+                let mut unsure = vec![0u8; tiles.len() * offsets.len()];
+                let mut s = s.borrow_mut();
+                kernel::props_grid(img, rows, cols, &tiles, &offsets, levels, symmetric, &props, &mut s, row, &mut unsure)
+            })
+        })
+    })?;
+    Ok(out)
+}

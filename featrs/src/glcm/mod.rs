@@ -11,6 +11,8 @@ mod counts;
 mod dense;
 mod pair_props;
 mod pair_stats;
+mod small;
+mod grid;
 #[cfg(test)]
 mod tests;
 
@@ -18,6 +20,8 @@ pub use counts::{cooccurrence, normalize};
 pub use dense::props_dense;
 pub use pair_props::props_from_pairs;
 pub use pair_stats::PairScratch;
+pub use grid::props_grid;
+pub use small::SMALL_LEVELS_MAX;
 
 use crate::error::Result;
 use crate::value_err;

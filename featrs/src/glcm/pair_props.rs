@@ -1,12 +1,13 @@
 //! GLCM properties from pair statistics.
 use super::pair_stats::{pair_stats, Needs, PairScratch, PairStats};
+use super::small::{props_small, View, SMALL_LEVELS_MAX};
 use super::{check_levels, check_shape, Prop};
 use crate::error::Result;
 use crate::value_err;
 
 /// Value of one property from pair statistics; `None` when correlation hits a zero
 /// variance that scikit-image's float arithmetic decides (see [`UNSURE_STD`]).
-fn prop_from_stats(st: &PairStats, symmetric: bool, prop: Prop) -> Option<f64> {
+pub(super) fn prop_from_stats(st: &PairStats, symmetric: bool, prop: Prop) -> Option<f64> {
     let n = st.pairs;
     if n == 0 {
         // An all-zero matrix: scikit-image divides by 1 and reads zeros (correlation: 1).
@@ -112,6 +113,10 @@ pub fn props_from_pairs(
     }
     if rows.checked_mul(cols).is_none_or(|n| n > (1 << 31)) {
         return value_err!("image of {rows} x {cols} pixels is too large (at most 2^31 pixels)");
+    }
+    if levels <= SMALL_LEVELS_MAX {
+        let view = View { data: image, rows, cols, stride: cols };
+        return props_small(&view, offsets, levels, symmetric, props, &mut scratch.small, out, unsure);
     }
     check_levels(image, levels)?;
     let needs = Needs::of(props);

@@ -73,6 +73,10 @@ pub struct PairScratch {
     pub(crate) keys: Vec<u16>,
     /// Set while the table may hold counts (so an interrupted call cannot leak them).
     pub(crate) dirty: bool,
+    /// Count tables of the few-levels path.
+    pub(crate) small: super::small::SmallScratch,
+    /// A tile copied out of its image.
+    pub(crate) tile: Vec<u8>,
 }
 
 impl Default for PairScratch {
@@ -80,6 +84,8 @@ impl Default for PairScratch {
         PairScratch {
             table: vec![0; 256 * 256],
             keys: Vec::new(),
+            small: Default::default(),
+            tile: Vec::new(),
             dirty: false,
         }
     }

@@ -19,7 +19,7 @@ mod tests;
 
 pub use codes::code;
 pub use fast::{FastPlan, FAST_MAX_POINTS};
-pub use grid::{edges, histogram_grid, tiles, GridPlan, GridScratch, Tile};
+pub use grid::{histogram_grid, GridPlan, GridScratch};
 pub use scan::Plan;
 use scan::{ColumnWeights, Row};
 
