@@ -18,11 +18,11 @@ use crate::simd::Level;
 use crate::value_err;
 
 /// Comparisons closer than this to zero are redone in float64 (see the module docs).
-const NEAR: f32 = 1.0 / 512.0;
+pub(super) const NEAR: f32 = 1.0 / 512.0;
 /// Per-column / per-row weights farther than this from the nominal one: use the exact path.
 const WEIGHT_SPREAD: f64 = 1e-9;
 /// Columns evaluated together (one AVX-512 register of f32).
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 /// Largest P of the fast path (patterns are u32 bit masks).
 pub const FAST_MAX_POINTS: usize = 32;
 
@@ -48,6 +48,16 @@ enum Sample {
     },
 }
 
+/// A bilinear neighbour for the float32 pass: plane offsets of its four samples from the
+/// centre pixel, nominal weights, its bit.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Quad {
+    pub(super) at: [isize; 4],
+    pub(super) wr: f32,
+    pub(super) wc: f32,
+    pub(super) bit: u32,
+}
+
 /// An [`Lbp`] prepared for uint8 images of `rows x cols` in planes padded by `pad`.
 #[derive(Debug, Clone)]
 pub struct FastPlan {
@@ -55,6 +65,11 @@ pub struct FastPlan {
     cols: usize,
     pad: usize,
     samples: Vec<Sample>,
+    /// Bits of the [`Sample::Zero`] neighbours: set exactly where the centre is 0.
+    pub(super) zero_bits: u32,
+    /// Plane offsets and bits of the [`Sample::Pixel`] neighbours.
+    pub(super) pixels: Vec<(isize, u32)>,
+    pub(super) quads: Vec<Quad>,
 }
 
 impl FastPlan {
@@ -152,7 +167,22 @@ impl Lbp {
             let (Some(wr), Some(wc)) = (nominal(&dr), nominal(&dc)) else { return Ok(None) };
             samples.push(Sample::Bilinear { top, bottom, left, right, wr: wr as f32, wc: wc as f32, dr, dc });
         }
-        Ok(Some(FastPlan { rows, cols, pad, samples }))
+        let width = plane_width(cols, pad) as isize;
+        let (mut zero_bits, mut pixels, mut quads) = (0u32, Vec::new(), Vec::new());
+        for (i, s) in samples.iter().enumerate() {
+            let bit = 1u32 << i;
+            match s {
+                Sample::Zero => zero_bits |= bit,
+                Sample::Pixel { dr, dc } => pixels.push((dr * width + dc, bit)),
+                Sample::Bilinear { top, bottom, left, right, wr, wc, .. } => quads.push(Quad {
+                    at: [top * width + left, top * width + right, bottom * width + left, bottom * width + right],
+                    wr: *wr,
+                    wc: *wc,
+                    bit,
+                }),
+            }
+        }
+        Ok(Some(FastPlan { rows, cols, pad, samples, zero_bits, pixels, quads }))
     }
 
     /// Code counts of one padded uint8 image (`plane`: [`FastPlan::plane_len`] float32
@@ -174,7 +204,7 @@ impl Lbp {
             Level::Avx512 => unsafe { self.count_avx512(plan, plane, counts, scratch) },
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => unsafe { self.count_avx2(plan, plane, counts, scratch) },
-            _ => self.count_rows(plan, plane, counts, scratch),
+            _ => self.count_rows(plan, plane, counts, scratch, |here, m, nr| block(plan, plane, here, m, nr)),
         }
         Ok(())
     }
@@ -182,60 +212,33 @@ impl Lbp {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,popcnt")]
     unsafe fn count_avx512(&self, plan: &FastPlan, plane: &[f32], counts: &mut [u32], scratch: &mut [u32]) {
-        self.count_rows(plan, plane, counts, scratch)
+        // SAFETY: this function runs only on CPUs with AVX-512 (see count_fast).
+        self.count_rows(plan, plane, counts, scratch, |here, m, nr| unsafe { super::fast_avx512::block(plan, plane, here, m, nr) })
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,popcnt")]
     unsafe fn count_avx2(&self, plan: &FastPlan, plane: &[f32], counts: &mut [u32], scratch: &mut [u32]) {
-        self.count_rows(plan, plane, counts, scratch)
+        self.count_rows(plan, plane, counts, scratch, |here, m, nr| block(plan, plane, here, m, nr))
     }
 
     #[inline(always)]
-    fn count_rows(&self, plan: &FastPlan, plane: &[f32], counts: &mut [u32], scratch: &mut [u32]) {
+    fn count_rows(
+        &self,
+        plan: &FastPlan,
+        plane: &[f32],
+        counts: &mut [u32],
+        scratch: &mut [u32],
+        block: impl Fn(usize, &mut [u32], &mut [u32]),
+    ) {
         let (cols, pad) = (plan.cols, plan.pad);
         let width = plan.width();
         let (masks, near) = scratch.split_at_mut(plan.padded_cols());
-        let at = |r: usize, dr: isize, dc: isize| ((r + pad) as isize + dr) as usize * width + (pad as isize + dc) as usize;
         for r in 0..plan.rows {
-            // Blocks of LANES columns with every neighbour's bit kept in registers; the
-            // plane's right margin makes the reads of the last block valid (their bits
-            // beyond `cols` are dropped).
+            // Blocks of LANES columns; the plane's right margin makes the reads of the
+            // last block valid (their bits beyond `cols` are dropped).
             for x in (0..cols).step_by(LANES) {
-                let center = &plane[at(r, 0, 0) + x..][..LANES];
-                let (mut m, mut nr) = ([0u32; LANES], [0u32; LANES]);
-                for (i, s) in plan.samples.iter().enumerate() {
-                    match s {
-                        Sample::Zero => {
-                            for l in 0..LANES {
-                                m[l] |= ((center[l] == 0.0) as u32) << i;
-                            }
-                        }
-                        Sample::Pixel { dr, dc } => {
-                            let src = &plane[at(r, *dr, *dc) + x..][..LANES];
-                            for l in 0..LANES {
-                                m[l] |= ((src[l] >= center[l]) as u32) << i;
-                            }
-                        }
-                        Sample::Bilinear { top, bottom, left, right, wr, wc, .. } => {
-                            let (wr, wc) = (*wr, *wc);
-                            let tl = &plane[at(r, *top, *left) + x..][..LANES];
-                            let tr = &plane[at(r, *top, *right) + x..][..LANES];
-                            let bl = &plane[at(r, *bottom, *left) + x..][..LANES];
-                            let br = &plane[at(r, *bottom, *right) + x..][..LANES];
-                            for l in 0..LANES {
-                                let t = tl[l] + wc * (tr[l] - tl[l]);
-                                let b = bl[l] + wc * (br[l] - bl[l]);
-                                let d = t + wr * (b - t) - center[l];
-                                let zero = center[l] == 0.0;
-                                m[l] |= ((d >= 0.0) as u32 | zero as u32) << i;
-                                nr[l] |= ((d.abs() <= NEAR) as u32 & !zero as u32) << i;
-                            }
-                        }
-                    }
-                }
-                masks[x..x + LANES].copy_from_slice(&m);
-                near[x..x + LANES].copy_from_slice(&nr);
+                block((r + pad) * width + pad + x, &mut masks[x..x + LANES], &mut near[x..x + LANES]);
             }
             self.settle_near(plan, plane, r, &mut masks[..cols], &near[..cols]);
             self.tally(&mut masks[..cols], counts);
@@ -292,6 +295,35 @@ impl Lbp {
         }
         for (c, &k) in masks.iter().enumerate() {
             counts[4 * k as usize + (c & 3)] += 1;
+        }
+    }
+}
+
+/// Patterns (`m`) and near-zero flags (`nr`) of the LANES pixels from plane index `here`.
+#[inline(always)]
+fn block(plan: &FastPlan, plane: &[f32], here: usize, m: &mut [u32], nr: &mut [u32]) {
+    let center = &plane[here..][..LANES];
+    let (m, nr) = (&mut m[..LANES], &mut nr[..LANES]);
+    for l in 0..LANES {
+        m[l] = if center[l] == 0.0 { plan.zero_bits } else { 0 };
+        nr[l] = 0;
+    }
+    for &(off, bit) in &plan.pixels {
+        let src = &plane[(here as isize + off) as usize..][..LANES];
+        for l in 0..LANES {
+            m[l] |= if src[l] >= center[l] { bit } else { 0 };
+        }
+    }
+    for q in &plan.quads {
+        let tap = |k: usize| &plane[(here as isize + q.at[k]) as usize..][..LANES];
+        let (tl, tr, bl, br) = (tap(0), tap(1), tap(2), tap(3));
+        for l in 0..LANES {
+            let t = tl[l] + q.wc * (tr[l] - tl[l]);
+            let b = bl[l] + q.wc * (br[l] - bl[l]);
+            let d = t + q.wr * (b - t) - center[l];
+            let zero = center[l] == 0.0;
+            m[l] |= if d >= 0.0 || zero { q.bit } else { 0 };
+            nr[l] |= if d.abs() <= NEAR && !zero { q.bit } else { 0 };
         }
     }
 }

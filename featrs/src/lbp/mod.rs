@@ -12,6 +12,8 @@
 //! neighbour, so the inner loop is branch-free arithmetic over contiguous rows.
 mod codes;
 mod fast;
+#[cfg(target_arch = "x86_64")]
+mod fast_avx512;
 mod grid;
 mod scan;
 #[cfg(test)]
