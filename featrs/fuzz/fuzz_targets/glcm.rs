@@ -3,7 +3,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-use _featrs::glcm::{cooccurrence, normalize, offsets, props_dense, props_from_pairs, PairScratch, Prop};
+use _featrs::glcm::{cooccurrence, normalize, offsets, props_dense, props_from_pairs, props_grid, PairScratch, Prop};
+use _featrs::tiles::tiles;
 
 #[path = "input.rs"]
 mod input;
@@ -31,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let symmetric = b.u8() % 2 == 1;
     let props: Vec<Prop> = (0..b.size(4)).map(|_| PROPS[b.u8() as usize % 10]).collect();
     let wrong_out = b.u8() % 8 == 0;
+    let grid = b.size(6);
     let img = pixels(b.rest(), rows * cols);
     let Some(offs) = check(offsets(&distances, &angles)) else { return };
     let n_off = offs.len();
@@ -40,6 +42,11 @@ fuzz_target!(|data: &[u8]| {
     let r = props_from_pairs(&img, rows, cols, &offs, levels, symmetric, &props, &mut scratch, &mut out, &mut unsure);
     if check(r).is_some() {
         assert!(!wrong_out, "accepted an output of the wrong length");
+    }
+    if let Some(tiles) = check(tiles(rows, cols, grid)) {
+        let mut out = vec![0.0; tiles.len() * props.len() * n_off];
+        let mut unsure = vec![0u8; tiles.len() * n_off];
+        check(props_grid(&img, rows, cols, &tiles, &offs, levels, symmetric, &props, &mut scratch, &mut out, &mut unsure));
     }
     if levels <= 64 {
         let mut counts = vec![0u32; levels * levels * n_off];

@@ -3,7 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-use _featrs::lbp::{Lbp, Method};
+use _featrs::lbp::{histogram_grid, GridPlan, GridScratch, Lbp, Method};
 
 #[path = "input.rs"]
 mod input;
@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         ((0..p).map(|_| b.f64()).collect(), (0..p).map(|_| b.f64()).collect())
     };
     let as_float = b.u8() % 3 == 0;
+    let grid = b.size(6);
     let wrong_out = b.u8() % 8 == 0;
     let img = pixels(b.rest(), rows * cols);
     let Some(op) = check(Lbp::new(p, &rp, &cp, method)) else { return };
@@ -51,6 +52,15 @@ fuzz_target!(|data: &[u8]| {
         if let Some(()) = if skimage_like { check(h) } else { h.ok() } {
             let total: f64 = hist.iter().sum();
             assert!((total - 1.0).abs() < 1e-9, "histogram sums to {total}");
+        }
+    }
+    // Per-tile histograms of this operator and a second one, through the fast path.
+    if skimage_like && method.n_codes(p).is_some_and(|n| n <= 1 << 16) {
+        let (rp2, cp2) = offsets(8, 1.0);
+        let ops = vec![op, Lbp::new(8, &rp2, &cp2, method).unwrap()];
+        if let Some(plan) = check(GridPlan::new(&ops, rows, cols, grid)) {
+            let mut out = vec![0.0; plan.row_len()];
+            check(histogram_grid(&ops, &plan, &img, &mut GridScratch::default(), &mut out));
         }
     }
 });

@@ -184,8 +184,11 @@ pub fn props_small(
     out: &mut [f64],
     unsure: &mut [u8],
 ) -> Result<()> {
-    if levels == 0 || levels > SMALL_LEVELS_MAX {
+    if levels > SMALL_LEVELS_MAX {
         return Err(FeatError::Internal(format!("props_small called with {levels} levels")));
+    }
+    if levels == 0 {
+        return value_err!("The maximum grayscale value in the image should be smaller than the number of levels.");
     }
     if view.rows == 0 || view.cols == 0 {
         return value_err!("The parameter `image` cannot be an empty array");

@@ -1,5 +1,6 @@
 //! Unit tests of the LBP kernel.
 use super::*;
+use super::grid::{histogram_grid, GridPlan, GridScratch};
 
 fn offsets(p: usize, r: f64) -> (Vec<f64>, Vec<f64>) {
     let round5 = |v: f64| (v * 1e5).round_ties_even() / 1e5;
@@ -87,4 +88,68 @@ fn bad_parameters_are_value_errors() {
     assert!(Lbp::new(32, &rp, &cp, Method::Default).is_err());
     assert!(Lbp::new(32, &rp, &cp, Method::Uniform).is_ok());
     assert!(Lbp::new(2, &[0.0, f64::NAN], &[1.0, 0.0], Method::Uniform).is_err());
+}
+
+/// A deterministic image with flat patches (near-zero comparisons) and a black border.
+fn textured(rows: usize, cols: usize) -> Vec<u8> {
+    (0..rows * cols)
+        .map(|k| {
+            let (r, c) = (k / cols, k % cols);
+            if r < 3 || c < 2 {
+                0
+            } else if (5..15).contains(&r) && (4..20).contains(&c) {
+                90
+            } else {
+                ((k * 7919 + r * 31) % 251) as u8
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn fast_grid_equals_exact_histograms_per_tile() {
+    let (rows, cols) = (37, 41);
+    let img = textured(rows, cols);
+    for (method, pairs) in [
+        (Method::Uniform, vec![(8, 1.0), (16, 2.0), (24, 3.0)]),
+        (Method::NriUniform, vec![(8, 1.5)]),
+        (Method::Default, vec![(8, 1.0), (12, 2.5)]),
+        (Method::Ror, vec![(6, 1.0)]),
+    ] {
+        let ops: Vec<Lbp> = pairs.iter().map(|&(p, r)| {
+            let (rp, cp) = offsets(p, r);
+            Lbp::new(p, &rp, &cp, method).unwrap()
+        }).collect();
+        for grid in [1, 2, 3] {
+            let plan = GridPlan::new(&ops, rows, cols, grid).unwrap();
+            let mut out = vec![0.0; plan.row_len()];
+            histogram_grid(&ops, &plan, &img, &mut GridScratch::default(), &mut out).unwrap();
+            let mut at = 0;
+            for op in &ops {
+                for t in crate::tiles::tiles(rows, cols, grid).unwrap() {
+                    let tile: Vec<u8> = (t.r0..t.r1).flat_map(|r| img[r * cols + t.c0..r * cols + t.c1].to_vec()).collect();
+                    let n = op.method().n_codes(op.points()).unwrap();
+                    let mut exact = vec![0.0; n];
+                    op.histogram_into(&tile, t.r1 - t.r0, t.c1 - t.c0, &mut exact).unwrap();
+                    assert_eq!(&out[at..at + n], &exact[..], "{method:?} P={} grid={grid} tile={t:?}", op.points());
+                    at += n;
+                }
+            }
+            assert_eq!(at, out.len());
+        }
+    }
+}
+
+#[test]
+fn fast_plan_declines_what_it_cannot_do_exactly() {
+    let (rp, cp) = offsets(8, 1.0);
+    let var = Lbp::new(8, &rp, &cp, Method::Var).unwrap();
+    assert!(var.fast_plan(10, 10, 4).unwrap().is_none());
+    let (rp, cp) = offsets(40, 3.0);
+    let wide = Lbp::new(40, &rp, &cp, Method::Uniform).unwrap();
+    assert!(wide.fast_plan(10, 10, 8).unwrap().is_none());
+    let (rp, cp) = offsets(8, 2.0);
+    let op = Lbp::new(8, &rp, &cp, Method::Uniform).unwrap();
+    assert!(op.fast_plan(10, 10, 1).unwrap().is_none(), "padding smaller than the reach");
+    assert!(op.fast_plan(0, 10, 4).is_err());
 }
