@@ -44,8 +44,12 @@ def _kernel_params(frequency, theta, bandwidth, sigma_x, sigma_y, n_stds, offset
     where the kernel spans ``[-y0, y0] x [-x0, x0]``.
     """
     frequency = _real("frequency", frequency)
-    if frequency <= 0:
-        raise ValueError(f"frequency must be > 0 (cycles per pixel), got {frequency}")
+    if frequency < 0:
+        raise ValueError(f"frequency must be >= 0 (cycles per pixel), got {frequency}")
+    if frequency == 0 and (sigma_x is None or sigma_y is None):
+        # scikit-image divides by the frequency here (ZeroDivisionError).
+        raise ValueError("frequency 0 (a plain Gaussian) needs sigma_x and sigma_y: the bandwidth "
+                         "sets the sigmas through 1 / frequency")
     theta = _real("theta", theta)
     n_stds = _real("n_stds", n_stds)
     offset = _real("offset", offset)
@@ -86,7 +90,8 @@ def gabor_kernel(frequency, theta=0, bandwidth=1, sigma_x=None, sigma_y=None, n_
     Parameters
     ----------
     frequency : float
-        Spatial frequency of the harmonic, in cycles per pixel (> 0).
+        Spatial frequency of the harmonic, in cycles per pixel (>= 0; 0, a plain Gaussian,
+        needs ``sigma_x`` and ``sigma_y``).
     theta : float, optional
         Orientation in radians; 0 puts the harmonic along x.
     bandwidth : float, optional
@@ -107,8 +112,8 @@ def gabor_kernel(frequency, theta=0, bandwidth=1, sigma_x=None, sigma_y=None, n_
     Raises
     ------
     ValueError
-        Non-complex ``dtype``; non-finite parameters; ``frequency``, ``bandwidth`` or a
-        sigma <= 0; a kernel of more than 2**26 elements.
+        Non-complex ``dtype``; non-finite parameters; ``frequency`` < 0, or 0 without both
+        sigmas; ``bandwidth`` or a sigma <= 0; a kernel of more than 2**26 elements.
     """
     params = _kernel_params(frequency, theta, bandwidth, sigma_x, sigma_y, n_stds, offset)
     if np.dtype(dtype).kind != "c":

@@ -147,8 +147,8 @@ impl Gabor {
         if all.iter().any(|v| !v.is_finite()) {
             return value_err!("Gabor parameters must be finite, got {self:?}");
         }
-        if self.frequency <= 0.0 {
-            return value_err!("frequency must be > 0, got {}", self.frequency);
+        if self.frequency < 0.0 {
+            return value_err!("frequency must be >= 0, got {}", self.frequency);
         }
         if self.sigma_x <= 0.0 || self.sigma_y <= 0.0 {
             return value_err!(
