@@ -21,6 +21,7 @@ fn _featrs(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
     m.add_function(wrap_pyfunction!(bindings::simd_path, m)?)?;
     m.add_function(wrap_pyfunction!(hog::hog_image, m)?)?;
     m.add_function(wrap_pyfunction!(hog::hog_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(hog::hog_cells, m)?)?;
     m.add_function(wrap_pyfunction!(lbp::lbp_image, m)?)?;
     m.add_function(wrap_pyfunction!(lbp::lbp_histogram_batch, m)?)?;
     m.add_function(wrap_pyfunction!(lbp::lbp_histogram_grid_batch, m)?)?;

@@ -46,6 +46,7 @@ fn hog_of<'py, T: Element + Pixel>(
     py: Python<'py>,
     image: &Bound<'py, PyAny>,
     p: &HogParams,
+    cells: bool,
 ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
     let image = readonly::<T, IxDyn>(image, "image")?;
     let (rows, cols, channels) = match image.shape() {
@@ -54,11 +55,16 @@ fn hog_of<'py, T: Element + Pixel>(
         s => return Err(FeatError::Value(format!("image must be 2-D or 3-D, got shape {s:?}")).into()),
     };
     let shape = kernel::hog_shape(rows, cols, p)?;
-    let dims = [shape.n_blocks.0, shape.n_blocks.1, p.block.0, p.block.1, p.orientations];
+    let dims = if cells {
+        vec![shape.n_cells.0, shape.n_cells.1, p.orientations]
+    } else {
+        vec![shape.n_blocks.0, shape.n_blocks.1, p.block.0, p.block.1, p.orientations]
+    };
     let out = zeros::<f64, _>(py, IxDyn(&dims))?;
     let mut dst = out.readwrite();
     let (src, dst) = (items(&image, "image")?, items_mut(&mut dst)?);
-    run(py, || kernel::hog_into(src, rows, cols, channels, p, &NumpyOracle, dst))?;
+    let describe = if cells { kernel::hog_cells_into::<T> } else { kernel::hog_into::<T> };
+    run(py, || describe(src, rows, cols, channels, p, &NumpyOracle, dst))?;
     Ok(out)
 }
 
@@ -75,15 +81,33 @@ pub fn hog_image<'py>(
     transform_sqrt: bool,
 ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
     let p = params(orientations, cell, block, block_norm, transform_sqrt)?;
+    hog_any(py, image, &p, false)
+}
+
+fn hog_any<'py>(py: Python<'py>, image: &Bound<'py, PyAny>, p: &HogParams, cells: bool) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
     if is_array_of::<u8>(image) {
-        hog_of::<u8>(py, image, &p)
+        hog_of::<u8>(py, image, p, cells)
     } else if is_array_of::<f32>(image) {
-        hog_of::<f32>(py, image, &p)
+        hog_of::<f32>(py, image, p, cells)
     } else if is_array_of::<f64>(image) {
-        hog_of::<f64>(py, image, &p)
+        hog_of::<f64>(py, image, p, cells)
     } else {
         Err(FeatError::Type("image must be a uint8, float32 or float64 array".into()).into())
     }
+}
+
+/// skimage's `orientation_histogram` of one image (what `visualize=True` draws):
+/// `(n_cells_row, n_cells_col, orientations)` float64 cell values.
+#[pyfunction]
+pub fn hog_cells<'py>(
+    py: Python<'py>,
+    image: &Bound<'py, PyAny>,
+    orientations: usize,
+    cell: (usize, usize),
+    transform_sqrt: bool,
+) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+    let p = params(orientations, cell, (1, 1), "L2-Hys", transform_sqrt)?;
+    hog_any(py, image, &p, true)
 }
 
 /// HOG of each image of a uint8 (N, H, W) stack: rows of an (N, D) float64 array, in parallel.

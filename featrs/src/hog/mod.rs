@@ -134,6 +134,51 @@ pub fn hog_into<T: Pixel>(
     out: &mut [f64],
 ) -> Result<()> {
     let shape = hog_shape(rows, cols, p)?;
+    if out.len() != shape.len(p) {
+        return value_err!("output holds {} values, expected {}", out.len(), shape.len(p));
+    }
+    run(image, rows, cols, channels, shape, p, oracle, Output::Blocks, out)
+}
+
+/// skimage's `orientation_histogram` (the cell values before block normalisation, what
+/// `visualize=True` draws) into `out`: `n_cells_row x n_cells_col x orientations`.
+pub fn hog_cells_into<T: Pixel>(
+    image: &[T],
+    rows: usize,
+    cols: usize,
+    channels: usize,
+    p: &HogParams,
+    oracle: &dyn Oracle,
+    out: &mut [f64],
+) -> Result<()> {
+    let shape = hog_shape(rows, cols, p)?;
+    let len = shape.n_cells.0 * shape.n_cells.1 * p.orientations;
+    if out.len() != len {
+        return value_err!("output holds {} values, expected {len}", out.len());
+    }
+    run(image, rows, cols, channels, shape, p, oracle, Output::Cells, out)
+}
+
+/// What [`describe`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Blocks,
+    Cells,
+}
+
+/// Check the pixels, then describe the image on the best SIMD path.
+#[allow(clippy::too_many_arguments)]
+fn run<T: Pixel>(
+    image: &[T],
+    rows: usize,
+    cols: usize,
+    channels: usize,
+    shape: HogShape,
+    p: &HogParams,
+    oracle: &dyn Oracle,
+    what: Output,
+    out: &mut [f64],
+) -> Result<()> {
     if channels == 0 {
         return value_err!("the image must have at least one channel");
     }
@@ -142,9 +187,6 @@ pub fn hog_into<T: Pixel>(
             "image buffer holds {} values, expected {rows} x {cols} x {channels}",
             image.len()
         );
-    }
-    if out.len() != shape.len(p) {
-        return value_err!("output holds {} values, expected {}", out.len(), shape.len(p));
     }
     if let Some(bad) = image.iter().position(|v| !v.acceptable(p.transform_sqrt)) {
         let (r, c) = ((bad / channels) / cols, (bad / channels) % cols);
@@ -160,10 +202,10 @@ pub fn hog_into<T: Pixel>(
     match crate::simd::level() {
         // SAFETY (both): simd::level() only reports instruction sets this CPU has.
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { describe_avx512(image, rows, cols, channels, shape, p, oracle, out) },
+        Level::Avx512 => unsafe { describe_avx512(image, rows, cols, channels, shape, p, oracle, what, out) },
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { describe_avx2(image, rows, cols, channels, shape, p, oracle, out) },
-        _ => describe(image, rows, cols, channels, shape, p, oracle, out),
+        Level::Avx2 => unsafe { describe_avx2(image, rows, cols, channels, shape, p, oracle, what, out) },
+        _ => describe(image, rows, cols, channels, shape, p, oracle, what, out),
     }
 }
 
@@ -179,9 +221,10 @@ unsafe fn describe_avx512<T: Pixel>(
     shape: HogShape,
     p: &HogParams,
     oracle: &dyn Oracle,
+    what: Output,
     out: &mut [f64],
 ) -> Result<()> {
-    describe(image, rows, cols, channels, shape, p, oracle, out)
+    describe(image, rows, cols, channels, shape, p, oracle, what, out)
 }
 
 /// [`describe`] compiled for AVX2: the row loops run 4 (f64) or 8 (f32) lanes wide.
@@ -197,9 +240,10 @@ unsafe fn describe_avx2<T: Pixel>(
     shape: HogShape,
     p: &HogParams,
     oracle: &dyn Oracle,
+    what: Output,
     out: &mut [f64],
 ) -> Result<()> {
-    describe(image, rows, cols, channels, shape, p, oracle, out)
+    describe(image, rows, cols, channels, shape, p, oracle, what, out)
 }
 
 /// Cell histograms and normalised blocks of a validated image.
@@ -213,6 +257,7 @@ fn describe<T: Pixel>(
     shape: HogShape,
     p: &HogParams,
     oracle: &dyn Oracle,
+    what: Output,
     out: &mut [f64],
 ) -> Result<()> {
     let hist = if p.transform_sqrt {
@@ -224,6 +269,9 @@ fn describe<T: Pixel>(
         let grid = Grid { image, rows, cols, channels, work: |v: T| v.work() };
         cell_histograms(&grid, shape.n_cells, p, table.as_deref().map(|t| &t[..]), oracle)?
     };
-    normalize_blocks(&hist, shape, p, out);
+    match what {
+        Output::Blocks => normalize_blocks(&hist, shape, p, out),
+        Output::Cells => out.copy_from_slice(&hist),
+    }
     Ok(())
 }
