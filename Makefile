@@ -19,8 +19,7 @@ help:
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml featrs/Cargo.toml $(wildcard featrs/src/*.rs)
-	./scripts/cargo-source.sh
+$(STAMP): pyproject.toml featrs/Cargo.toml $(shell find featrs/src -name '*.rs')
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

@@ -107,3 +107,22 @@ def test_glcm_batch(benchmark, threads):
     images = stack(64, 128)
     out = benchmark(featrs.glcm_props_batch, images, n_threads=threads)
     assert out.shape == (64, len(PROPS) * len(ANGLES))
+
+
+def _dropin(graycomatrix_, graycoprops_, img):
+    P = graycomatrix_(img, [1], ANGLES, symmetric=True, normed=True)
+    return np.concatenate([graycoprops_(P, prop).ravel() for prop in PROPS])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_glcm_dropin_featrs(benchmark, size):
+    """The drop-in API: one graycomatrix, six graycoprops (featrs' functions)."""
+    _setup(benchmark, f"glcm drop-in {size}px", "featrs")
+    out = benchmark(_dropin, featrs.graycomatrix, featrs.graycoprops, image(size))
+    np.testing.assert_allclose(out, _dropin(graycomatrix, graycoprops, image(size)), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_glcm_dropin_skimage(benchmark, size):
+    _setup(benchmark, f"glcm drop-in {size}px", "skimage")
+    benchmark(_dropin, graycomatrix, graycoprops, image(size))

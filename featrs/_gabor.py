@@ -44,8 +44,12 @@ def _kernel_params(frequency, theta, bandwidth, sigma_x, sigma_y, n_stds, offset
     where the kernel spans ``[-y0, y0] x [-x0, x0]``.
     """
     frequency = _real("frequency", frequency)
-    if frequency <= 0:
-        raise ValueError(f"frequency must be > 0 (cycles per pixel), got {frequency}")
+    if frequency < 0:
+        raise ValueError(f"frequency must be >= 0 (cycles per pixel), got {frequency}")
+    if frequency == 0 and (sigma_x is None or sigma_y is None):
+        # scikit-image divides by the frequency here (ZeroDivisionError).
+        raise ValueError("frequency 0 (a plain Gaussian) needs sigma_x and sigma_y: the bandwidth "
+                         "sets the sigmas through 1 / frequency")
     theta = _real("theta", theta)
     n_stds = _real("n_stds", n_stds)
     offset = _real("offset", offset)
@@ -86,7 +90,8 @@ def gabor_kernel(frequency, theta=0, bandwidth=1, sigma_x=None, sigma_y=None, n_
     Parameters
     ----------
     frequency : float
-        Spatial frequency of the harmonic, in cycles per pixel (> 0).
+        Spatial frequency of the harmonic, in cycles per pixel (>= 0; 0, a plain Gaussian,
+        needs ``sigma_x`` and ``sigma_y``).
     theta : float, optional
         Orientation in radians; 0 puts the harmonic along x.
     bandwidth : float, optional
@@ -107,8 +112,8 @@ def gabor_kernel(frequency, theta=0, bandwidth=1, sigma_x=None, sigma_y=None, n_
     Raises
     ------
     ValueError
-        Non-complex ``dtype``; non-finite parameters; ``frequency``, ``bandwidth`` or a
-        sigma <= 0; a kernel of more than 2**26 elements.
+        Non-complex ``dtype``; non-finite parameters; ``frequency`` < 0, or 0 without both
+        sigmas; ``bandwidth`` or a sigma <= 0; a kernel of more than 2**26 elements.
     """
     params = _kernel_params(frequency, theta, bandwidth, sigma_x, sigma_y, n_stds, offset)
     if np.dtype(dtype).kind != "c":
@@ -117,12 +122,9 @@ def gabor_kernel(frequency, theta=0, bandwidth=1, sigma_x=None, sigma_y=None, n_
 
 
 def _kernel(params: tuple, dtype) -> np.ndarray:
-    _, sigma_x, sigma_y, _, _, _, x0, y0 = params
-    shape = (2 * y0 + 1, 2 * x0 + 1)
-    re = np.empty(shape, dtype=np.float64)
-    im = np.empty(shape, dtype=np.float64)
-    _featrs.gabor_kernel_unscaled(params, re, im)
-    g = np.empty(shape, dtype=dtype)
+    _, sigma_x, sigma_y, _, _, _, _, _ = params
+    re, im = _featrs.gabor_kernel_unscaled(params)
+    g = np.empty(re.shape, dtype=dtype)
     g.real = re
     g.imag = im
     # The scaling step of scikit-image, in the kernel's own precision.
@@ -192,10 +194,7 @@ def gabor(image, frequency, theta=0, bandwidth=1, sigma_x=None, sigma_y=None, n_
 def _respond(image: np.ndarray, params: tuple, mode: str, cval: float, single: bool):
     """Float64 real and imaginary responses of a real image (``single``: float32 kernel)."""
     work = np.ascontiguousarray(image, dtype=np.float64)
-    real = np.empty(work.shape, dtype=np.float64)
-    imag = np.empty(work.shape, dtype=np.float64)
-    _featrs.gabor_filter(work, work.shape[0], work.shape[1], params, mode, cval, single, real, imag)
-    return real, imag
+    return _featrs.gabor_filter(work, params, mode, cval, single)
 
 
 def _cast_like_scipy(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -258,8 +257,4 @@ def gabor_bank_batch(images, frequencies=GABOR_FREQUENCIES, thetas=GABOR_THETAS,
     mode = _check_mode(mode)
     cval = _real("cval", cval) if mode in ("constant", "grid-constant") else 0.0
     bank = [_kernel_params(f, t, bandwidth, None, None, n_stds, 0) for f in frequencies for t in thetas]
-    n, rows, cols = images.shape
-    out = np.empty((n, 2 * len(bank)), dtype=np.float64)
-    if n and bank:
-        _featrs.gabor_bank_batch(images, rows, cols, bank, mode, cval, n_threads, out)
-    return out
+    return _featrs.gabor_bank_batch(images, bank, mode, cval, n_threads)

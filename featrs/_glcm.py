@@ -10,7 +10,7 @@ import operator
 
 import numpy as np
 
-from . import _featrs, _validate
+from . import _featrs, _tiles, _validate
 from ._options import GLCM_ANGLES, GLCM_DEFAULT_PROPS
 from ._options import GLCM_PROPS as PROPS
 
@@ -93,15 +93,9 @@ def graycomatrix(image, distances, angles, levels=None, symmetric=False, normed=
     if image.max() >= levels:
         raise ValueError("The maximum grayscale value in the image should be "
                          "smaller than the number of levels.")
-    counts = np.zeros((levels, levels, len(distances), len(angles)), dtype=np.uint32)
     unsigned = image.view(_UNSIGNED[image.dtype.itemsize])
-    _featrs.glcm_counts(unsigned, image.shape[0], image.shape[1], distances.tolist(),
-                        angles.tolist(), levels, bool(symmetric), counts)
-    if not normed:
-        return counts
-    probabilities = np.empty(counts.shape, dtype=np.float64)
-    _featrs.glcm_normalize(counts, len(distances) * len(angles), probabilities)
-    return probabilities
+    counts = _featrs.glcm_counts(unsigned, distances.tolist(), angles.tolist(), levels, bool(symmetric))
+    return _featrs.glcm_normalize(counts) if normed else counts
 
 
 def graycoprops(P, prop="contrast"):
@@ -136,9 +130,7 @@ def graycoprops(P, prop="contrast"):
     if P.dtype not in (np.uint32, np.float64):
         P = P.astype(np.float64)
     P = np.ascontiguousarray(P)
-    out = np.empty((num_dist, num_angle), dtype=np.float64)
-    unsure = np.zeros((num_dist, num_angle), dtype=np.uint8)
-    _featrs.glcm_props_dense(P, num_level, num_dist * num_angle, prop, out, unsure)
+    out, unsure = _featrs.glcm_props_dense(P, prop)
     if unsure.any():
         mask = unsure.astype(bool)
         out[mask] = _correlation_like_skimage(P)[mask]
@@ -199,6 +191,59 @@ def glcm_props_batch(images, distances=(1,), angles=GLCM_ANGLES, levels=256, sym
     ndarray of float64, shape (N, len(props) * len(distances) * len(angles))
         Columns are prop-major, then distance, then angle.
     """
+    images, distances, angles, levels, props, n_threads = _batch_args(images, distances, angles, levels, props,
+                                                                      n_threads)
+    if len(images) == 0:
+        return np.empty((0, 0), dtype=np.float64)
+    out = _featrs.glcm_props_batch(images, distances.tolist(), angles.tolist(), levels,
+                                   bool(symmetric), props, n_threads)
+    if "correlation" in props:
+        _fill_unsure_correlations(images, out, props, distances, angles, levels, symmetric, normed)
+    return out
+
+
+def glcm_props_grid_batch(images, distances=(1,), angles=GLCM_ANGLES, levels=256, symmetric=True,
+                          normed=True, props=GLCM_DEFAULT_PROPS, grid=1, n_threads=None):
+    """GLCM properties of every tile of a ``grid x grid`` split, in one call.
+
+    Each tile (edges at ``linspace(0, side, grid + 1)`` truncated to int, row-major) is
+    an image of its own, as when :func:`glcm_props_batch` is called on the tile stack.
+    Same output as :func:`featrs.reference.glcm_props_grid_batch`. At ``levels <= 64``
+    the properties come from dense ``levels x levels`` counts per offset.
+
+    Parameters
+    ----------
+    images : ndarray of uint8, shape (N, H, W)
+        Values below ``levels`` (quantize first, e.g. ``v * levels >> 8``).
+    distances, angles, levels, symmetric, normed, props, n_threads
+        As for :func:`glcm_props_batch`.
+    grid : int
+        Tiles per side, in ``[1, min(H, W)]``.
+
+    Returns
+    -------
+    ndarray of float64, shape (N, grid**2 * len(props) * len(distances) * len(angles))
+        Columns are tile-major, then prop, distance, angle.
+    """
+    images, distances, angles, levels, props, n_threads = _batch_args(images, distances, angles, levels, props,
+                                                                      n_threads)
+    grid = _tiles.grid_size(grid, images.shape[1], images.shape[2])
+    if len(images) == 0:
+        return np.empty((0, 0), dtype=np.float64)
+    out = _featrs.glcm_props_grid_batch(images, distances.tolist(), angles.tolist(), levels, bool(symmetric),
+                                        props, grid, n_threads)
+    if "correlation" in props:
+        width = len(props) * len(distances) * len(angles)
+        for t, (rs, cs) in enumerate(_tiles.tile_slices(images.shape[1], images.shape[2], grid)):
+            block = out[:, t * width:(t + 1) * width]
+            if np.isnan(block).any():
+                _fill_unsure_correlations(images[:, rs, cs], block, props, distances, angles, levels, symmetric,
+                                          normed)
+    return out
+
+
+def _batch_args(images, distances, angles, levels, props, n_threads):
+    """Validated arguments of the batch functions."""
     images = _validate.image_stack(images)
     n_threads = _validate.n_threads(n_threads)
     distances, angles = _offsets_args(distances, angles)
@@ -212,16 +257,7 @@ def glcm_props_batch(images, distances=(1,), angles=GLCM_ANGLES, levels=256, sym
     for prop in props:
         if prop not in PROPS:
             raise ValueError(f"{prop} is an invalid property")
-    n, rows, cols = images.shape
-    if n == 0:
-        return np.empty((0, 0), dtype=np.float64)
-    n_off = len(distances) * len(angles)
-    out = np.empty((n, len(props) * n_off), dtype=np.float64)
-    _featrs.glcm_props_batch(images, rows, cols, distances.tolist(), angles.tolist(), levels,
-                             bool(symmetric), props, n_threads, out)
-    if "correlation" in props:
-        _fill_unsure_correlations(images, out, props, distances, angles, levels, symmetric, normed)
-    return out
+    return images, distances, angles, levels, props, n_threads
 
 
 def _fill_unsure_correlations(images, out, props, distances, angles, levels, symmetric, normed):
@@ -232,5 +268,5 @@ def _fill_unsure_correlations(images, out, props, distances, angles, levels, sym
             continue
         block = out[:, k * n_off:(k + 1) * n_off]
         for i in np.flatnonzero(np.isnan(block).any(axis=1)):
-            P = graycomatrix(images[i], distances, angles, levels, symmetric, normed)
+            P = graycomatrix(np.ascontiguousarray(images[i]), distances, angles, levels, symmetric, normed)
             block[i] = _correlation_like_skimage(P).ravel()

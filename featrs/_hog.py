@@ -33,7 +33,8 @@ def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), b
     block_norm : {'L1', 'L1-sqrt', 'L2', 'L2-Hys'}, optional
         Block normalisation method.
     visualize : bool, optional
-        Not supported: must be False.
+        Also return scikit-image's HOG image (drawn with ``skimage.draw.line``, as
+        scikit-image draws it).
     transform_sqrt : bool, optional
         Take the square root of the image first (the image must be non-negative).
     feature_vector : bool, optional
@@ -48,6 +49,8 @@ def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), b
         Shape ``(n_blocks_row, n_blocks_col, cells_per_block[0], cells_per_block[1],
         orientations)``, flattened when ``feature_vector``. float32 for float16/float32
         input, float64 otherwise.
+    hog_image : (M, N) ndarray, optional
+        The visualisation (same dtype), only returned with ``visualize=True``.
 
     Raises
     ------
@@ -58,8 +61,6 @@ def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), b
     TypeError
         Non-integer sizes or orientation count.
     """
-    if visualize:
-        raise ValueError("featrs.hog does not draw the HOG image: visualize must be False")
     orientations, cell, block = hog_parameters(orientations, pixels_per_cell, cells_per_block, block_norm)
     image, out_dtype = _working_image(image)
     if channel_axis is None:
@@ -75,14 +76,35 @@ def hog(image, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3), b
         if image.shape[-1] == 0:
             raise ValueError(f"image has no channels: shape {image.shape}")
     image = np.ascontiguousarray(image)
-    rows, cols = image.shape[:2]
-    n_blocks = _featrs.hog_len(rows, cols, orientations, cell, block)
-    shape = (*n_blocks, *block, orientations)
-    out = np.empty(shape, np.float64)
-    _featrs.hog_image(image, orientations, cell, block, block_norm, bool(transform_sqrt), out)
+    out = _featrs.hog_image(image, orientations, cell, block, block_norm, bool(transform_sqrt))
     if out_dtype != np.float64:
         out = out.astype(out_dtype)
-    return out.ravel() if feature_vector else out
+    out = out.ravel() if feature_vector else out
+    if visualize:
+        cells = _featrs.hog_cells(image, orientations, cell, bool(transform_sqrt))
+        return out, _draw(cells, image.shape[:2], cell, out_dtype)
+    return out
+
+
+def _draw(cells, shape, cell, dtype):
+    """skimage's HOG image: per cell and bin a line through the cell centre across the
+    bin's mid orientation, weighted by the cell value (skimage's own loop and drawing)."""
+    from skimage.draw import line
+
+    (c_row, c_col), (n_rows, n_cols, n_orient) = cell, cells.shape
+    radius = min(c_row, c_col) // 2 - 1
+    orientations_arr = np.arange(n_orient)
+    midpoints = np.pi * (orientations_arr + 0.5) / n_orient
+    dr_arr = radius * np.sin(midpoints)
+    dc_arr = radius * np.cos(midpoints)
+    image = np.zeros(shape, dtype=dtype)
+    for r in range(n_rows):
+        for c in range(n_cols):
+            centre = (r * c_row + c_row // 2, c * c_col + c_col // 2)
+            for o, dr, dc in zip(orientations_arr, dr_arr, dc_arr):
+                rr, cc = line(int(centre[0] - dc), int(centre[1] + dr), int(centre[0] + dc), int(centre[1] - dr))
+                image[rr, cc] += cells[r, c, o]
+    return image
 
 
 def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3, 3),
@@ -112,10 +134,7 @@ def hog_batch(images, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(3
     n = len(images)
     if n == 0:
         return np.empty((0, 0), np.float64)
-    n_blocks = _featrs.hog_len(images.shape[1], images.shape[2], orientations, cell, block)
-    out = np.empty((n, n_blocks[0] * n_blocks[1] * block[0] * block[1] * orientations), np.float64)
-    _featrs.hog_batch(images, orientations, cell, block, block_norm, bool(transform_sqrt), n_threads, out)
-    return out
+    return _featrs.hog_batch(images, orientations, cell, block, block_norm, bool(transform_sqrt), n_threads)
 
 
 def hog_parameters(orientations, pixels_per_cell, cells_per_block, block_norm):

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from . import _featrs, _validate
+from . import _featrs, _tiles, _validate
 from ._options import LBP_METHODS as METHODS
 from ._options import lbp_n_bins
 
@@ -70,9 +70,7 @@ def local_binary_pattern(image, P, R, method="default"):
         if not np.isfinite(image).all():
             raise ValueError("image must contain only finite values")
     rp, cp = neighbour_offsets(P, R)
-    out = np.empty(image.shape, np.float64)
-    _featrs.lbp_image(image, P, rp, cp, method, out)
-    return out
+    return _featrs.lbp_image(image, P, rp, cp, method)
 
 
 def lbp_histogram_batch(images, P=8, R=1.0, method="uniform", n_threads=None):
@@ -102,11 +100,62 @@ def lbp_histogram_batch(images, P=8, R=1.0, method="uniform", n_threads=None):
     P = _points(P, method.lower())
     n_bins = lbp_n_bins(P, method)
     R = _radius(R)
-    out = np.empty((len(images), n_bins), np.float64)
-    if len(images):
-        rp, cp = neighbour_offsets(P, R)
-        _featrs.lbp_histogram_batch(images, P, rp, cp, method, n_threads, out)
-    return out
+    if not len(images):
+        return np.empty((0, n_bins), np.float64)
+    rp, cp = neighbour_offsets(P, R)
+    return _featrs.lbp_histogram_batch(images, P, rp, cp, method, n_threads)
+
+
+def lbp_histogram_grid_batch(images, P, R, method="uniform", grid=1, n_threads=None):
+    """Per-tile LBP code histograms for several ``(P, R)`` pairs in one pass.
+
+    For each pair, then each tile of a ``grid x grid`` split (edges at
+    ``linspace(0, side, grid + 1)`` truncated to int, tiles row-major), the normalized
+    histogram :func:`lbp_histogram_batch` gives for that tile alone (zeros outside the
+    tile, as when scikit-image is called on the tile). Same output as
+    :func:`featrs.reference.lbp_histogram_grid_batch`.
+
+    Parameters
+    ----------
+    images : (N, H, W) uint8 array_like
+    P : int or sequence of int
+        Neighbour counts, paired element-wise with ``R``.
+    R : float or sequence of float
+        Radii.
+    method : {'default', 'ror', 'uniform', 'nri_uniform'}, optional
+    grid : int, optional
+        Tiles per side, in ``[1, min(H, W)]``.
+    n_threads : int or None, optional
+        Worker threads; None uses all cores.
+
+    Returns
+    -------
+    ndarray of float64, shape (N, grid**2 * sum(lbp_n_bins(P_k, method)))
+        Columns: pair-major, then tile, then code.
+    """
+    images = _validate.image_stack(images)
+    n_threads = _validate.n_threads(n_threads)
+    pairs = _pairs(P, R)
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string, got {method!r}")
+    method = method.lower()
+    grid = _tiles.grid_size(grid, images.shape[1], images.shape[2])
+    ops = []
+    for p, r in pairs:
+        p = _points(p, method)
+        lbp_n_bins(p, method)  # raises for 'var' and unknown methods
+        rp, cp = neighbour_offsets(p, _radius(r))
+        ops.append((p, rp.tolist(), cp.tolist()))
+    return _featrs.lbp_histogram_grid_batch(images, ops, method, grid, n_threads)
+
+
+def _pairs(P, R):
+    """``(P, R)`` scalars or equal-length sequences as a list of pairs."""
+    ps = list(P) if isinstance(P, (list, tuple, np.ndarray)) else [P]
+    rs = list(R) if isinstance(R, (list, tuple, np.ndarray)) else [R]
+    if not ps or len(ps) != len(rs):
+        raise ValueError(f"P and R must pair up (as many of each, at least one), got {len(ps)} and {len(rs)}")
+    return list(zip(ps, rs))
 
 
 @functools.lru_cache(maxsize=64)

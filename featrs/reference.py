@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validate
+from . import _tiles, _validate
 from ._options import GABOR_FREQUENCIES, GABOR_THETAS, GLCM_ANGLES, lbp_n_bins
 from ._options import GLCM_DEFAULT_PROPS as GLCM_PROPS
 
@@ -47,6 +47,39 @@ def lbp_histogram_batch(images, P=8, R=1.0, method="uniform", n_threads=None):
         codes = local_binary_pattern(img, P, R, method=method).astype(np.int64)
         out[i] = np.bincount(codes.ravel(), minlength=n_bins)[:n_bins] / codes.size
     return out
+
+
+def lbp_histogram_grid_batch(images, P, R, method="uniform", grid=1, n_threads=None):
+    """Per-tile LBP histograms: :func:`lbp_histogram_batch` of each tile, for each ``(P, R)``.
+
+    Columns are pair-major, then tile (row-major, edges at ``linspace(0, side, grid + 1)``
+    truncated to int), then code.
+    """
+    from ._lbp import _pairs
+
+    images = _validate.image_stack(images)
+    _validate.n_threads(n_threads)
+    grid = _tiles.grid_size(grid, images.shape[1], images.shape[2])
+    slices = _tiles.tile_slices(images.shape[1], images.shape[2], grid)
+    blocks = [lbp_histogram_batch(np.ascontiguousarray(images[:, rs, cs]), p, r, method)
+              for p, r in _pairs(P, R) for rs, cs in slices]
+    return np.hstack(blocks)
+
+
+def glcm_props_grid_batch(images, distances=(1,), angles=GLCM_ANGLES, levels=256, symmetric=True,
+                          normed=True, props=GLCM_PROPS, grid=1, n_threads=None):
+    """Per-tile GLCM properties: :func:`glcm_props_batch` of each tile, tiles concatenated.
+
+    Columns are tile-major (row-major tiles, edges at ``linspace(0, side, grid + 1)``
+    truncated to int), then prop, distance, angle.
+    """
+    images = _validate.image_stack(images)
+    _validate.n_threads(n_threads)
+    grid = _tiles.grid_size(grid, images.shape[1], images.shape[2])
+    blocks = [glcm_props_batch(np.ascontiguousarray(images[:, rs, cs]), distances, angles, levels, symmetric,
+                               normed, props)
+              for rs, cs in _tiles.tile_slices(images.shape[1], images.shape[2], grid)]
+    return np.hstack(blocks)
 
 
 def glcm_props_batch(images, distances=(1,), angles=GLCM_ANGLES, levels=256, symmetric=True,

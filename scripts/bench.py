@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.json or Path(tmp) / "bench.json"
         cmd = [sys.executable, "-m", "pytest", *args.paths, "-p", "no:cacheprovider", "-q",
-               "--benchmark-only", f"--benchmark-json={out}", "-o", "testpaths=benches"]
+               "--benchmark-only", f"--benchmark-json={out}", "-o", "testpaths=benches",
+               # The bench files are bench_*.py: without this pytest collects none of them.
+               "-o", "python_files=bench_*.py"]
         if args.k:
             cmd += ["-k", args.k]
         rc = subprocess.call(cmd, cwd=ROOT, env=env)

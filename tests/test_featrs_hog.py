@@ -327,7 +327,6 @@ def test_negative_pixels_with_transform_sqrt_are_rejected():
     ({"pixels_per_cell": (8, 8, 8)}, ValueError),
     ({"cells_per_block": (10**12, 10**12)}, ValueError),
     ({"cells_per_block": (2**62, 1)}, ValueError),
-    ({"visualize": True}, ValueError),
     ({"channel_axis": 5}, ValueError),
 ])
 def test_absurd_parameters_raise_cleanly(kwargs, error):
@@ -341,25 +340,50 @@ def test_integral_float_parameters_are_accepted_like_skimage():
     assert_hog_equal(img, pixels_per_cell=(8.0, 8), cells_per_block=(2, 2))
 
 
-def test_raw_binding_rejects_inconsistent_buffers_without_panicking():
+def test_raw_binding_rejects_bad_arrays_without_panicking():
     from featrs import _featrs
 
     img = np.zeros((32, 32), np.uint8)
-    good_out = np.empty((3, 3, 2, 2, 9))
     cases = [
-        (img, np.empty(5), ValueError),                               # output of the wrong size
-        (img, np.empty((3, 3, 2, 2, 9), np.float32), TypeError),      # output of the wrong dtype
-        (np.zeros((32, 32), np.int16), good_out, TypeError),          # image dtype the kernel does not read
-        (np.zeros((2, 32, 32, 1), np.uint8), good_out, ValueError),   # 4-D image
+        (np.zeros((32, 32), np.int16), TypeError),        # image dtype the kernel does not read
+        ([[0] * 32] * 32, TypeError),                     # not a numpy array
+        (np.zeros((2, 32, 32, 1), np.uint8), ValueError),  # 4-D image
+        (np.zeros((32, 64), np.uint8)[:, ::2], ValueError),  # not C-contiguous
+        (np.zeros((8, 8), np.uint8), ValueError),          # smaller than one block
     ]
-    for image, out, error in cases:
+    for image, error in cases:
         with pytest.raises(error):
-            _featrs.hog_image(image, 9, (8, 8), (2, 2), "L2-Hys", False, out)
-    readonly = np.empty((3, 3, 2, 2, 9))
+            _featrs.hog_image(image, 9, (8, 8), (2, 2), "L2-Hys", False)
+    readonly = img.copy()
     readonly.flags.writeable = False
-    with pytest.raises((ValueError, TypeError)):
-        _featrs.hog_image(img, 9, (8, 8), (2, 2), "L2-Hys", False, readonly)
+    assert _featrs.hog_image(readonly, 9, (8, 8), (2, 2), "L2-Hys", False).shape == (3, 3, 2, 2, 9)
     with pytest.raises(ValueError):
-        _featrs.hog_image(img, 9, (8, 8), (2, 2), "L5", False, good_out)
+        _featrs.hog_image(img, 9, (8, 8), (2, 2), "L5", False)
     with pytest.raises(ValueError):
-        _featrs.hog_batch(np.zeros((2, 32, 32), np.uint8), 9, (8, 8), (2, 2), "L2-Hys", False, 2, np.empty((2, 3)))
+        _featrs.hog_batch(np.zeros((32, 32), np.uint8), 9, (8, 8), (2, 2), "L2-Hys", False, 2)  # 2-D stack
+    with pytest.raises(ValueError):
+        _featrs.hog_batch(np.zeros((2, 32, 32), np.uint8), 9, (8, 8), (2, 2), "L2-Hys", False, 0)  # no threads
+    out = _featrs.hog_batch(np.zeros((2, 32, 32), np.uint8), 9, (8, 8), (2, 2), "L2-Hys", False, 2)
+    assert out.shape == (2, 3 * 3 * 2 * 2 * 9) and out.dtype == np.float64
+
+
+@pytest.mark.parametrize("image, kwargs", [
+    (np.random.default_rng(0).integers(0, 256, (67, 83), dtype=np.uint8), {}),
+    (np.random.default_rng(1).random((64, 64)).astype(np.float32), {"pixels_per_cell": (16, 16)}),
+    (np.random.default_rng(2).integers(0, 256, (40, 50, 3), dtype=np.uint8), {"channel_axis": -1, "transform_sqrt": True}),
+    (np.random.default_rng(3).random((33, 47)), {"pixels_per_cell": (5, 7), "orientations": 7}),
+])
+def test_visualize_draws_skimages_hog_image(image, kwargs):
+    ours, ours_image = featrs.hog(image, visualize=True, **kwargs)
+    ref, ref_image = sk_hog(image, visualize=True, **kwargs)
+    assert ours_image.dtype == ref_image.dtype and ours_image.shape == ref_image.shape
+    np.testing.assert_array_equal(ours_image, ref_image)
+    assert max_relative_difference(ours, ref) <= RTOL
+
+
+@pytest.mark.realdata
+def test_visualize_on_real_images(real_data):
+    for img in real_images(real_data, 2):
+        _, ours = featrs.hog(img, visualize=True, pixels_per_cell=(16, 16))
+        _, ref = sk_hog(img, visualize=True, pixels_per_cell=(16, 16))
+        np.testing.assert_array_equal(ours, ref)

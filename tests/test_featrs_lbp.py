@@ -205,21 +205,86 @@ def test_integral_float_parameters_are_accepted_like_skimage():
     np.testing.assert_array_equal(featrs.local_binary_pattern(img, 8.0, 1), sk_lbp(img, 8, 1))
 
 
-def test_raw_binding_rejects_inconsistent_buffers_without_panicking():
+def test_raw_binding_rejects_bad_arrays_without_panicking():
     from featrs import _featrs
     from featrs._lbp import neighbour_offsets
 
     img = np.zeros((8, 8), np.uint8)
     rp, cp = neighbour_offsets(8, 1.0)
     with pytest.raises(ValueError):
-        _featrs.lbp_image(img, 8, rp[:4], cp, "uniform", np.empty((8, 8)))   # offsets of the wrong length
+        _featrs.lbp_image(img, 8, rp[:4], cp, "uniform")   # offsets of the wrong length
     with pytest.raises(ValueError):
-        _featrs.lbp_image(img, 8, rp, cp, "uniform", np.empty(3))            # output of the wrong size
+        _featrs.lbp_image(img[None], 8, rp, cp, "uniform")  # 3-D image
     with pytest.raises(ValueError):
-        _featrs.lbp_image(img, 0, rp[:0], cp[:0], "uniform", np.empty((8, 8)))
+        _featrs.lbp_image(img, 0, rp[:0], cp[:0], "uniform")
     with pytest.raises(TypeError):
-        _featrs.lbp_image(img.astype(np.int32), 8, rp, cp, "uniform", np.empty((8, 8)))
+        _featrs.lbp_image(img.astype(np.int32), 8, rp, cp, "uniform")
+    with pytest.raises(TypeError):
+        _featrs.lbp_image(img, 8, rp.astype(np.float32), cp, "uniform")
     with pytest.raises(ValueError):
-        _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "uniform", 1, np.empty((2, 3)))
+        _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "var", 1)
     with pytest.raises(ValueError):
-        _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "uniform", 0, np.empty((2, 10)))
+        _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "uniform", 0)
+    out = _featrs.lbp_histogram_batch(np.zeros((2, 8, 8), np.uint8), 8, rp, cp, "uniform", 1)
+    assert out.shape == (2, 10)
+    np.testing.assert_array_equal(out[:, 8], 1.0)  # a flat image: every pattern is all ones
+
+
+# --- per-tile histograms of several (P, R) pairs ----------------------------------------
+
+def _grid_cases():
+    rng = np.random.default_rng(11)
+    odd = rng.integers(0, 256, (3, 37, 53), dtype=np.uint8)
+    odd[0, 5:20, 5:30] = 77           # flat: comparisons on the edge of rounding
+    odd[1, :, :9] = 0                 # black background
+    return odd
+
+
+@pytest.mark.parametrize("method", ["uniform", "nri_uniform", "default", "ror"])
+@pytest.mark.parametrize("grid", [1, 2, 3])
+def test_grid_batch_equals_skimage_per_tile_on_random_images(method, grid):
+    images = _grid_cases()
+    P, R = ((8, 16, 24), (1, 2, 3)) if method in ("uniform", "nri_uniform") else ((8, 12), (1, 2.5))
+    ours = featrs.lbp_histogram_grid_batch(images, P, R, method, grid, n_threads=2)
+    np.testing.assert_array_equal(ours, reference.lbp_histogram_grid_batch(images, P, R, method, grid))
+    assert ours.shape == (len(images), grid * grid * sum(featrs.lbp_n_bins(p, method) for p in P))
+
+
+@pytest.mark.realdata
+def test_grid_batch_equals_skimage_at_the_product_defaults(real_data):
+    files = sorted(p for p in (real_data / "train").rglob("*") if p.suffix.lower() in (".png", ".jpg"))[::97][:6]
+    import cv2
+    images = np.stack([cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (256, 256), interpolation=cv2.INTER_AREA)
+                       for f in files])
+    ours = featrs.lbp_histogram_grid_batch(images, (8, 16, 24), (1, 2, 3), "uniform", 3, n_threads=1)
+    np.testing.assert_array_equal(ours, reference.lbp_histogram_grid_batch(images, (8, 16, 24), (1, 2, 3), "uniform", 3))
+    odd = np.ascontiguousarray(images[:, 3:130, 1:132])
+    np.testing.assert_array_equal(featrs.lbp_histogram_grid_batch(odd, (8, 16), (1.5, 2), "uniform", 2),
+                                  reference.lbp_histogram_grid_batch(odd, (8, 16), (1.5, 2), "uniform", 2))
+
+
+def test_grid_batch_of_one_pair_and_one_tile_is_the_plain_batch():
+    images = _grid_cases()
+    np.testing.assert_array_equal(featrs.lbp_histogram_grid_batch(images, 16, 2.0, "uniform", 1),
+                                  featrs.lbp_histogram_batch(images, 16, 2.0, "uniform"))
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"P": (8, 16), "R": (1,)}, ValueError),          # unpaired
+    ({"P": (), "R": ()}, ValueError),
+    ({"grid": 0}, ValueError),
+    ({"grid": 38}, ValueError),                        # more tiles than rows
+    ({"grid": 1.5}, TypeError),
+    ({"method": "var"}, ValueError),
+    ({"method": 3}, TypeError),
+    ({"P": 40, "R": 1, "method": "default"}, ValueError),
+])
+def test_grid_batch_rejects_bad_arguments(kwargs, error):
+    args = {"P": 8, "R": 1.0, "method": "uniform", "grid": 2, **kwargs}
+    with pytest.raises(error):
+        featrs.lbp_histogram_grid_batch(_grid_cases(), **args)
+
+
+def test_grid_batch_of_no_images_has_the_right_width():
+    out = featrs.lbp_histogram_grid_batch(np.zeros((0, 9, 9), np.uint8), (8, 16), (1, 2), "uniform", 3)
+    assert out.shape == (0, 9 * (10 + 18))

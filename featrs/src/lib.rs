@@ -1,7 +1,6 @@
 //! featrs: only registration lives here. Kernels (`hog`, `lbp`, `glcm`, `gabor`) are pure
-//! Rust; `bindings` turns Python buffers into slices and `error` maps errors to exceptions.
-use pyo3::prelude::*;
-
+//! Rust; `bindings` turns numpy arrays into slices and `error` maps errors to exceptions.
+#[cfg(feature = "python")]
 mod bindings;
 pub mod error;
 pub mod gabor;
@@ -9,25 +8,30 @@ pub mod glcm;
 pub mod hog;
 pub mod lbp;
 pub mod parallel;
-mod vector;
+pub mod simd;
+pub mod tiles;
 
-#[pymodule]
-fn _featrs(_py: Python<'_>, m: &PyModule) -> PyResult<()> {
+#[cfg(feature = "python")]
+#[pyo3::pymodule]
+fn _featrs(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+    use bindings::{gabor, glcm, hog, lbp};
+    use pyo3::prelude::*;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(bindings::max_threads, m)?)?;
-    // HOG and LBP
-    m.add_function(wrap_pyfunction!(bindings::hog_image, m)?)?;
-    m.add_function(wrap_pyfunction!(bindings::hog_len, m)?)?;
-    m.add_function(wrap_pyfunction!(bindings::hog_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(bindings::lbp_image, m)?)?;
-    m.add_function(wrap_pyfunction!(bindings::lbp_histogram_batch, m)?)?;
-    // GLCM and Gabor
-    m.add_function(wrap_pyfunction!(bindings::glcm_counts, m)?)?;
-    m.add_function(wrap_pyfunction!(bindings::glcm_normalize, m)?)?;
-    m.add_function(wrap_pyfunction!(bindings::glcm_props_dense, m)?)?;
-    m.add_function(wrap_pyfunction!(bindings::glcm_props_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(bindings::gabor_kernel_unscaled, m)?)?;
-    m.add_function(wrap_pyfunction!(bindings::gabor_filter, m)?)?;
-    m.add_function(wrap_pyfunction!(bindings::gabor_bank_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(bindings::simd_path, m)?)?;
+    m.add_function(wrap_pyfunction!(hog::hog_image, m)?)?;
+    m.add_function(wrap_pyfunction!(hog::hog_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(hog::hog_cells, m)?)?;
+    m.add_function(wrap_pyfunction!(lbp::lbp_image, m)?)?;
+    m.add_function(wrap_pyfunction!(lbp::lbp_histogram_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(lbp::lbp_histogram_grid_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(glcm::glcm_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(glcm::glcm_normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(glcm::glcm_props_dense, m)?)?;
+    m.add_function(wrap_pyfunction!(glcm::glcm_props_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(glcm::glcm_props_grid_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(gabor::gabor_kernel_unscaled, m)?)?;
+    m.add_function(wrap_pyfunction!(gabor::gabor_filter, m)?)?;
+    m.add_function(wrap_pyfunction!(gabor::gabor_bank_batch, m)?)?;
     Ok(())
 }

@@ -80,3 +80,39 @@ where
         pool(n_threads)?.install(run)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(n_threads: usize, images: &[u8], image_len: usize, row_len: usize) -> Result<Vec<f64>> {
+        let mut out = vec![0.0; if image_len == 0 { 0 } else { images.len() / image_len * row_len }];
+        for_each_image(images, image_len, &mut out, row_len, n_threads, |img, row| {
+            if img[0] == 99 {
+                return Err(FeatError::Value("bad image".into()));
+            }
+            row.iter_mut().enumerate().for_each(|(k, r)| *r = (img.iter().map(|&v| v as u32).sum::<u32>() + k as u32) as f64);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn rows_follow_images_with_any_thread_count() {
+        let images: Vec<u8> = (0..40).collect();
+        let one = run(1, &images, 4, 2).unwrap();
+        assert_eq!(&one[..4], &[6.0, 7.0, 22.0, 23.0]);
+        assert_eq!(run(3, &images, 4, 2).unwrap(), one);
+    }
+
+    #[test]
+    fn errors_and_bad_sizes_are_reported() {
+        let mut images = vec![0u8; 12];
+        images[4] = 99;
+        assert!(run(2, &images, 4, 1).is_err());
+        assert!(run(0, &images, 4, 1).is_err());
+        assert!(run(MAX_THREADS + 1, &images, 4, 1).is_err());
+        let mut short = vec![0.0; 2];
+        assert!(for_each_image(&[0u8; 12], 4, &mut short, 1, 1, |_, _| Ok(())).is_err());
+    }
+}

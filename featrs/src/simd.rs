@@ -1,7 +1,10 @@
-//! A minimal f64 SIMD vector abstraction for the Gabor kernels: AVX-512F, AVX2+FMA and a
-//! scalar fallback behind one trait, so each kernel is written once and compiled per
-//! instruction set (the caller picks one at run time with `is_x86_feature_detected!`).
+//! The one SIMD dispatch of featrs: the instruction set is detected once, cached, and
+//! may be lowered with the environment variable `FEATRS_SIMD=off|sse2|avx2|avx512|auto`
+//! (read once, at the first kernel call). Every kernel asks [`level`] and runs the
+//! variant compiled for it; none calls `is_x86_feature_detected!` itself.
 //!
+//! Also a minimal f64 vector abstraction (AVX-512F, AVX2+FMA and a scalar fallback
+//! behind one trait) so that a kernel is written once and compiled per instruction set.
 //! Every method is `#[inline(always)]`: the kernels are generic, inlined into a
 //! `#[target_feature]` entry point, and the intrinsics end up compiled there.
 
@@ -10,37 +13,64 @@ use std::sync::OnceLock;
 /// Instruction sets the kernels are compiled for, in increasing order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
-    Scalar,
+    /// Portable code only, compiled for the baseline target (no run-time dispatch).
+    Off,
+    /// x86-64's baseline SSE2 (kernels without an SSE2 variant run their portable code).
+    Sse2,
+    /// AVX2 with FMA.
     Avx2,
+    /// AVX-512 F and BW.
     Avx512,
 }
 
-/// The best instruction set of this CPU, lowered by the environment variable
-/// `FEATRS_SIMD=scalar|avx2|avx512` (to test every code path on one machine).
+impl Level {
+    /// The name `FEATRS_SIMD` and `featrs.simd_path()` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Off => "off",
+            Level::Sse2 => "sse2",
+            Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
+        }
+    }
+
+    /// Parse a `FEATRS_SIMD` value: `None` for `auto` (and for anything unknown, which
+    /// therefore cannot select a path the CPU lacks).
+    pub fn parse(name: &str) -> Option<Level> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "off" | "scalar" | "none" => Some(Level::Off),
+            "sse2" => Some(Level::Sse2),
+            "avx2" => Some(Level::Avx2),
+            "avx512" => Some(Level::Avx512),
+            _ => None,
+        }
+    }
+}
+
+/// The instruction set kernels use: the best this CPU has, lowered by `FEATRS_SIMD`.
 pub fn level() -> Level {
     static LEVEL: OnceLock<Level> = OnceLock::new();
     *LEVEL.get_or_init(|| {
+        let requested = std::env::var("FEATRS_SIMD").ok().and_then(|v| Level::parse(&v));
         let detected = detect();
-        let requested = match std::env::var("FEATRS_SIMD").as_deref() {
-            Ok("scalar") => Level::Scalar,
-            Ok("avx2") => Level::Avx2,
-            _ => Level::Avx512,
-        };
-        detected.min(requested)
+        requested.map_or(detected, |r| r.min(detected))
     })
 }
 
-fn detect() -> Level {
+/// The best instruction set of this CPU.
+pub fn detect() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
             return Level::Avx512;
         }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             return Level::Avx2;
         }
+        Level::Sse2
     }
-    Level::Scalar
+    #[cfg(not(target_arch = "x86_64"))]
+    Level::Off
 }
 
 /// A vector of `LANES` f64.
@@ -213,5 +243,46 @@ mod x86 {
             ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
                 + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_means_auto() {
+        for l in [Level::Off, Level::Sse2, Level::Avx2, Level::Avx512] {
+            assert_eq!(Level::parse(l.name()), Some(l));
+        }
+        assert_eq!(Level::parse(" AVX2 "), Some(Level::Avx2));
+        assert_eq!(Level::parse("auto"), None);
+        assert_eq!(Level::parse("neon"), None);
+    }
+
+    #[test]
+    fn the_level_never_exceeds_the_cpu() {
+        assert!(level() <= detect());
+    }
+
+    #[test]
+    fn vector_types_agree_with_scalar() {
+        let a = [1.5f64, -2.0, 3.25, 4.0, 0.5, 6.0, -7.0, 8.0];
+        let s: f64 = a.iter().map(|v| v * v).sum();
+        let lane = |x: f64| Scalar::splat(x).mul(Scalar::splat(x)).reduce_sum();
+        assert_eq!(a.iter().map(|&v| lane(v)).sum::<f64>(), s);
+        #[cfg(target_arch = "x86_64")]
+        if level() >= Level::Avx2 {
+            // SAFETY: the CPU has AVX2 + FMA; `a` holds 8 values.
+            let v = unsafe { avx2_sum_of_squares(&a) };
+            assert!((v - s).abs() < 1e-12);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2_sum_of_squares(a: &[f64; 8]) -> f64 {
+        let (x, y) = (Avx2::load(a.as_ptr()), Avx2::load(a.as_ptr().add(4)));
+        x.mul_add(x, y.mul(y)).reduce_sum()
     }
 }

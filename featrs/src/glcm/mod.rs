@@ -1,0 +1,139 @@
+//! Gray-level co-occurrence matrices and their texture properties, with
+//! scikit-image's numbers (`skimage.feature.graycomatrix` / `graycoprops`).
+//!
+//! Two ways to get properties:
+//! - [`props_dense`] reads a dense `levels x levels x n_dist x n_angle` matrix, following
+//!   scikit-image's float formulas term by term (what `graycoprops` does);
+//! - [`props_from_pairs`] never builds the matrix: every property is an exact integer
+//!   function of pair statistics (moments, a histogram of `|i - j|`, and sum of squared
+//!   cell counts accumulated while counting), divided once at the end.
+mod counts;
+mod dense;
+mod pair_props;
+mod pair_stats;
+mod small;
+mod grid;
+#[cfg(test)]
+mod tests;
+
+pub use counts::{cooccurrence, normalize};
+pub use dense::props_dense;
+pub use pair_props::props_from_pairs;
+pub use pair_stats::PairScratch;
+pub use grid::props_grid;
+pub use small::SMALL_LEVELS_MAX;
+
+use crate::error::Result;
+use crate::value_err;
+
+/// Correlation is reported as "unsure" when a standard deviation computed in floating
+/// point falls below this; the caller then reproduces scikit-image's own float rounding
+/// (which decides between 1 and rounding noise around its 1e-15 threshold).
+pub const UNSURE_STD: f64 = 1e-6;
+
+/// scikit-image's threshold under which a standard deviation counts as zero.
+pub(crate) const ZERO_STD: f64 = 1e-15;
+
+/// A texture property of `graycoprops`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prop {
+    Contrast,
+    Dissimilarity,
+    Homogeneity,
+    Energy,
+    Correlation,
+    Asm,
+    Mean,
+    Variance,
+    Std,
+    Entropy,
+}
+
+impl Prop {
+    /// Parse scikit-image's property name (case-sensitive, like scikit-image).
+    pub fn from_name(name: &str) -> Result<Prop> {
+        Ok(match name {
+            "contrast" => Prop::Contrast,
+            "dissimilarity" => Prop::Dissimilarity,
+            "homogeneity" => Prop::Homogeneity,
+            "energy" => Prop::Energy,
+            "correlation" => Prop::Correlation,
+            "ASM" => Prop::Asm,
+            "mean" => Prop::Mean,
+            "variance" => Prop::Variance,
+            "std" => Prop::Std,
+            "entropy" => Prop::Entropy,
+            _ => return value_err!("{name} is an invalid property"),
+        })
+    }
+}
+
+/// scikit-image's rounding of offsets: half away from zero, then truncation.
+pub(crate) fn round_half_away(x: f64) -> i64 {
+    // `as` saturates, so absurd (finite) distances give offsets beyond any image.
+    (if x > 0.0 { x + 0.5 } else { x - 0.5 }) as i64
+}
+
+/// Pixel offsets `(d_row, d_col)` for every distance then angle, in the order
+/// `P[..., d, a]` uses (`index = d * n_angles + a`).
+pub fn offsets(distances: &[f64], angles: &[f64]) -> Result<Vec<(i64, i64)>> {
+    if distances.is_empty() || angles.is_empty() {
+        return value_err!("distances and angles must not be empty");
+    }
+    if let Some(d) = distances.iter().find(|d| !d.is_finite()) {
+        return value_err!("distances must be finite, got {d}");
+    }
+    if let Some(a) = angles.iter().find(|a| !a.is_finite()) {
+        return value_err!("angles must be finite, got {a}");
+    }
+    let mut out = Vec::with_capacity(distances.len() * angles.len());
+    for &d in distances {
+        for &a in angles {
+            out.push((round_half_away(a.sin() * d), round_half_away(a.cos() * d)));
+        }
+    }
+    Ok(out)
+}
+
+/// Rows and columns of the pixels `i` whose partner `j = (r + dr, c + dc)` is inside
+/// the image: `(r0, r1, c0, c1)`, half-open, possibly empty.
+pub(crate) fn pair_window(rows: usize, cols: usize, dr: i64, dc: i64) -> (usize, usize, usize, usize) {
+    let span = |n: usize, d: i64| -> (usize, usize) {
+        let n = n as i128;
+        let d = d as i128;
+        let lo = 0i128.max(-d);
+        let hi = n.min(n - d);
+        if hi <= lo {
+            (0, 0)
+        } else {
+            (lo as usize, hi as usize)
+        }
+    };
+    let (r0, r1) = span(rows, dr);
+    let (c0, c1) = span(cols, dc);
+    if r0 == r1 || c0 == c1 {
+        (0, 0, 0, 0)
+    } else {
+        (r0, r1, c0, c1)
+    }
+}
+
+pub(crate) fn check_shape(len: usize, rows: usize, cols: usize) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        return value_err!("The parameter `image` cannot be an empty array");
+    }
+    if rows.checked_mul(cols) != Some(len) {
+        return value_err!("image has {len} values, expected {rows} x {cols}");
+    }
+    Ok(())
+}
+
+pub(crate) fn check_levels<T: Copy + Into<u64>>(image: &[T], levels: usize) -> Result<()> {
+    let max = image.iter().map(|&v| v.into()).max().unwrap_or(0);
+    if max >= levels as u64 {
+        return value_err!(
+            "The maximum grayscale value in the image should be smaller than the number of levels."
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! Properties at few grey levels (the product quantizes to 32): per offset, a dense
+//! `levels x levels` count table small enough for L1, filled once per pixel pair, and
+//! every property from exact integer sums over its cells.
+//!
+//! Pairs are counted into four interleaved tables (pair `k` into table `k % 4`), so the
+//! long runs of one pair in flat regions do not wait on a single counter.
+use super::pair_props::prop_from_stats;
+use super::pair_stats::PairStats;
+use super::{pair_window, Prop};
+use crate::error::{FeatError, Result};
+use crate::simd::Level;
+use crate::value_err;
+
+/// Largest `levels` counted this way (4 tables of `levels^2` u32: 64 KiB).
+pub const SMALL_LEVELS_MAX: usize = 64;
+
+/// An 8-bit image, or a tile of one: `rows x cols` values, rows `stride` apart.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [u8],
+    pub rows: usize,
+    pub cols: usize,
+    pub stride: usize,
+}
+
+impl View<'_> {
+    fn row(&self, r: usize) -> &[u8] {
+        &self.data[r * self.stride..][..self.cols]
+    }
+}
+
+/// Reusable count tables.
+#[derive(Debug, Default)]
+pub struct SmallScratch {
+    tables: Vec<u32>,
+    keys: Vec<u16>,
+}
+
+/// Ordered pair counts `C[i * levels + j]` of one offset, into `counts`.
+fn count(view: &View<'_>, (dr, dc): (i64, i64), levels: usize, s: &mut SmallScratch, counts: &mut [u32]) -> u64 {
+    const SIDE: usize = SMALL_LEVELS_MAX * SMALL_LEVELS_MAX;
+    let l2 = levels * levels;
+    // Each table spans every possible key (keys are < l2 <= SIDE, so `key % SIDE` is the
+    // key and needs no bounds check); only the first l2 cells are used and reset.
+    s.tables.resize(4 * SIDE, 0);
+    for t in s.tables.chunks_exact_mut(SIDE) {
+        t[..l2].fill(0);
+    }
+    let (r0, r1, c0, c1) = pair_window(view.rows, view.cols, dr, dc);
+    let width = c1 - c0;
+    for r in r0..r1 {
+        let a = &view.row(r)[c0..c1];
+        let b = &view.row((r as i64 + dr) as usize)[(c0 as i64 + dc) as usize..][..width];
+        s.keys.clear();
+        s.keys.extend(a.iter().zip(b).map(|(&i, &j)| (i as u16) * levels as u16 + j as u16));
+        let (t0, rest) = s.tables.split_at_mut(SIDE);
+        let (t1, rest) = rest.split_at_mut(SIDE);
+        let (t2, t3) = rest.split_at_mut(SIDE);
+        let (t0, t1, t2, t3): (&mut [u32; SIDE], &mut [u32; SIDE], &mut [u32; SIDE], &mut [u32; SIDE]) = (
+            t0.try_into().expect("a table of SIDE cells"),
+            t1.try_into().expect("a table of SIDE cells"),
+            t2.try_into().expect("a table of SIDE cells"),
+            t3.try_into().expect("a table of SIDE cells"),
+        );
+        let mut quads = s.keys.chunks_exact(4);
+        for q in &mut quads {
+            t0[q[0] as usize % SIDE] += 1;
+            t1[q[1] as usize % SIDE] += 1;
+            t2[q[2] as usize % SIDE] += 1;
+            t3[q[3] as usize % SIDE] += 1;
+        }
+        for &k in quads.remainder() {
+            t0[k as usize % SIDE] += 1;
+        }
+    }
+    let t = &s.tables;
+    for (k, c) in counts.iter_mut().enumerate() {
+        *c = t[k] + t[SIDE + k] + t[2 * SIDE + k] + t[3 * SIDE + k];
+    }
+    ((r1 - r0) * width) as u64
+}
+
+/// The pair statistics [`prop_from_stats`] reads, from ordered counts.
+///
+/// Sums run in f64 over whole rows of the table (so they vectorise) and are exact: every
+/// term and partial sum is an integer below 2^53 (counts < 2^31, levels <= 64).
+fn stats(counts: &[u32], levels: usize, pairs: u64, symmetric: bool, entropy: bool) -> PairStats {
+    let mut st = PairStats::new();
+    st.pairs = pairs;
+    let (mut s_i, mut s_j, mut s_ii, mut s_jj, mut s_ij, mut s_abs) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
+    let mut col = [0f64; SMALL_LEVELS_MAX];
+    let mut sq = 0f64;
+    for i in 0..levels {
+        let row = &counts[i * levels..][..levels];
+        let (mut r, mut rj, mut rabs) = (0f64, 0f64, 0f64);
+        for (j, &c) in row.iter().enumerate() {
+            let c = c as f64;
+            r += c;
+            rj += c * j as f64;
+            rabs += c * (i as f64 - j as f64).abs();
+            col[j] += c;
+        }
+        let fi = i as f64;
+        s_i += fi * r;
+        s_ii += fi * fi * r;
+        s_ij += fi * rj;
+        s_abs += rabs;
+        for k in 0..levels {
+            let d = i.abs_diff(k);
+            st.diff_hist[d] += row[k] as u64;
+        }
+        if !symmetric {
+            sq += row.iter().map(|&c| (c as f64) * (c as f64)).sum::<f64>();
+        }
+    }
+    for (j, &c) in col[..levels].iter().enumerate() {
+        s_j += j as f64 * c;
+        s_jj += (j * j) as f64 * c;
+    }
+    (st.s_i, st.s_j, st.s_ii, st.s_jj, st.s_ij, st.s_absdiff) =
+        (s_i as u64, s_j as u64, s_ii as u64, s_jj as u64, s_ij as u64, s_abs as u64);
+    if symmetric {
+        // The symmetric matrix's cells: U = C[i,j] + C[j,i] twice off the diagonal, 2 C[i,i] on it.
+        for i in 0..levels {
+            let d = counts[i * levels + i] as u64;
+            st.sq_diag += d * d;
+            st.sq_all += d * d;
+            for j in i + 1..levels {
+                let u = counts[i * levels + j] as u64 + counts[j * levels + i] as u64;
+                st.sq_all += u * u;
+            }
+        }
+    } else {
+        st.sq_all = sq as u64;
+    }
+    if entropy {
+        st.entropy = entropy_of(counts, levels, pairs, symmetric);
+    }
+    st
+}
+
+/// `-sum p ln p` over the (symmetric) matrix's cells.
+fn entropy_of(counts: &[u32], levels: usize, pairs: u64, symmetric: bool) -> f64 {
+    let total = (if symmetric { 2 } else { 1 } * pairs) as f64;
+    let plogp = |c: u64| {
+        let p = c as f64 / total;
+        p * -p.ln()
+    };
+    let mut h = 0.0;
+    for i in 0..levels {
+        if symmetric {
+            let d = counts[i * levels + i] as u64;
+            if d != 0 {
+                h += plogp(2 * d);
+            }
+            for j in i + 1..levels {
+                let u = counts[i * levels + j] as u64 + counts[j * levels + i] as u64;
+                if u != 0 {
+                    h += 2.0 * plogp(u);
+                }
+            }
+        } else {
+            for j in 0..levels {
+                let c = counts[i * levels + j] as u64;
+                if c != 0 {
+                    h += plogp(c);
+                }
+            }
+        }
+    }
+    h
+}
+
+/// GLCM properties of one (tile of an) image with values below `levels` <=
+/// [`SMALL_LEVELS_MAX`]; layout and `unsure` as [`super::props_from_pairs`].
+#[allow(clippy::too_many_arguments)]
+pub fn props_small(
+    view: &View<'_>,
+    offsets: &[(i64, i64)],
+    levels: usize,
+    symmetric: bool,
+    props: &[Prop],
+    s: &mut SmallScratch,
+    out: &mut [f64],
+    unsure: &mut [u8],
+) -> Result<()> {
+    if levels > SMALL_LEVELS_MAX {
+        return Err(FeatError::Internal(format!("props_small called with {levels} levels")));
+    }
+    if levels == 0 {
+        return value_err!("The maximum grayscale value in the image should be smaller than the number of levels.");
+    }
+    if view.rows == 0 || view.cols == 0 {
+        return value_err!("The parameter `image` cannot be an empty array");
+    }
+    if view.cols > view.stride || view.data.len() < (view.rows - 1) * view.stride + view.cols {
+        return value_err!("image view of {} x {} (stride {}) does not fit its {} values", view.rows, view.cols, view.stride, view.data.len());
+    }
+    if out.len() != props.len() * offsets.len() || unsure.len() != offsets.len() {
+        return value_err!("outputs must have {} x {} values", props.len(), offsets.len());
+    }
+    if (0..view.rows).any(|r| view.row(r).iter().any(|&v| v as usize >= levels)) {
+        return value_err!("The maximum grayscale value in the image should be smaller than the number of levels.");
+    }
+    unsure.fill(0);
+    match crate::simd::level() {
+        // SAFETY (both): simd::level() only reports instruction sets this CPU has.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { props_avx512(view, offsets, levels, symmetric, props, s, out, unsure) },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { props_avx2(view, offsets, levels, symmetric, props, s, out, unsure) },
+        _ => props_body(view, offsets, levels, symmetric, props, s, out, unsure),
+    }
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn props_avx512(v: &View<'_>, o: &[(i64, i64)], l: usize, sym: bool, p: &[Prop], s: &mut SmallScratch, out: &mut [f64], u: &mut [u8]) {
+    props_body(v, o, l, sym, p, s, out, u)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn props_avx2(v: &View<'_>, o: &[(i64, i64)], l: usize, sym: bool, p: &[Prop], s: &mut SmallScratch, out: &mut [f64], u: &mut [u8]) {
+    props_body(v, o, l, sym, p, s, out, u)
+}
+
+/// Counting and sums of a validated view (compiled per instruction set; the sums are
+/// exact integers in every variant, so all give the same numbers).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn props_body(
+    view: &View<'_>,
+    offsets: &[(i64, i64)],
+    levels: usize,
+    symmetric: bool,
+    props: &[Prop],
+    s: &mut SmallScratch,
+    out: &mut [f64],
+    unsure: &mut [u8],
+) {
+    let entropy = props.contains(&Prop::Entropy);
+    let mut counts = vec![0u32; levels * levels];
+    for (o, &off) in offsets.iter().enumerate() {
+        let pairs = count(view, off, levels, s, &mut counts);
+        let st = stats(&counts, levels, pairs, symmetric, entropy);
+        for (k, &prop) in props.iter().enumerate() {
+            out[k * offsets.len() + o] = prop_from_stats(&st, symmetric, prop).unwrap_or_else(|| {
+                unsure[o] = 1;
+                f64::NAN
+            });
+        }
+    }
+}

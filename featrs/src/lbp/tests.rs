@@ -1,0 +1,155 @@
+//! Unit tests of the LBP kernel.
+use super::*;
+use super::grid::{histogram_grid, GridPlan, GridScratch};
+
+fn offsets(p: usize, r: f64) -> (Vec<f64>, Vec<f64>) {
+    let round5 = |v: f64| (v * 1e5).round_ties_even() / 1e5;
+    let a = |i: usize| 2.0 * std::f64::consts::PI * i as f64 / p as f64;
+    ((0..p).map(|i| round5(-r * a(i).sin())).collect(), (0..p).map(|i| round5(r * a(i).cos())).collect())
+}
+
+#[test]
+fn uniform_codes_count_ones_of_uniform_patterns() {
+    assert_eq!(code(0b0000_0000, 8, Method::Uniform), 0);
+    assert_eq!(code(0b0011_1000, 8, Method::Uniform), 3);
+    assert_eq!(code(0b1111_1111, 8, Method::Uniform), 8);
+    assert_eq!(code(0b0101_0000, 8, Method::Uniform), 9);
+    // The wrap-around change between bits 7 and 0 is not counted by skimage.
+    assert_eq!(code(0b1000_0001, 8, Method::Uniform), 2);
+}
+
+#[test]
+fn ror_is_the_smallest_rotation() {
+    assert_eq!(code(0b1000_0000, 8, Method::Ror), 1);
+    assert_eq!(code(0b1100_0001, 8, Method::Ror), 0b0000_0111);
+}
+
+#[test]
+fn nri_uniform_codes_are_distinct_for_uniform_patterns() {
+    let p = 8;
+    let mut seen = std::collections::HashSet::new();
+    for m in 0u64..256 {
+        let c = code(m, p, Method::NriUniform);
+        assert!(c as usize <= p * (p - 1) + 2);
+        if c as usize != p * (p - 1) + 2 {
+            assert!(seen.insert(c), "code {c} reused by {m:#010b}");
+        }
+    }
+    assert_eq!(seen.len(), p * (p - 1) + 2);
+}
+
+#[test]
+fn integral_offsets_compare_pixels_directly() {
+    let (rp, cp) = offsets(4, 1.0);
+    let lbp = Lbp::new(4, &rp, &cp, Method::Default).unwrap();
+    let img = vec![5u8; 3 * 3];
+    let mut out = vec![0.0; 9];
+    lbp.codes_into(&img, 3, 3, &mut out).unwrap();
+    // Neighbours: 0 right, 1 up, 2 left, 3 down; outside the image reads zero.
+    assert_eq!(out[4], 15.0);
+    assert_eq!(out[0], ((1 << 0) | (1 << 3)) as f64);
+    assert_eq!(out[8], ((1 << 1) | (1 << 2)) as f64);
+}
+
+#[test]
+fn zero_image_sets_every_bit() {
+    let (rp, cp) = offsets(8, 2.5);
+    let lbp = Lbp::new(8, &rp, &cp, Method::Default).unwrap();
+    let img = vec![0u8; 7 * 6];
+    let mut out = vec![0.0; 42];
+    lbp.codes_into(&img, 7, 6, &mut out).unwrap();
+    assert!(out.iter().all(|&v| v == 255.0));
+}
+
+#[test]
+fn huge_radius_reads_only_zeros() {
+    let (rp, cp) = offsets(4, 1e6);
+    let lbp = Lbp::new(4, &rp, &cp, Method::Default).unwrap();
+    let img: Vec<u8> = vec![0, 1, 2, 0];
+    let mut out = vec![0.0; 4];
+    lbp.codes_into(&img, 2, 2, &mut out).unwrap();
+    assert_eq!(out, vec![15.0, 0.0, 0.0, 15.0]);
+}
+
+#[test]
+fn histogram_sums_to_one() {
+    let (rp, cp) = offsets(8, 1.5);
+    let lbp = Lbp::new(8, &rp, &cp, Method::Uniform).unwrap();
+    let img: Vec<u8> = (0..37 * 41).map(|i| ((i * 7919) % 251) as u8).collect();
+    let mut h = vec![0.0; 10];
+    lbp.histogram_into(&img, 37, 41, &mut h).unwrap();
+    assert!((h.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn bad_parameters_are_value_errors() {
+    assert!(Lbp::new(0, &[], &[], Method::Uniform).is_err());
+    let (rp, cp) = offsets(32, 1.0);
+    assert!(Lbp::new(32, &rp, &cp, Method::Default).is_err());
+    assert!(Lbp::new(32, &rp, &cp, Method::Uniform).is_ok());
+    assert!(Lbp::new(2, &[0.0, f64::NAN], &[1.0, 0.0], Method::Uniform).is_err());
+}
+
+/// A deterministic image with flat patches (near-zero comparisons) and a black border.
+fn textured(rows: usize, cols: usize) -> Vec<u8> {
+    (0..rows * cols)
+        .map(|k| {
+            let (r, c) = (k / cols, k % cols);
+            if r < 3 || c < 2 {
+                0
+            } else if (5..15).contains(&r) && (4..20).contains(&c) {
+                90
+            } else {
+                ((k * 7919 + r * 31) % 251) as u8
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn fast_grid_equals_exact_histograms_per_tile() {
+    let (rows, cols) = (37, 41);
+    let img = textured(rows, cols);
+    for (method, pairs) in [
+        (Method::Uniform, vec![(8, 1.0), (16, 2.0), (24, 3.0)]),
+        (Method::NriUniform, vec![(8, 1.5)]),
+        (Method::Default, vec![(8, 1.0), (12, 2.5)]),
+        (Method::Ror, vec![(6, 1.0)]),
+    ] {
+        let ops: Vec<Lbp> = pairs.iter().map(|&(p, r)| {
+            let (rp, cp) = offsets(p, r);
+            Lbp::new(p, &rp, &cp, method).unwrap()
+        }).collect();
+        for grid in [1, 2, 3] {
+            let plan = GridPlan::new(&ops, rows, cols, grid).unwrap();
+            let mut out = vec![0.0; plan.row_len()];
+            histogram_grid(&ops, &plan, &img, &mut GridScratch::default(), &mut out).unwrap();
+            let mut at = 0;
+            for op in &ops {
+                for t in crate::tiles::tiles(rows, cols, grid).unwrap() {
+                    let tile: Vec<u8> = (t.r0..t.r1).flat_map(|r| img[r * cols + t.c0..r * cols + t.c1].to_vec()).collect();
+                    let n = op.method().n_codes(op.points()).unwrap();
+                    let mut exact = vec![0.0; n];
+                    op.histogram_into(&tile, t.r1 - t.r0, t.c1 - t.c0, &mut exact).unwrap();
+                    assert_eq!(&out[at..at + n], &exact[..], "{method:?} P={} grid={grid} tile={t:?}", op.points());
+                    at += n;
+                }
+            }
+            assert_eq!(at, out.len());
+        }
+    }
+}
+
+#[test]
+fn fast_plan_declines_what_it_cannot_do_exactly() {
+    let (rp, cp) = offsets(8, 1.0);
+    let var = Lbp::new(8, &rp, &cp, Method::Var).unwrap();
+    assert!(var.fast_plan(10, 10, 4).unwrap().is_none());
+    let (rp, cp) = offsets(40, 3.0);
+    let wide = Lbp::new(40, &rp, &cp, Method::Uniform).unwrap();
+    assert!(wide.fast_plan(10, 10, 8).unwrap().is_none());
+    let (rp, cp) = offsets(8, 2.0);
+    let op = Lbp::new(8, &rp, &cp, Method::Uniform).unwrap();
+    assert!(op.fast_plan(10, 10, 1).unwrap().is_none(), "padding smaller than the reach");
+    assert!(op.fast_plan(0, 10, 4).is_err());
+}
