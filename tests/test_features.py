@@ -210,14 +210,15 @@ def test_rust_backend_dispatches_to_featrs_batch_functions_with_n_threads(monkey
             return getattr(reference, name)(images, *args, n_threads=n_threads, **kwargs)
         return call
 
-    for name in ("hog_batch", "lbp_histogram_batch", "glcm_props_batch", "gabor_bank_batch"):
+    for name in ("hog_batch", "lbp_histogram_grid_batch", "glcm_props_grid_batch", "gabor_bank_batch"):
         monkeypatch.setattr(featrs, name, spy(name), raising=False)
     config = FeatureConfig(features=("hog", "lbp", "glcm", "gabor"), hog_pixels_per_cell=(8,),
                            lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1, glcm_grid=1, gabor_frequencies=(0.25,))
     images = _images(n=2, h=32, w=32)
     np.testing.assert_array_equal(extract(images, config, backend="rust", n_threads=2),
                                   extract(images, config, backend="skimage"))
-    assert seen == [("hog_batch", 2), ("lbp_histogram_batch", 2), ("glcm_props_batch", 2), ("gabor_bank_batch", 2)]
+    assert seen == [("hog_batch", 2), ("lbp_histogram_grid_batch", 2), ("glcm_props_grid_batch", 2),
+                    ("gabor_bank_batch", 2)]
 
 
 def test_rust_backend_without_batch_functions_is_a_clear_error(monkeypatch):

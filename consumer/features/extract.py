@@ -85,16 +85,14 @@ def _family(api, family: str, grey: np.ndarray, c: FeatureConfig, n_threads: int
                                         block_norm=c.hog_block_norm, transform_sqrt=c.hog_transform_sqrt,
                                         n_threads=n_threads)
                           for ppc in c.hog_pixels_per_cell])
+    # LBP and GLCM: every tile (and every LBP radius) in one kernel call, which samples the
+    # image once and reuses its plans across tiles; columns as feature_names lays them out.
     if family == "lbp":
-        return np.hstack([api.lbp_histogram_batch(tile, P=P, R=R, method=c.lbp_method, n_threads=n_threads)
-                          for P, R in zip(c.lbp_P, c.lbp_R) for tile in tiles(grey, c.lbp_grid)])
+        return api.lbp_histogram_grid_batch(grey, c.lbp_P, c.lbp_R, c.lbp_method, c.lbp_grid, n_threads=n_threads)
     if family == "glcm":
-        quantized = quantize(grey, c.glcm_levels)
-        blocks = [api.glcm_props_batch(tile, distances=c.glcm_distances, angles=c.glcm_angles,
-                                       levels=c.glcm_levels, symmetric=c.glcm_symmetric, normed=c.glcm_normed,
-                                       props=c.glcm_props, n_threads=n_threads)
-                  for tile in tiles(quantized, c.glcm_grid)]
-        return np.hstack(blocks)
+        return api.glcm_props_grid_batch(quantize(grey, c.glcm_levels), c.glcm_distances, c.glcm_angles,
+                                         c.glcm_levels, c.glcm_symmetric, c.glcm_normed, c.glcm_props,
+                                         c.glcm_grid, n_threads=n_threads)
     return np.hstack([api.gabor_bank_batch(tile, frequencies=c.gabor_frequencies, thetas=c.gabor_thetas,
                                            bandwidth=c.gabor_bandwidth, n_threads=n_threads)
                       for tile in tiles(grey, c.gabor_grid)])
