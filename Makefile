@@ -9,12 +9,19 @@ STAMP  := $(VENV)/.chestct-installed
 DATA   ?= $(CHESTCT_DATA)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: setup demo test bench featrs clean help
+.PHONY: setup demo test bench bench-check fuzz featrs clean help
+
+# The suite mostly waits (JVM start-up, streams): more workers than cores pays off.
+TEST_WORKERS ?= 4
+FUZZ_SECONDS ?= 20
+WIRE_FUZZ_EXAMPLES ?= 20000
 
 help:
 	@echo "make demo    # train on the train split, predict on test, print the report (DATA=... for real data)"
 	@echo "make test    # the whole test suite"
 	@echo "make bench   # benchmarks with a table of medians and ratios"
+	@echo "make bench-check  # every benchmark once, on less data (what CI runs)"
+	@echo "make fuzz    # featrs: cargo test + cargo fuzz per kernel; the wire decoder and readers"
 	@echo "make setup   # only create $(VENV) and install (featrs built in release mode)"
 
 setup: $(STAMP)
@@ -34,10 +41,18 @@ demo: setup
 	PYSPARK_PYTHON=$(abspath $(PY)) $(PY) scripts/demo.py $(if $(DATA),--data "$(DATA)")
 
 test: setup
-	PYSPARK_PYTHON=$(abspath $(PY)) $(PY) -m pytest tests
+	PYSPARK_PYTHON=$(abspath $(PY)) $(PY) -m pytest tests -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 bench: setup
 	PYSPARK_PYTHON=$(abspath $(PY)) $(PY) scripts/bench.py
+
+bench-check: setup
+	CHESTCT_BENCH_QUICK=1 PYSPARK_PYTHON=$(abspath $(PY)) $(PY) -m pytest benches -q -p no:cacheprovider \
+	    -o testpaths=benches -o python_files='bench_*.py' --benchmark-disable --durations=10
+
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/featrs-checks.sh
+	./scripts/fuzz-wire.sh $(WIRE_FUZZ_EXAMPLES) 600
 
 clean:
 	rm -rf $(VENV) featrs/target featrs/*.so .pytest_cache .benchmarks demo-out

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_producer import Processes, process_env, producer_args  # noqa: E402
 from producer.launch import free_port, wait_for_port  # noqa: E402
+from quick import STREAM_SPLIT  # noqa: E402
 
-QUICK = os.environ.get("CHESTCT_BENCH_QUICK", "") not in ("", "0")
-SPLIT = "valid" if QUICK else "train"
+SPLIT = STREAM_SPLIT
 FEATURES = ["--features", "hog,lbp", "--feature-option", "hog.pixels_per_cell=16",
             "--feature-option", "hog.cells_per_block=2", "--feature-option", "lbp.grid=2"]
 
@@ -49,6 +49,7 @@ def _ingest_seconds(data: Path, workers: int, tmp: Path) -> tuple[float, int]:
     spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
     env = process_env(SPARK_HOME=str(spark_class.parent.parent), SPARK_LOCAL_IP="127.0.0.1",
                       SPARK_LOG_DIR=str(tmp / "logs"))
+    tmp.mkdir(parents=True, exist_ok=True)
     procs = Processes()
     master_port, port = free_port(), free_port()
     url = f"spark://127.0.0.1:{master_port}"

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_producer import Processes, consumer_args, producer_args  # noqa: E402
 from producer.launch import free_port, wait_for_port  # noqa: E402
+from quick import QUICK  # noqa: E402
 
-QUICK = os.environ.get("CHESTCT_BENCH_QUICK", "") not in ("", "0")
 MINUTES = 2.0 if QUICK else float(os.environ.get("CHESTCT_ENDLESS_MINUTES", "20"))
 INTERVAL = 10.0 if QUICK else 60.0
 

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_producer import Processes, process_env, producer_args  # noqa: E402
 from producer.launch import free_port, wait_for_port  # noqa: E402
+from quick import QUICK  # noqa: E402
 
-QUICK = os.environ.get("CHESTCT_BENCH_QUICK", "") not in ("", "0")
 SPLITS = ("valid", "valid") if QUICK else ("train", "test")
 SENT = re.compile(r"sent batch (\d+) at ([\d.]+)")
 LINE = re.compile(r"^(?:train|batch) seq=\s*(\d+) images=\s*(\d+)")

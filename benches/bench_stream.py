@@ -14,7 +14,8 @@ Peak memory of the consumer is sampled with psutil every 0.2 s: the driver's Pyt
 process (this one), its JVM, and the sum over Spark's Python workers (the producer's
 processes are excluded).
 
-CHESTCT_DATA must point at the dataset; CHESTCT_BENCH_EPOCHS changes the epoch count (>= 2),
+CHESTCT_DATA must point at the dataset; CHESTCT_BENCH_QUICK=1 streams 2 epochs of the valid split (CI);
+CHESTCT_BENCH_EPOCHS changes the epoch count (>= 2),
 CHESTCT_BENCH_FEATURES the feature families (e.g. ``hog`` alone shows the pipeline's ceiling).
 """
 from __future__ import annotations
@@ -33,10 +34,13 @@ import pytest
 from consumer.features import FeatureConfig
 from producer.launch import free_port, wait_for_port
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quick import QUICK, STREAM_SPLIT  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (128, 128)
 BATCH = 32
-EPOCHS = max(2, int(os.environ.get("CHESTCT_BENCH_EPOCHS", "3")))
+EPOCHS = 2 if QUICK else max(2, int(os.environ.get("CHESTCT_BENCH_EPOCHS", "3")))
 FEATURES = tuple(os.environ.get("CHESTCT_BENCH_FEATURES", "hog,lbp,glcm,gabor").split(","))
 # HOG with the classic 16-pixel cells and 2x2 blocks (the library default is sized for 256px).
 CONFIG = FeatureConfig(features=FEATURES, hog_pixels_per_cell=(16,), hog_cells_per_block=2)
@@ -99,7 +103,7 @@ def producer():
     data = _data_dir()
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "producer", "--directory", str(data), "--split", "train",
+    proc = subprocess.Popen([sys.executable, "-m", "producer", "--directory", str(data), "--split", STREAM_SPLIT,
                              "--port", str(port), "--endless", "--image-size", *map(str, SIZE),
                              "--color-mode", "grayscale", "--batch-size", str(BATCH), "--no-progress"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -41,3 +41,8 @@ def real_data() -> Path:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+def pytest_collection_modifyitems(items):
+    """Slow tests first: with several workers (make test) they overlap instead of forming a tail."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
