@@ -15,51 +15,15 @@ import signal
 import sys
 from typing import Any, Sequence
 
+from producer.argtypes import float_at_least, int_at_least, key_value, port
+
 DEFAULT_WORK_DIR = "chestct-work"
 #: Producer batches between refits of the running svm/rf model: early numbers, few refits.
 DEFAULT_REFIT_EVERY = 8
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), value.strip()
-
-
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    return parse
-
-
-def _float_at_least(minimum: float):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value >= minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {value}")
-        return value
-    return parse
-
-
-def _port(text: str) -> int:
-    value = _int_at_least(1)(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"must be <= 65535, got {value}")
-    return value
-
-
-_positive_int = _int_at_least(1)
+_positive_int = int_at_least(1)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -69,14 +33,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
     net = parser.add_argument_group("producer")
     net.add_argument("--host", default=settings.DEFAULT_HOST, help="producer host (default: %(default)s)")
-    net.add_argument("--port", type=_port, default=settings.DEFAULT_PORT, help="producer port (default: %(default)s)")
-    net.add_argument("--connect-timeout", type=_float_at_least(settings.MIN_TIMEOUT),
+    net.add_argument("--port", type=port(), default=settings.DEFAULT_PORT, help="producer port (default: %(default)s)")
+    net.add_argument("--connect-timeout", type=float_at_least(settings.MIN_TIMEOUT),
                      default=settings.DEFAULT_CONNECT_TIMEOUT,
                      help="seconds to keep retrying while the producer is not up (default: %(default)s)")
-    net.add_argument("--read-timeout", type=_float_at_least(settings.MIN_TIMEOUT),
+    net.add_argument("--read-timeout", type=float_at_least(settings.MIN_TIMEOUT),
                      default=settings.DEFAULT_READ_TIMEOUT,
                      help="seconds to wait for one frame before failing (default: %(default)s)")
-    net.add_argument("--max-frame-bytes", type=_int_at_least(settings.MIN_MAX_FRAME_BYTES),
+    net.add_argument("--max-frame-bytes", type=int_at_least(settings.MIN_MAX_FRAME_BYTES),
                      default=settings.DEFAULT_MAX_FRAME_BYTES, help="largest frame accepted (default: %(default)s)")
     net.add_argument("--tls-ca", default=None, metavar="PEM",
                      help="the producer serves TLS: its CA or self-signed certificate (docs/security.md)")
@@ -91,7 +55,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     feats.add_argument("--features", default=None,
                        help=f"comma-separated subset of {','.join(FAMILIES)} "
                             "(train default: consumer.features' defaults; predict: the model's)")
-    feats.add_argument("--feature-option", type=_key_value, action="append", default=[],
+    feats.add_argument("--feature-option", type=key_value, action="append", default=[],
                        metavar="KEY=VALUE", help="feature parameter, e.g. hog.orientations=12 (repeatable)")
     feats.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                        help="feature kernels: featrs (rust) or scikit-image (default: %(default)s)")
@@ -106,7 +70,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                        help="how executors get chestct: auto = a code archive (spark.archives) for cluster "
                             "masters, this tree's path for local ones; none = installed on the workers "
                             "(default: %(default)s)")
-    spark.add_argument("--spark-conf", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    spark.add_argument("--spark-conf", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                        help="extra Spark configuration (repeatable)")
     spark.add_argument("--work-dir", default=DEFAULT_WORK_DIR,
                        help="features tables and checkpoints: a path or a Hadoop-compatible URI such as "

@@ -9,44 +9,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import budget, dataset, dicom, imaging, server, stream, transport, wire
+from .argtypes import float_at_least, int_at_least, port
 from .running import serve
 from .server import ServerConfig
 from .stream import StreamSpec, max_batch_frame_bytes
 
 log = logging.getLogger("producer")
-
-
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    parse.__name__ = f"integer >= {minimum}"
-    return parse
-
-
-def _float_at_least(minimum: float, strict: bool = False):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value != value or value < minimum or (strict and value == minimum) or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum:g}, got {text}")
-        return value
-    parse.__name__ = "number"
-    return parse
-
-
-def _port(text: str) -> int:
-    value = _int_at_least(0)(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"must be <= 65535, got {value}")
-    return value
 
 
 def _window(text: str) -> str:
@@ -67,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="dataset folder holding train/ valid/ test/ with one folder per class")
     data.add_argument("--split", default="train", choices=sorted(dataset.SPLIT_ALIASES),
                       help="split to serve; dev is valid (default: %(default)s)")
-    data.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_int_at_least(1), default=8,
+    data.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int_at_least(1), default=8,
                       help="images per batch (default: %(default)s)")
-    data.add_argument("--image-size", "--image_size", dest="image_size", type=_int_at_least(1), nargs=2,
+    data.add_argument("--image-size", "--image_size", dest="image_size", type=int_at_least(1), nargs=2,
                       metavar=("H", "W"), default=list(imaging.DEFAULT_IMAGE_SIZE),
                       help="output height and width (default: %s %s)" % imaging.DEFAULT_IMAGE_SIZE)
     data.add_argument("--color-mode", "--color_mode", dest="color_mode", choices=sorted(imaging.COLOR_MODES),
@@ -81,13 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
                            "consumer's job); accepted for compatibility")
     data.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True,
                       help="shuffle every epoch with a seeded permutation (default: on)")
-    data.add_argument("--seed", type=_int_at_least(0), default=0, help="shuffle seed (default: %(default)s)")
+    data.add_argument("--seed", type=int_at_least(0), default=0, help="shuffle seed (default: %(default)s)")
     data.add_argument("--endless", action="store_true",
                       help="repeat epochs forever (seq keeps counting, a new permutation per epoch)")
     data.add_argument("--window", type=_window, default=dicom.DEFAULT_WINDOW,
                       help=f"DICOM only: Hounsfield window, one of {', '.join(dicom.WINDOW_PRESETS)} "
                            "or LEVEL,WIDTH in HU written --window=-600,1500 (default: %(default)s)")
-    data.add_argument("--max-image-pixels", type=_int_at_least(1), default=imaging.DEFAULT_MAX_IMAGE_PIXELS,
+    data.add_argument("--max-image-pixels", type=int_at_least(1), default=imaging.DEFAULT_MAX_IMAGE_PIXELS,
                       help="skip images whose header announces more pixels (default: %(default)s)")
     data.add_argument("--on-changed-file", choices=stream.CHANGED_FILE_POLICIES,
                       default=stream.DEFAULT_ON_CHANGED_FILE,
@@ -96,25 +64,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     net = ap.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    net.add_argument("--port", type=_port, default=6100, help="TCP port; 0 picks one (default: %(default)s)")
-    net.add_argument("--sleep", type=_float_at_least(0.0), default=0.0,
+    net.add_argument("--port", type=port(0), default=wire.DEFAULT_PORT, help="TCP port; 0 picks one (default: %(default)s)")
+    net.add_argument("--sleep", type=float_at_least(0.0), default=0.0,
                      help="seconds to pause after each batch on a connection (default: %(default)s)")
-    net.add_argument("--max-frame-bytes", type=_int_at_least(1024), default=wire.DEFAULT_MAX_FRAME_BYTES,
+    net.add_argument("--max-frame-bytes", type=int_at_least(wire.MIN_FRAME_LIMIT), default=wire.DEFAULT_MAX_FRAME_BYTES,
                      help="largest frame sent (default: %(default)s)")
-    net.add_argument("--prefetch", type=_int_at_least(1), default=4,
+    net.add_argument("--prefetch", type=int_at_least(1), default=4,
                      help="batches built ahead per connection (default: %(default)s)")
-    net.add_argument("--workers", type=_int_at_least(1), default=None,
+    net.add_argument("--workers", type=int_at_least(1), default=None,
                      help="decoding threads shared by all connections (default: CPU count)")
-    net.add_argument("--subscribe-timeout", type=_float_at_least(0.0, strict=True), default=60.0,
+    net.add_argument("--subscribe-timeout", type=float_at_least(0.0, strict=True), default=60.0,
                      help="seconds a connection may wait without subscribing (default: %(default)s)")
-    net.add_argument("--send-timeout", type=_float_at_least(0.0, strict=True), default=120.0,
+    net.add_argument("--send-timeout", type=float_at_least(0.0, strict=True), default=120.0,
                      help="seconds a frame may wait for a consumer that does not read (default: %(default)s)")
-    net.add_argument("--stall-timeout", type=_float_at_least(0.0, strict=True), default=server.DEFAULT_STALL_TIMEOUT,
+    net.add_argument("--stall-timeout", type=float_at_least(0.0, strict=True), default=server.DEFAULT_STALL_TIMEOUT,
                      help="seconds without reading after which a consumer's prepared batches are given back "
                           "(default: %(default)s)")
-    net.add_argument("--max-connections", type=_int_at_least(1), default=budget.DEFAULT_MAX_CONNECTIONS,
+    net.add_argument("--max-connections", type=int_at_least(1), default=budget.DEFAULT_MAX_CONNECTIONS,
                      help="connections served at once; more get a 'busy' error (default: %(default)s)")
-    net.add_argument("--max-buffered-bytes", type=_int_at_least(1), default=budget.DEFAULT_MAX_BUFFERED_BYTES,
+    net.add_argument("--max-buffered-bytes", type=int_at_least(1), default=budget.DEFAULT_MAX_BUFFERED_BYTES,
                      help="bytes of prepared batch frames over all connections (default: %(default)s)")
 
     sec = ap.add_argument_group("security (see docs/security.md)")

@@ -84,7 +84,7 @@ class ServerConfig:
     """
 
     host: str = "127.0.0.1"
-    port: int = 6100
+    port: int = wire.DEFAULT_PORT
     sleep: float = 0.0
     max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES
     control_max_frame_bytes: int = wire.CONTROL_MAX_FRAME_BYTES

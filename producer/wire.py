@@ -28,6 +28,10 @@ import numpy as np
 # the auth message; the busy, unauthorized and file_changed error codes.
 PROTOCOL_VERSION = 2
 DEFAULT_MAX_FRAME_BYTES = 64 * 2**20
+#: The producer's TCP port unless told otherwise (both sides' default).
+DEFAULT_PORT = 6100
+#: The smallest frame limit either side accepts: a hello alone takes a few hundred bytes.
+MIN_FRAME_LIMIT = 1024
 # Frames a consumer sends (subscribe, ack) are tiny; a server reads them with this limit.
 CONTROL_MAX_FRAME_BYTES = 64 * 2**10
 # The length prefix is a uint32, so no frame can exceed this whatever the configured limit.

@@ -9,14 +9,13 @@ from __future__ import annotations
 from producer import wire
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 6100
+DEFAULT_PORT = wire.DEFAULT_PORT
 #: Seconds to keep retrying while the producer is not up (or restarting).
 DEFAULT_CONNECT_TIMEOUT = 60.0
 #: Seconds to wait for one frame on an open connection.
 DEFAULT_READ_TIMEOUT = 120.0
 DEFAULT_MAX_FRAME_BYTES = wire.DEFAULT_MAX_FRAME_BYTES
-#: Smallest frame limit accepted: a hello alone takes a few hundred bytes.
-MIN_MAX_FRAME_BYTES = 1024
+MIN_MAX_FRAME_BYTES = wire.MIN_FRAME_LIMIT
 #: Smallest timeout accepted, in seconds.
 MIN_TIMEOUT = 0.1
 #: First and largest pause between connection attempts (exponential backoff).
