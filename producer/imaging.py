@@ -19,6 +19,8 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 
+from . import framing
+
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
     "bilinear": cv2.INTER_LINEAR,
@@ -65,6 +67,16 @@ class Preprocessing:
         Images whose header announces more pixels are skipped undecoded.
     max_file_bytes : int
         Files larger than this are skipped unread.
+    crop : str
+        ``"body"`` cuts the picture to the body's bounding box before resizing, ``"none"``
+        keeps it whole (:mod:`producer.framing`).
+    crop_margin : float
+        Margin around the body box, as a fraction of its side.
+    aspect : str
+        ``"stretch"`` resizes the (cropped) picture to ``image_size`` as is; ``"pad"``
+        pads it with black to the aspect ratio of ``image_size`` first.
+    normalize : str
+        Grey-level normalisation after the crop: ``"none"``, ``"clahe"`` or ``"percentile"``.
     """
 
     image_size: tuple[int, int] = (128, 128)
@@ -72,6 +84,10 @@ class Preprocessing:
     interpolation: str = "area"
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    crop: str = framing.DEFAULT_CROP
+    crop_margin: float = framing.DEFAULT_CROP_MARGIN
+    aspect: str = framing.DEFAULT_ASPECT
+    normalize: str = framing.DEFAULT_NORMALIZE
 
     def __post_init__(self) -> None:
         height, width = self.image_size
@@ -85,6 +101,15 @@ class Preprocessing:
                 f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
         if self.max_image_pixels < 1 or self.max_file_bytes < 1:
             raise ValueError("max_image_pixels and max_file_bytes must be >= 1")
+        for name, choices in (("crop", framing.CROPS), ("aspect", framing.ASPECTS),
+                              ("normalize", framing.NORMALIZATIONS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        margin = self.crop_margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) \
+                or not 0.0 <= margin <= framing.MAX_CROP_MARGIN:
+            raise ValueError(f"crop_margin must be a number in [0, {framing.MAX_CROP_MARGIN}], got {margin!r}")
+        object.__setattr__(self, "crop_margin", float(margin))
 
     @property
     def channels(self) -> int:
@@ -210,6 +235,8 @@ def decode(data: bytes, prep: Preprocessing) -> np.ndarray:
     if image.dtype != np.uint8:  # these flags make OpenCV scale 16-bit to 8; anything else is exotic
         raise ImageSkipped(f"unsupported sample type {image.dtype}")
     height, width = prep.image_size
+    image = framing.frame(image, (height, width), crop_to=prep.crop, margin=prep.crop_margin,
+                          aspect=prep.aspect, normalize_with=prep.normalize)
     if image.shape[:2] != (height, width):
         image = cv2.resize(image, (width, height), interpolation=INTERPOLATIONS[prep.interpolation])
     if prep.color_mode == "rgb":
