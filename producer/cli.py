@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from . import dataset, imaging, wire
+from . import dataset, framing, imaging, wire
 from .server import ServerConfig, serve
 from .stream import StreamSpec, max_batch_frame_bytes
 
@@ -77,6 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="repeat epochs forever (seq keeps counting, a new permutation per epoch)")
     data.add_argument("--max-image-pixels", type=_int_at_least(1), default=imaging.DEFAULT_MAX_IMAGE_PIXELS,
                       help="skip images whose header announces more pixels (default: %(default)s)")
+    data.add_argument("--crop", choices=framing.CROPS, default=framing.DEFAULT_CROP,
+                      help="cut each picture to the body's bounding box before resizing, or keep it whole "
+                           "(default: %(default)s)")
+    data.add_argument("--crop-margin", type=_float_at_least(0.0), default=framing.DEFAULT_CROP_MARGIN,
+                      help=f"margin around the body box, fraction of its side, at most {framing.MAX_CROP_MARGIN} "
+                           "(default: %(default)s)")
+    data.add_argument("--aspect", choices=framing.ASPECTS, default=framing.DEFAULT_ASPECT,
+                      help="stretch the crop to --image-size, or pad it with black to that aspect first "
+                           "(default: %(default)s)")
+    data.add_argument("--normalize", choices=framing.NORMALIZATIONS, default=framing.DEFAULT_NORMALIZE,
+                      help="grey-level normalisation after the crop (default: %(default)s)")
 
     net = ap.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -129,6 +141,8 @@ def spec_from_args(args: argparse.Namespace, ap: argparse.ArgumentParser) -> Str
     try:
         prep = imaging.Preprocessing(image_size=tuple(args.image_size), color_mode=args.color_mode,
                                      interpolation=args.interpolation, max_image_pixels=args.max_image_pixels)
+        prep = dataclasses.replace(prep, crop=args.crop, crop_margin=args.crop_margin, aspect=args.aspect,
+                                   normalize=args.normalize)
         spec = StreamSpec.from_directory(args.directory, args.split, batch_size=args.batch_size,
                                          preprocessing=prep, shuffle=args.shuffle, seed=args.seed,
                                          endless=args.endless)

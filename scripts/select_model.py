@@ -250,6 +250,20 @@ def candidates(base: str = "body crop") -> list[Candidate]:
         Candidate(f"{tag} soft vote svm+rf", 256, _cfg(), "svm+rf", framing=fr),
         Candidate(f"{tag} calibrated svm", 256, _cfg(), "svm-calibrated", framing=fr),
     ]
+    # Stage 3: the stage-1/2 winners combined (320 px, margin 0, CLAHE, calibration).
+    hog80 = dict(hog_pixels_per_cell=(80,))
+    tight = {**fr, "crop_margin": 0.0}
+    clahe = {**fr, "normalize": "clahe"}
+    out += [
+        Candidate(f"{tag} 320px margin 0", 320, _cfg(**hog80), framing=tight),
+        Candidate(f"{tag} 320px + clahe", 320, _cfg(**hog80), framing=clahe),
+        Candidate(f"{tag} 320px, hog 64px cells", 320, _cfg(hog_pixels_per_cell=(64,)), framing=fr),
+        Candidate(f"{tag} 384px, hog 96px cells", 384, _cfg(hog_pixels_per_cell=(96,)), framing=fr),
+        Candidate(f"{tag} 320px svm C=30", 320, _cfg(**hog80), "svm", {"C": 30.0}, framing=fr),
+        Candidate(f"{tag} 320px calibrated svm", 320, _cfg(**hog80), "svm-calibrated", framing=fr),
+        Candidate(f"{tag} 320px margin 0 + clahe, calibrated svm", 320, _cfg(**hog80), "svm-calibrated",
+                  framing={**tight, "normalize": "clahe"}),
+    ]
     return out
 
 
@@ -388,6 +402,13 @@ def final_test(data: Path, cache: Path, backend: str, jobs: int, cand: Candidate
     return report
 
 
+def merge_results(path: Path, rows: list[dict]) -> list[dict]:
+    """Rows of earlier runs (``--only`` subsets) kept, those of candidates run again replaced."""
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    fresh = {r["name"] for r in rows}
+    return [r for r in earlier if r["name"] not in fresh] + rows
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     data, cache = Path(args.data), Path(args.cache)
@@ -406,6 +427,7 @@ def main(argv=None) -> int:
         rows.append(row)
     if rows:
         print_table(rows)
+        rows = merge_results(cache / "cv_results.json", rows)
         (cache / "cv_results.json").write_text(json.dumps(rows, indent=2) + "\n")
         (cache / "cv_results.md").write_text(markdown(rows) + "\n")
         print(f"wrote {cache / 'cv_results.json'} and {cache / 'cv_results.md'}")

@@ -196,3 +196,21 @@ def test_real_slices_decode_with_every_framing(real_data):
                 prep = imaging.Preprocessing(image_size=(96, 96), crop=crop, normalize=norm, aspect="pad")
                 out = imaging.load(path, prep)
                 assert out.shape == (96, 96, 1) and out.std() > 5
+
+
+def test_producer_cli_carries_the_framing_options(tmp_path):
+    from producer import cli, synthetic
+
+    synthetic.generate(tmp_path, per_class=1, progress=False)
+    ap = cli.build_parser()
+    args = ap.parse_args(["-d", str(tmp_path), "--crop", "none", "--crop-margin", "0.1", "--aspect", "pad",
+                          "--normalize", "clahe"])
+    prep = cli.spec_from_args(args, ap).preprocessing
+    assert (prep.crop, prep.crop_margin, prep.aspect, prep.normalize) == ("none", 0.1, "pad", "clahe")
+    defaults = cli.spec_from_args(ap.parse_args(["-d", str(tmp_path)]), ap).preprocessing
+    assert (defaults.crop, defaults.crop_margin, defaults.aspect, defaults.normalize) == (
+        framing.DEFAULT_CROP, framing.DEFAULT_CROP_MARGIN, framing.DEFAULT_ASPECT, framing.DEFAULT_NORMALIZE)
+    with pytest.raises(SystemExit):
+        cli.spec_from_args(ap.parse_args(["-d", str(tmp_path), "--crop-margin", "0.9"]), ap)
+    with pytest.raises(SystemExit):
+        ap.parse_args(["-d", str(tmp_path), "--normalize", "zscore"])
