@@ -1,4 +1,4 @@
-"""Cost of each producer.framing step next to the decode it follows, per image.
+"""Cost of each producer.framing step next to the decode it follows, per image, and of the output size.
 
 Every round runs one step over the same :data:`N_IMAGES` pictures of the train split
 (CHESTCT_DATA; a synthetic CT-like slice otherwise), so medians divided by
@@ -73,3 +73,17 @@ def test_pad(benchmark, crops):
 @pytest.mark.parametrize("method", ["clahe", "percentile"])
 def test_normalize(benchmark, crops, method):
     _run(benchmark, f"normalize {method}", lambda im: framing.normalize(im, method), crops)
+
+
+@pytest.mark.parametrize("side", [256, 384, 512])
+def test_default_features_at_output_size(benchmark, crops, side):
+    """What a larger output size costs downstream: the default families (featrs, 1 thread)."""
+    from consumer.features import FeatureConfig, extract
+
+    config = FeatureConfig(hog_pixels_per_cell=(side // 4,))
+    batch = np.stack([cv2.resize(c, (side, side), interpolation=cv2.INTER_AREA) for c in crops])
+    benchmark.group = "hog+lbp+glcm per batch of resized crops"
+    benchmark.extra_info["impl"] = f"featrs {side}px"
+    benchmark.extra_info["images"] = len(batch)
+    out = benchmark(extract, batch, config, "rust", 1)
+    assert out.shape[0] == len(batch) and np.isfinite(out).all()

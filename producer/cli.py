@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: %(default)s)")
     data.add_argument("--normalize", choices=framing.NORMALIZATIONS, default=framing.DEFAULT_NORMALIZE,
                       help="grey-level normalisation after the crop (default: %(default)s)")
+    data.add_argument("--denoise", choices=framing.DENOISERS, default=framing.DEFAULT_DENOISE,
+                      help="smoothing after the crop, before the normalisation (default: %(default)s)")
 
     net = ap.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -142,7 +144,7 @@ def spec_from_args(args: argparse.Namespace, ap: argparse.ArgumentParser) -> Str
         prep = imaging.Preprocessing(image_size=tuple(args.image_size), color_mode=args.color_mode,
                                      interpolation=args.interpolation, max_image_pixels=args.max_image_pixels)
         prep = dataclasses.replace(prep, crop=args.crop, crop_margin=args.crop_margin, aspect=args.aspect,
-                                   normalize=args.normalize)
+                                   normalize=args.normalize, denoise=args.denoise)
         spec = StreamSpec.from_directory(args.directory, args.split, batch_size=args.batch_size,
                                          preprocessing=prep, shuffle=args.shuffle, seed=args.seed,
                                          endless=args.endless)

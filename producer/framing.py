@@ -9,6 +9,8 @@ the anatomy. These pure functions bring every slice to one framing:
 * :func:`body_box` finds the body (threshold, morphological opening that cuts thin
   table lines and text strokes, largest connected component) and :func:`crop` cuts
   the picture to it plus a margin;
+* :func:`denoise` smooths sensor noise and compression artefacts (median or Gaussian)
+  that fine texture features would otherwise read as texture;
 * :func:`normalize` rescales the grey levels (CLAHE or percentile scaling);
 * :func:`pad_to_aspect` pads a non-square crop with black so the resize does not
   stretch the anatomy.
@@ -25,6 +27,8 @@ import numpy as np
 CROPS = ("none", "body")
 #: ``Preprocessing.normalize`` choices.
 NORMALIZATIONS = ("none", "clahe", "percentile")
+#: ``Preprocessing.denoise`` choices.
+DENOISERS = ("none", "median", "gaussian")
 #: ``Preprocessing.aspect`` choices for a crop that is not of the output's aspect ratio.
 ASPECTS = ("stretch", "pad")
 
@@ -32,6 +36,7 @@ ASPECTS = ("stretch", "pad")
 DEFAULT_CROP = "body"
 DEFAULT_NORMALIZE = "none"
 DEFAULT_ASPECT = "stretch"
+DEFAULT_DENOISE = "none"
 #: Margin added on every side of the body box, as a fraction of the box's side.
 DEFAULT_CROP_MARGIN = 0.02
 #: Largest margin accepted (a margin this wide is no longer a crop).
@@ -49,6 +54,9 @@ MIN_BODY_FRACTION = 0.02
 MIN_BODY_LEVEL = 10
 #: Percentile scaling maps these percentiles of the picture to 0 and 255.
 PERCENTILES = (1.0, 99.0)
+#: Median filter aperture and Gaussian sigma, in pixels of the decoded picture (where the noise is).
+MEDIAN_APERTURE = 3
+GAUSSIAN_SIGMA = 1.0
 CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILES = (8, 8)
 
@@ -152,6 +160,26 @@ def pad_to_aspect(image: np.ndarray, height: int, width: int) -> np.ndarray:
                               cv2.BORDER_CONSTANT, value=0)
 
 
+def denoise(image: np.ndarray, method: str) -> np.ndarray:
+    """Smooth ``image`` (each channel of a colour picture alike).
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W) or (H, W, 3)
+    method : {"none", "median", "gaussian"}
+        ``median``: :data:`MEDIAN_APERTURE` x :data:`MEDIAN_APERTURE` median (keeps edges);
+        ``gaussian``: Gaussian blur of sigma :data:`GAUSSIAN_SIGMA`.
+    """
+    _check_image(image)
+    if method == "none":
+        return image
+    if method == "median":
+        return cv2.medianBlur(np.ascontiguousarray(image), MEDIAN_APERTURE)
+    if method == "gaussian":
+        return cv2.GaussianBlur(image, (0, 0), GAUSSIAN_SIGMA)
+    raise ValueError(f"denoise must be one of {', '.join(DENOISERS)}, got {method!r}")
+
+
 def normalize(image: np.ndarray, method: str) -> np.ndarray:
     """Rescale the grey levels of ``image`` (each channel of a colour picture alike).
 
@@ -161,8 +189,8 @@ def normalize(image: np.ndarray, method: str) -> np.ndarray:
     method : {"none", "clahe", "percentile"}
         ``clahe``: contrast-limited adaptive histogram equalisation (clip limit
         :data:`CLAHE_CLIP_LIMIT`, :data:`CLAHE_TILES` tiles). ``percentile``: the
-        :data:`PERCENTILES` of the picture's levels map linearly to 0 and 255
-        (a constant picture is left as is).
+        :data:`PERCENTILES` of the picture's levels (lowest level whose cumulative
+        count reaches them) map linearly to 0 and 255 (a constant picture is left as is).
     """
     _check_image(image)
     if method == "none":
@@ -173,7 +201,9 @@ def normalize(image: np.ndarray, method: str) -> np.ndarray:
             return clahe.apply(image)
         return cv2.merge([clahe.apply(np.ascontiguousarray(c)) for c in cv2.split(image)])
     if method == "percentile":
-        low, high = np.percentile(image, PERCENTILES)
+        # From the 256-bin histogram: a sort-free percentile, ~10x faster than np.percentile.
+        cdf = np.cumsum(cv2.calcHist([image.reshape(image.shape[0], -1)], [0], None, [256], [0, 256]).ravel())
+        low, high = (int(np.searchsorted(cdf, cdf[-1] * q / 100.0)) for q in PERCENTILES)
         if high <= low:
             return image
         lut = np.clip((np.arange(256) - low) * (255.0 / (high - low)), 0, 255).round().astype(np.uint8)
@@ -183,8 +213,8 @@ def normalize(image: np.ndarray, method: str) -> np.ndarray:
 
 def frame(image: np.ndarray, output_size: tuple[int, int], crop_to: str = DEFAULT_CROP,
           margin: float = DEFAULT_CROP_MARGIN, aspect: str = DEFAULT_ASPECT,
-          normalize_with: str = DEFAULT_NORMALIZE) -> np.ndarray:
-    """Crop, pad and normalise one decoded picture, ready for the resize to ``output_size``.
+          normalize_with: str = DEFAULT_NORMALIZE, denoise_with: str = DEFAULT_DENOISE) -> np.ndarray:
+    """Crop, denoise, normalise and pad one decoded picture, ready for the resize to ``output_size``.
 
     Parameters
     ----------
@@ -200,6 +230,8 @@ def frame(image: np.ndarray, output_size: tuple[int, int], crop_to: str = DEFAUL
     normalize_with : {"none", "clahe", "percentile"}
         Applied after the crop and before the padding, so the percentiles and CLAHE
         tiles see the body, not the border.
+    denoise_with : {"none", "median", "gaussian"}
+        Applied after the crop, before the normalisation.
     """
     if crop_to not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop_to!r}")
@@ -208,6 +240,7 @@ def frame(image: np.ndarray, output_size: tuple[int, int], crop_to: str = DEFAUL
     _check_image(image)
     if crop_to == "body":
         image = crop(image, margin)
+    image = denoise(image, denoise_with)
     image = normalize(image, normalize_with)
     if aspect == "pad":
         image = pad_to_aspect(image, *output_size)

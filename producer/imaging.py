@@ -77,6 +77,8 @@ class Preprocessing:
         pads it with black to the aspect ratio of ``image_size`` first.
     normalize : str
         Grey-level normalisation after the crop: ``"none"``, ``"clahe"`` or ``"percentile"``.
+    denoise : str
+        Smoothing after the crop, before the normalisation: ``"none"``, ``"median"`` or ``"gaussian"``.
     """
 
     image_size: tuple[int, int] = (128, 128)
@@ -88,6 +90,7 @@ class Preprocessing:
     crop_margin: float = framing.DEFAULT_CROP_MARGIN
     aspect: str = framing.DEFAULT_ASPECT
     normalize: str = framing.DEFAULT_NORMALIZE
+    denoise: str = framing.DEFAULT_DENOISE
 
     def __post_init__(self) -> None:
         height, width = self.image_size
@@ -102,7 +105,7 @@ class Preprocessing:
         if self.max_image_pixels < 1 or self.max_file_bytes < 1:
             raise ValueError("max_image_pixels and max_file_bytes must be >= 1")
         for name, choices in (("crop", framing.CROPS), ("aspect", framing.ASPECTS),
-                              ("normalize", framing.NORMALIZATIONS)):
+                              ("normalize", framing.NORMALIZATIONS), ("denoise", framing.DENOISERS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         margin = self.crop_margin
@@ -236,7 +239,7 @@ def decode(data: bytes, prep: Preprocessing) -> np.ndarray:
         raise ImageSkipped(f"unsupported sample type {image.dtype}")
     height, width = prep.image_size
     image = framing.frame(image, (height, width), crop_to=prep.crop, margin=prep.crop_margin,
-                          aspect=prep.aspect, normalize_with=prep.normalize)
+                          aspect=prep.aspect, normalize_with=prep.normalize, denoise_with=prep.denoise)
     if image.shape[:2] != (height, width):
         image = cv2.resize(image, (width, height), interpolation=INTERPOLATIONS[prep.interpolation])
     if prep.color_mode == "rgb":

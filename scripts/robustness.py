@@ -114,11 +114,12 @@ def render(source: Path, target: Path, perturbation: str, rng: np.random.Generat
     return path
 
 
-def render_split(data: Path, out: Path, perturbation: str, seed: int) -> list[tuple[str, Path]]:
-    """The test split re-rendered under ``out/<perturbation>/test``: (class, path) per image, sorted."""
+def render_split(data: Path, out: Path, perturbation: str, seed: int,
+                 splits: tuple[str, ...] = ("test",)) -> list[tuple[str, Path]]:
+    """``splits`` re-rendered under ``out/<perturbation>/<split>``: (class, path) per image, sorted."""
     from tqdm import tqdm
 
-    entries = [e for e in sm.list_images(data) if e[0] == "test"]
+    entries = [e for e in sm.list_images(data) if e[0] in splits]
     index = PERTURBATIONS.index(perturbation)
     rendered = []
     for i, (split, klass, path) in enumerate(tqdm(entries, desc=f"render {perturbation}", unit="img")):

@@ -81,9 +81,18 @@ FRAMING_FIELDS = ("crop", "crop_margin", "aspect", "normalize")
 PLAIN = {"crop": "none", "aspect": "stretch", "normalize": "none"}
 
 
-def preprocessing(size: int, framing: dict) -> Preprocessing:
-    """The producer's grey Preprocessing at ``size`` x ``size`` with ``framing`` options."""
-    return Preprocessing(image_size=(size, size), color_mode="grayscale", **framing)
+def hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    """``(height, width)`` of a square side or a pair."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def preprocessing(size: int | tuple[int, int], framing: dict) -> Preprocessing:
+    """The producer's grey Preprocessing at ``size`` (side or (H, W)) with ``framing`` options.
+
+    ``framing`` holds any other Preprocessing fields (crop, crop_margin, aspect,
+    normalize, interpolation).
+    """
+    return Preprocessing(image_size=hw(size), color_mode="grayscale", **framing)
 
 
 def decode(path: Path, prep: Preprocessing) -> tuple[np.ndarray, str]:
@@ -106,19 +115,19 @@ def prep_key(prep: Preprocessing) -> str:
     return hashlib.sha256(json.dumps(prep.describe(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_dataset(data: Path, size: int, cache: Path, framing: dict | None = None) -> Dataset:
+def load_dataset(data: Path, size: int | tuple[int, int], cache: Path, framing: dict | None = None) -> Dataset:
     """All splits decoded through producer.imaging at ``size``; cached as an .npz per Preprocessing."""
     from tqdm import tqdm
 
     prep = preprocessing(size, framing or PLAIN)
-    path = cache / f"images_{size}_{prep_key(prep)}.npz"
+    path = cache / f"images_{'x'.join(map(str, hw(size)))}_{prep_key(prep)}.npz"
     if path.exists():
         z = np.load(path, allow_pickle=False)
         return Dataset(z["images"], z["labels"], z["splits"], z["hashes"], [str(c) for c in z["classes"]])
     entries = list_images(data)
     classes = sorted({c for _, c, _ in entries})
     images, hashes = [], []
-    for _, _, p in tqdm(entries, desc=f"decode {size}x{size} {framing or PLAIN}", unit="img"):
+    for _, _, p in tqdm(entries, desc=f"decode {hw(size)} {framing or PLAIN}", unit="img"):
         img, digest = decode(p, prep)
         images.append(img)
         hashes.append(digest)
@@ -131,7 +140,8 @@ def load_dataset(data: Path, size: int, cache: Path, framing: dict | None = None
     return ds
 
 
-def duplicate_groups(ds: Dataset, thumbs: np.ndarray, index: np.ndarray) -> np.ndarray:
+def duplicate_groups(ds: Dataset, thumbs: np.ndarray, index: np.ndarray,
+                     correlation: float = NEAR_DUPLICATE_CORRELATION) -> np.ndarray:
     """Group id per image of ``index``: exact and near duplicates share a group."""
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
@@ -140,7 +150,7 @@ def duplicate_groups(ds: Dataset, thumbs: np.ndarray, index: np.ndarray) -> np.n
     x = thumbs[index].reshape(len(index), -1).astype(np.float64)
     x -= x.mean(axis=1, keepdims=True)
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    same |= (x @ x.T) >= NEAR_DUPLICATE_CORRELATION
+    same |= (x @ x.T) >= correlation
     return connected_components(csr_matrix(same), directed=False)[1]
 
 
@@ -150,7 +160,7 @@ def family_config(config: FeatureConfig, family: str) -> dict:
     return {k: v for k, v in config.to_dict().items() if k.startswith(family + ".")}
 
 
-def family_block(ds: Dataset, size: int, framing: dict, config: FeatureConfig, family: str, cache: Path,
+def family_block(ds: Dataset, size: int | tuple[int, int], framing: dict, config: FeatureConfig, family: str, cache: Path,
                  backend: str, jobs: int) -> np.ndarray:
     """Features of one fixed-length family for every image, cached on disk."""
     from joblib import Parallel, delayed
@@ -163,7 +173,7 @@ def family_block(ds: Dataset, size: int, framing: dict, config: FeatureConfig, f
         return np.load(path, allow_pickle=False)
     single = FeatureConfig.from_dict({**config.to_dict(), "features": [family]})
     chunks = np.array_split(np.arange(len(ds.images)), max(8, 4 * jobs))
-    work = tqdm(chunks, desc=f"{family} {size}x{size}", unit="chunk")
+    work = tqdm(chunks, desc=f"{family} {hw(size)}", unit="chunk")
     parts = Parallel(n_jobs=jobs, max_nbytes=None)(
         delayed(feats.extract)(ds.images[c], single, backend=backend) for c in work)
     block = np.vstack(parts)
@@ -182,7 +192,7 @@ def feature_matrix(images: np.ndarray, cand: "Candidate", backend: str) -> np.nd
 @dataclass
 class Candidate:
     name: str
-    size: int
+    size: int | tuple[int, int]
     config: FeatureConfig
     model: str = "svm"
     params: dict = field(default_factory=dict)
@@ -222,6 +232,12 @@ FRAMINGS = {
     "body crop + percentile": {"crop": "body", "aspect": "stretch", "normalize": "percentile"},
     "whole + clahe": {"crop": "none", "aspect": "stretch", "normalize": "clahe"},
     "whole + percentile": {"crop": "none", "aspect": "stretch", "normalize": "percentile"},
+    "body crop + median": {"crop": "body", "aspect": "stretch", "normalize": "none", "denoise": "median"},
+    "body crop + gaussian": {"crop": "body", "aspect": "stretch", "normalize": "none", "denoise": "gaussian"},
+    "body crop + median + percentile": {"crop": "body", "aspect": "stretch", "normalize": "percentile",
+                                        "denoise": "median"},
+    "body crop + gaussian + percentile": {"crop": "body", "aspect": "stretch", "normalize": "percentile",
+                                          "denoise": "gaussian"},
 }
 
 
@@ -264,6 +280,33 @@ def candidates(base: str = "body crop") -> list[Candidate]:
         Candidate(f"{tag} 320px margin 0 + clahe, calibrated svm", 320, _cfg(**hog80), "svm-calibrated",
                   framing={**tight, "normalize": "clahe"}),
     ]
+    # Stage 4: the crop's own aspect (median 260 x 400 px) instead of a square, and how it is resized.
+    hog64 = dict(hog_pixels_per_cell=(64,))
+    out += [
+        Candidate(f"{tag} 256x384px", (256, 384), _cfg(**hog64), framing=fr),
+        Candidate(f"{tag} 320x480px, hog 80px cells", (320, 480), _cfg(**hog80), framing=fr),
+        Candidate(f"{tag} 384x576px, hog 96px cells", (384, 576), _cfg(hog_pixels_per_cell=(96,)), framing=fr),
+        Candidate(f"{tag} 384px bicubic", 384, _cfg(hog_pixels_per_cell=(96,)), framing={**fr, "interpolation": "bicubic"}),
+        Candidate(f"{tag} 448px, hog 112px cells", 448, _cfg(hog_pixels_per_cell=(112,)), framing=fr),
+        Candidate(f"{tag} 384px margin 0", 384, _cfg(hog_pixels_per_cell=(96,)), framing=tight),
+    ]
+    # Stage 5: larger pictures (finer texture per body width) and multi-scale texture there.
+    hog112 = dict(hog_pixels_per_cell=(112,))
+    out += [
+        Candidate(f"{tag} 512px, hog 128px cells", 512, _cfg(hog_pixels_per_cell=(128,)), framing=fr),
+        Candidate(f"{tag} 448px + clahe", 448, _cfg(**hog112), framing=clahe),
+        Candidate(f"{tag} 448px, lbp radii 1,2,4,8", 448, _cfg(**hog112, lbp_P=(8, 16, 24, 24), lbp_R=(1, 2, 4, 8)),
+                  framing=fr),
+        Candidate(f"{tag} 448px, glcm distances 1..16", 448, _cfg(**hog112, glcm_distances=(1, 2, 4, 8, 16)),
+                  framing=fr),
+        Candidate(f"{tag} 448px + gabor grid 2", 448, _cfg(("hog", "lbp", "glcm", "gabor"), **hog112, gabor_grid=2),
+                  framing=fr),
+        Candidate(f"{tag} 448px calibrated svm", 448, _cfg(**hog112), "svm-calibrated", framing=fr),
+        Candidate(f"{tag} 640px, hog 160px cells", 640, _cfg(hog_pixels_per_cell=(160,)), framing=fr),
+        Candidate(f"{tag} 512px, svm C=30", 512, _cfg(hog_pixels_per_cell=(128,)), "svm", {"C": 30.0}, framing=fr),
+        Candidate(f"{tag} 512px, lbp radii 1,2,4,8", 512,
+                  _cfg(hog_pixels_per_cell=(128,), lbp_P=(8, 16, 24, 24), lbp_R=(1, 2, 4, 8)), framing=fr),
+    ]
     return out
 
 
@@ -277,24 +320,31 @@ def score(cand: Candidate, X: np.ndarray, y: np.ndarray, train_idx, test_idx, se
     return classification_metrics(y[test_idx], model.predict(X[test_idx]), classes)
 
 
-def evaluate(cand: Candidate, ds: Dataset, X: np.ndarray, groups: np.ndarray, seeds) -> dict:
+def evaluate(cand: Candidate, ds: Dataset, X: np.ndarray, groups: np.ndarray, seeds,
+             X_perturbed: np.ndarray | None = None) -> dict:
     from sklearn.model_selection import StratifiedGroupKFold
 
     dev = np.where(ds.splits != "test")[0]
-    f1s, accs = [], []
+    f1s, accs, perturbed = [], [], []
     for seed in seeds:
         folds = StratifiedGroupKFold(N_FOLDS, shuffle=True, random_state=seed).split(dev, ds.labels[dev], groups)
         for tr, te in folds:
-            m = score(cand, X, ds.labels, dev[tr], dev[te], seed, ds.classes)
+            model = build_model(cand, seed).fit(X[dev[tr]], ds.labels[dev[tr]])
+            m = classification_metrics(ds.labels[dev[te]], model.predict(X[dev[te]]), ds.classes)
             f1s.append(m["macro_f1"])
             accs.append(m["accuracy"])
+            if X_perturbed is not None:
+                p = classification_metrics(ds.labels[dev[te]], model.predict(X_perturbed[dev[te]]), ds.classes)
+                perturbed.append(p["macro_f1"])
     train = np.where(ds.splits == "train")[0]
     valid = np.where(ds.splits == "valid")[0]
     v = score(cand, X, ds.labels, train, valid, seeds[0], ds.classes)
     return {"name": cand.name, "size": cand.size, "model": cand.model, "params": cand.params,
             "framing": cand.framing, "features": cand.config.to_dict(), "dims": int(X.shape[1]),
             "cv_macro_f1": float(np.mean(f1s)), "cv_macro_f1_std": float(np.std(f1s)),
-            "cv_accuracy": float(np.mean(accs)), "valid_macro_f1": v["macro_f1"], "valid_accuracy": v["accuracy"]}
+            "cv_accuracy": float(np.mean(accs)), "valid_macro_f1": v["macro_f1"], "valid_accuracy": v["accuracy"],
+            "cv_perturbed_macro_f1": float(np.mean(perturbed)) if perturbed else None,
+            "n_groups": int(groups.max() + 1)}
 
 
 def candidate_matrix(cand: Candidate, data: Path, cache: Path, backend: str, jobs: int):
@@ -306,10 +356,44 @@ def candidate_matrix(cand: Candidate, data: Path, cache: Path, backend: str, job
     return ds, np.hstack(blocks)
 
 
-def groups_of_dev(data: Path, cache: Path) -> np.ndarray:
+def groups_of_dev(data: Path, cache: Path, correlation: float = NEAR_DUPLICATE_CORRELATION) -> np.ndarray:
     """Duplicate groups of train+valid from 32x32 thumbnails of the whole picture."""
     thumbs = load_dataset(data, 32, cache)
-    return duplicate_groups(thumbs, thumbs.images, np.where(thumbs.splits != "test")[0])
+    return duplicate_groups(thumbs, thumbs.images, np.where(thumbs.splits != "test")[0], correlation)
+
+
+#: Perturbation whose held-out CV score is reported (scripts/robustness.py), and its seed.
+CV_PERTURBATION = ("all", 0)
+
+
+def perturbed_matrix(cand: Candidate, data: Path, cache: Path, backend: str, jobs: int,
+                     perturbation: str = CV_PERTURBATION[0]) -> np.ndarray:
+    """Features of train+valid re-rendered with ``perturbation`` (rows of the test split are NaN).
+
+    Scoring the held-out folds on these (the model trained on clean pictures) shows which
+    levers survive acquisition changes without touching the test split.
+    """
+    import robustness
+    from tqdm import tqdm
+
+    name, seed = perturbation, CV_PERTURBATION[1]
+    ds = load_dataset(data, cand.size, cache, cand.framing)
+    dev = np.where(ds.splits != "test")[0]
+    key = {**cand.framing, "perturbed": f"{name}-{seed}"}
+    path = cache / f"images_{'x'.join(map(str, hw(cand.size)))}_{prep_key(preprocessing(cand.size, cand.framing))}" \
+                   f"_{name}{seed}.npz"
+    if path.exists():
+        images = np.load(path, allow_pickle=False)["images"]
+    else:
+        files = robustness.render_split(data, cache / "perturbed", name, seed, splits=("train", "valid"))
+        prep = preprocessing(cand.size, cand.framing)
+        images = np.stack([decode(p, prep)[0] for _, p in tqdm(files, desc="decode perturbed", unit="img")])
+        np.savez(path, images=images)
+    fake = Dataset(images, ds.labels[dev], ds.splits[dev], ds.hashes[dev], ds.classes)
+    blocks = [family_block(fake, cand.size, key, cand.config, f, cache, backend, jobs) for f in cand.config.features]
+    out = np.full((len(ds.images), sum(b.shape[1] for b in blocks)), np.nan, np.float32)
+    out[dev] = np.hstack(blocks)
+    return out
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -324,6 +408,12 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="CV shuffles")
     parser.add_argument("--base", default="body crop", choices=sorted(FRAMINGS),
                         help="framing the stage-2 candidates build on")
+    parser.add_argument("--correlation", type=float, default=NEAR_DUPLICATE_CORRELATION,
+                        help="thumbnail correlation that joins near duplicates into one group")
+    parser.add_argument("--perturbed", nargs="?", const=CV_PERTURBATION[0], default=None,
+                        help="also score the held-out folds on pictures re-rendered with this perturbation of "
+                             "scripts/robustness.py (default when given without a value: %(const)s)")
+    parser.add_argument("--results", default="cv_results", help="name of the results files in --cache")
     parser.add_argument("--only", nargs="*", help="evaluate only candidates whose name contains one of these")
     parser.add_argument("--no-cv", action="store_true", help="skip the cross-validation table")
     parser.add_argument("--final", action="store_true",
@@ -348,11 +438,17 @@ def print_table(rows: list[dict]) -> None:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| candidate | model | dims | CV macro-F1 (± std) | CV accuracy | train→valid macro-F1 |",
-             "|---|---|---:|---:|---:|---:|"]
+    perturbed = any(r.get("cv_perturbed_macro_f1") is not None for r in rows)
+    head = "| candidate | model | dims | CV macro-F1 (± std) | CV accuracy | train→valid macro-F1 |"
+    lines = [head + (" CV macro-F1, perturbed |" if perturbed else ""),
+             "|---|---|---:|---:|---:|---:|" + ("---:|" if perturbed else "")]
     for r in sorted(rows, key=lambda r: -r["cv_macro_f1"]):
-        lines.append(f"| {r['name']} | {r['model']} | {r['dims']} | {r['cv_macro_f1']:.3f} ± "
-                     f"{r['cv_macro_f1_std']:.3f} | {r['cv_accuracy']:.3f} | {r['valid_macro_f1']:.3f} |")
+        line = (f"| {r['name']} | {r['model']} | {r['dims']} | {r['cv_macro_f1']:.3f} ± "
+                f"{r['cv_macro_f1_std']:.3f} | {r['cv_accuracy']:.3f} | {r['valid_macro_f1']:.3f} |")
+        if perturbed:
+            value = r.get("cv_perturbed_macro_f1")
+            line += f" {value:.3f} |" if value is not None else " |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -415,22 +511,27 @@ def main(argv=None) -> int:
     rows = []
     todo = [] if args.no_cv else [c for c in candidates(args.base)
                                   if not args.only or any(s in c.name for s in args.only)]
-    groups = groups_of_dev(data, cache) if todo else None
+    groups = groups_of_dev(data, cache, args.correlation) if todo else None
     for i, cand in enumerate(todo, 1):
         print(f"[{i}/{len(todo)}] {cand.name}", flush=True)
         ds, X = candidate_matrix(cand, data, cache, args.backend, args.jobs)
         started = time.perf_counter()
-        row = evaluate(cand, ds, X, groups, args.seeds)
+        X_pert = (perturbed_matrix(cand, data, cache, args.backend, args.jobs, args.perturbed)
+                  if args.perturbed else None)
+        row = evaluate(cand, ds, X, groups, args.seeds, X_pert)
+        row["correlation"] = args.correlation
+        row["perturbation"] = args.perturbed
         row["seconds"] = time.perf_counter() - started
-        print(f"    CV macro-F1 {row['cv_macro_f1']:.3f} ± {row['cv_macro_f1_std']:.3f}, "
+        shown = "" if X_pert is None else f", perturbed {row['cv_perturbed_macro_f1']:.3f}"
+        print(f"    CV macro-F1 {row['cv_macro_f1']:.3f} ± {row['cv_macro_f1_std']:.3f}{shown}, "
               f"train→valid {row['valid_macro_f1']:.3f} ({row['seconds']:.0f}s)", flush=True)
         rows.append(row)
     if rows:
         print_table(rows)
-        rows = merge_results(cache / "cv_results.json", rows)
-        (cache / "cv_results.json").write_text(json.dumps(rows, indent=2) + "\n")
-        (cache / "cv_results.md").write_text(markdown(rows) + "\n")
-        print(f"wrote {cache / 'cv_results.json'} and {cache / 'cv_results.md'}")
+        rows = merge_results(cache / f"{args.results}.json", rows)
+        (cache / f"{args.results}.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (cache / f"{args.results}.md").write_text(markdown(rows) + "\n")
+        print(f"wrote {cache / args.results}.json and .md")
         print(f"train+valid: {len(groups)} images in {groups.max() + 1} duplicate groups")
     if args.final:
         report = final_test(data, cache, args.backend, args.jobs)
