@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import budget, dataset, dicom, imaging, server, stream, transport, wire
+from . import budget, dataset, dicom, framing, imaging, server, stream, transport, wire
 from .argtypes import float_at_least, int_at_least, port
 from .running import serve
 from .server import ServerConfig
@@ -61,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
                       default=stream.DEFAULT_ON_CHANGED_FILE,
                       help="a file whose content changed since start-up: fail its batches with a "
                            "file_changed error, or skip the file and name it (default: %(default)s)")
+    data.add_argument("--crop", choices=framing.CROPS, default=framing.DEFAULT_CROP,
+                      help="cut each picture to the body's bounding box before resizing, or keep it whole "
+                           "(default: %(default)s)")
+    data.add_argument("--crop-margin", type=float_at_least(0.0), default=framing.DEFAULT_CROP_MARGIN,
+                      help=f"margin around the body box, fraction of its side, at most {framing.MAX_CROP_MARGIN} "
+                           "(default: %(default)s)")
+    data.add_argument("--aspect", choices=framing.ASPECTS, default=framing.DEFAULT_ASPECT,
+                      help="stretch the crop to --image-size, or pad it with black to that aspect first "
+                           "(default: %(default)s)")
+    data.add_argument("--normalize", choices=framing.NORMALIZATIONS, default=framing.DEFAULT_NORMALIZE,
+                      help="grey-level normalisation after the crop (default: %(default)s)")
+    data.add_argument("--denoise", choices=framing.DENOISERS, default=framing.DEFAULT_DENOISE,
+                      help="smoothing after the crop, before the normalisation (default: %(default)s)")
 
     net = ap.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -128,7 +141,8 @@ def spec_from_args(args: argparse.Namespace, ap: argparse.ArgumentParser) -> Str
     try:
         prep = imaging.Preprocessing(image_size=tuple(args.image_size), color_mode=args.color_mode,
                                      interpolation=args.interpolation, max_image_pixels=args.max_image_pixels,
-                                     window=args.window)
+                                     window=args.window, crop=args.crop, crop_margin=args.crop_margin,
+                                     aspect=args.aspect, normalize=args.normalize, denoise=args.denoise)
         spec = StreamSpec.from_directory(args.directory, args.split, progress=args.progress,
                                          batch_size=args.batch_size, preprocessing=prep, shuffle=args.shuffle,
                                          seed=args.seed, endless=args.endless,

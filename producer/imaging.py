@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from . import dicom
+from . import framing
 
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
@@ -28,8 +29,9 @@ INTERPOLATIONS = {
     "bicubic": cv2.INTER_CUBIC,
 }
 COLOR_MODES = {"grayscale": 1, "rgb": 3}
-# The consumer's default features need >= 192 px (HOG: 64-px cells in 3x3 blocks); it imports this.
-DEFAULT_IMAGE_SIZE = (256, 256)
+# The consumer's default features need >= 384 px (HOG: 128-px cells in 3x3 blocks); chosen by
+# grouped CV (docs/model-selection.md). Tests and the consumer's docs import it.
+DEFAULT_IMAGE_SIZE = (512, 512)
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 # A chest CT slice is a few hundred KiB; anything this big is not one.
 DEFAULT_MAX_FILE_BYTES = 256 * 2**20
@@ -72,6 +74,18 @@ class Preprocessing:
     window : str
         DICOM only: HU window, a preset of :data:`dicom.WINDOW_PRESETS` or ``"L,W"``
         (normalised by :func:`dicom.canonical_window`).
+    crop : str
+        ``"body"`` cuts the picture to the body's bounding box before resizing, ``"none"``
+        keeps it whole (:mod:`producer.framing`).
+    crop_margin : float
+        Margin around the body box, as a fraction of its side.
+    aspect : str
+        ``"stretch"`` resizes the (cropped) picture to ``image_size`` as is; ``"pad"``
+        pads it with black to the aspect ratio of ``image_size`` first.
+    normalize : str
+        Grey-level normalisation after the crop: ``"none"``, ``"clahe"`` or ``"percentile"``.
+    denoise : str
+        Smoothing after the crop, before the normalisation: ``"none"``, ``"median"`` or ``"gaussian"``.
     """
 
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
@@ -80,6 +94,11 @@ class Preprocessing:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     window: str = dicom.DEFAULT_WINDOW
+    crop: str = framing.DEFAULT_CROP
+    crop_margin: float = framing.DEFAULT_CROP_MARGIN
+    aspect: str = framing.DEFAULT_ASPECT
+    normalize: str = framing.DEFAULT_NORMALIZE
+    denoise: str = framing.DEFAULT_DENOISE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "window", dicom.canonical_window(self.window))
@@ -94,6 +113,15 @@ class Preprocessing:
                 f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
         if self.max_image_pixels < 1 or self.max_file_bytes < 1:
             raise ValueError("max_image_pixels and max_file_bytes must be >= 1")
+        for name, choices in (("crop", framing.CROPS), ("aspect", framing.ASPECTS),
+                              ("normalize", framing.NORMALIZATIONS), ("denoise", framing.DENOISERS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        margin = self.crop_margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) \
+                or not 0.0 <= margin <= framing.MAX_CROP_MARGIN:
+            raise ValueError(f"crop_margin must be a number in [0, {framing.MAX_CROP_MARGIN}], got {margin!r}")
+        object.__setattr__(self, "crop_margin", float(margin))
 
     @property
     def channels(self) -> int:
@@ -266,6 +294,8 @@ def decode(data: bytes, prep: Preprocessing, frame: int | None = None) -> np.nda
     if image.dtype != np.uint8:  # these flags make OpenCV scale 16-bit to 8; anything else is exotic
         raise ImageSkipped(f"unsupported sample type {image.dtype}")
     height, width = prep.image_size
+    image = framing.frame(image, (height, width), crop_to=prep.crop, margin=prep.crop_margin,
+                          aspect=prep.aspect, normalize_with=prep.normalize, denoise_with=prep.denoise)
     if image.shape[:2] != (height, width):
         image = cv2.resize(image, (width, height), interpolation=INTERPOLATIONS[prep.interpolation])
     if prep.color_mode == "rgb":

@@ -36,10 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from consumer import features as feats  # noqa: E402
-from consumer.features import sift_bow  # noqa: E402
 from consumer.features import FeatureConfig  # noqa: E402
 from consumer.evaluate.metrics import classification_metrics  # noqa: E402
 from consumer.learn.estimators import DEFAULT_MODEL, build_estimator  # noqa: E402
+from producer.imaging import Preprocessing, read_checked  # noqa: E402
+from producer.imaging import decode as image_decode  # noqa: E402
 
 SPLITS = ("train", "valid", "test")
 NEAR_DUPLICATE_CORRELATION = 0.90
@@ -74,32 +75,60 @@ def list_images(data: Path) -> list[tuple[str, str, Path]]:
     return out
 
 
-def decode(path: Path, size: int) -> tuple[np.ndarray, str]:
-    """The producer's grey image at ``size`` x ``size`` and the hash of the decoded pixels."""
+#: Framing options of the producer's Preprocessing compared here (producer.framing).
+FRAMING_FIELDS = ("crop", "crop_margin", "aspect", "normalize")
+#: The plain framing: the whole picture resized, as before producer.framing existed.
+PLAIN = {"crop": "none", "aspect": "stretch", "normalize": "none"}
+
+
+def hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    """``(height, width)`` of a square side or a pair."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def preprocessing(size: int | tuple[int, int], framing: dict) -> Preprocessing:
+    """The producer's grey Preprocessing at ``size`` (side or (H, W)) with ``framing`` options.
+
+    ``framing`` holds any other Preprocessing fields (crop, crop_margin, aspect,
+    normalize, interpolation).
+    """
+    return Preprocessing(image_size=hw(size), color_mode="grayscale", **framing)
+
+
+def decode(path: Path, prep: Preprocessing) -> tuple[np.ndarray, str]:
+    """The producer's pixels for ``path`` (read_checked + decode) and the hash of the raw picture.
+
+    The hash is of the full decoded picture before any preprocessing, so duplicate
+    groups do not depend on the candidate.
+    """
     import cv2
 
-    data = np.frombuffer(path.read_bytes(), np.uint8)
-    full = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    raw = read_checked(path, prep)
+    full = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
     if full is None:
         raise SystemExit(f"OpenCV cannot decode {path}")
     digest = hashlib.sha256(full.tobytes() + repr(full.shape).encode()).hexdigest()
-    grey = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
-    return cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA), digest
+    return image_decode(raw, prep)[..., 0], digest
 
 
-def load_dataset(data: Path, size: int, cache: Path) -> Dataset:
-    """All splits decoded at ``size``; cached as an .npz keyed by the size."""
+def prep_key(prep: Preprocessing) -> str:
+    return hashlib.sha256(json.dumps(prep.describe(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_dataset(data: Path, size: int | tuple[int, int], cache: Path, framing: dict | None = None) -> Dataset:
+    """All splits decoded through producer.imaging at ``size``; cached as an .npz per Preprocessing."""
     from tqdm import tqdm
 
-    path = cache / f"images_{size}.npz"
+    prep = preprocessing(size, framing or PLAIN)
+    path = cache / f"images_{'x'.join(map(str, hw(size)))}_{prep_key(prep)}.npz"
     if path.exists():
         z = np.load(path, allow_pickle=False)
         return Dataset(z["images"], z["labels"], z["splits"], z["hashes"], [str(c) for c in z["classes"]])
     entries = list_images(data)
     classes = sorted({c for _, c, _ in entries})
     images, hashes = [], []
-    for _, _, p in tqdm(entries, desc=f"decode {size}x{size}", unit="img"):
-        img, digest = decode(p, size)
+    for _, _, p in tqdm(entries, desc=f"decode {hw(size)} {framing or PLAIN}", unit="img"):
+        img, digest = decode(p, prep)
         images.append(img)
         hashes.append(digest)
     ds = Dataset(np.stack(images), np.array([classes.index(c) for _, c, _ in entries]),
@@ -107,10 +136,12 @@ def load_dataset(data: Path, size: int, cache: Path) -> Dataset:
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, images=ds.images, labels=ds.labels, splits=ds.splits, hashes=ds.hashes,
              classes=np.array(classes))
+    (path.with_suffix(".json")).write_text(json.dumps(prep.describe(), sort_keys=True) + "\n")
     return ds
 
 
-def duplicate_groups(ds: Dataset, thumbs: np.ndarray, index: np.ndarray) -> np.ndarray:
+def duplicate_groups(ds: Dataset, thumbs: np.ndarray, index: np.ndarray,
+                     correlation: float = NEAR_DUPLICATE_CORRELATION) -> np.ndarray:
     """Group id per image of ``index``: exact and near duplicates share a group."""
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
@@ -119,7 +150,7 @@ def duplicate_groups(ds: Dataset, thumbs: np.ndarray, index: np.ndarray) -> np.n
     x = thumbs[index].reshape(len(index), -1).astype(np.float64)
     x -= x.mean(axis=1, keepdims=True)
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    same |= (x @ x.T) >= NEAR_DUPLICATE_CORRELATION
+    same |= (x @ x.T) >= correlation
     return connected_components(csr_matrix(same), directed=False)[1]
 
 
@@ -129,19 +160,20 @@ def family_config(config: FeatureConfig, family: str) -> dict:
     return {k: v for k, v in config.to_dict().items() if k.startswith(family + ".")}
 
 
-def family_block(ds: Dataset, size: int, config: FeatureConfig, family: str, cache: Path,
+def family_block(ds: Dataset, size: int | tuple[int, int], framing: dict, config: FeatureConfig, family: str, cache: Path,
                  backend: str, jobs: int) -> np.ndarray:
     """Features of one fixed-length family for every image, cached on disk."""
     from joblib import Parallel, delayed
     from tqdm import tqdm
 
-    key = json.dumps({"size": size, "family": family, **family_config(config, family)}, sort_keys=True)
+    key = json.dumps({"size": size, "framing": framing, "family": family, **family_config(config, family)},
+                     sort_keys=True)
     path = cache / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
     if path.exists():
         return np.load(path, allow_pickle=False)
     single = FeatureConfig.from_dict({**config.to_dict(), "features": [family]})
     chunks = np.array_split(np.arange(len(ds.images)), max(8, 4 * jobs))
-    work = tqdm(chunks, desc=f"{family} {size}x{size}", unit="chunk")
+    work = tqdm(chunks, desc=f"{family} {hw(size)}", unit="chunk")
     parts = Parallel(n_jobs=jobs, max_nbytes=None)(
         delayed(feats.extract)(ds.images[c], single, backend=backend) for c in work)
     block = np.vstack(parts)
@@ -151,132 +183,224 @@ def family_block(ds: Dataset, size: int, config: FeatureConfig, family: str, cac
     return block
 
 
-def sift_descriptors(ds: Dataset, size: int, config: FeatureConfig, cache: Path) -> list[np.ndarray]:
-    """SIFT descriptors of every image (cached as one array plus offsets)."""
-    from tqdm import tqdm
-
-    key = json.dumps({"size": size, **{k: v for k, v in family_config(config, "sift").items()
-                                       if k != "sift.n_words"}}, sort_keys=True)
-    path = cache / "features" / f"sift-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
-    if path.exists():
-        z = np.load(path, allow_pickle=False)
-        return np.split(z["descriptors"], z["offsets"][1:-1])
-    arrays = [sift_bow.descriptors(img, config) for img in tqdm(ds.images, desc=f"sift {size}x{size}", unit="img")]
-    offsets = np.cumsum([0] + [len(a) for a in arrays])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, descriptors=np.concatenate(arrays), offsets=offsets)
-    return arrays
+def feature_matrix(images: np.ndarray, cand: "Candidate", backend: str) -> np.ndarray:
+    """Features of ``images`` for ``cand`` (uncached: for pictures outside the dataset cache)."""
+    return feats.extract(images, cand.config, backend=backend)
 
 
 # -- candidates --------------------------------------------------------------------------
 @dataclass
 class Candidate:
     name: str
-    size: int
+    size: int | tuple[int, int]
     config: FeatureConfig
     model: str = "svm"
     params: dict = field(default_factory=dict)
+    framing: dict = field(default_factory=lambda: dict(PLAIN))
 
 
-def _cfg(features, **kw) -> FeatureConfig:
+#: Model names beyond consumer.models: soft-voting ensembles and a calibrated SVM.
+ENSEMBLES = ("svm+rf", "svm-calibrated")
+
+
+def build_model(cand: Candidate, seed: int):
+    """A fresh estimator for ``cand``: one of consumer.models, or an ensemble of them."""
+    if cand.model == "svm+rf":
+        from sklearn.ensemble import VotingClassifier
+        svm = build_estimator("svm", {"probability": True, **cand.params.get("svm", {})}, seed)
+        rf = build_estimator("rf", cand.params.get("rf", {}), seed)
+        return VotingClassifier([("svm", svm), ("rf", rf)], voting="soft",
+                                weights=cand.params.get("weights"))
+    if cand.model == "svm-calibrated":
+        from sklearn.calibration import CalibratedClassifierCV
+        return CalibratedClassifierCV(build_estimator("svm", cand.params, seed), method="sigmoid", cv=5)
+    return build_estimator(cand.model, cand.params, seed)
+
+
+def _cfg(features=feats.DEFAULT_FEATURES, **kw) -> FeatureConfig:
     return FeatureConfig(features=tuple(features), **kw)
 
 
-def candidates() -> list[Candidate]:
-    """The configurations compared (see docs/model-selection.md for the reasoning)."""
-    hog32 = dict(hog_pixels_per_cell=(8,), hog_cells_per_block=3)          # the earlier study's best
-    hog_q = {128: dict(hog_pixels_per_cell=(32,), hog_cells_per_block=3),  # 4x4 cells at any size
-             256: dict(hog_pixels_per_cell=(64,), hog_cells_per_block=3)}
-    flat = dict(lbp_grid=1, glcm_grid=1)
-    out = [
-        Candidate("hog 32px (earlier study)", 32, _cfg(["hog"], **hog32)),
-        Candidate("hog+lbp+glcm+gabor 128px, no grid", 128, _cfg(["hog", "lbp", "glcm", "gabor"], **hog_q[128],
-                                                                  **flat)),
-    ]
-    for size in (128, 256):
-        out += [
-            Candidate(f"hog 4x4 cells {size}px", size, _cfg(["hog"], **hog_q[size])),
-            Candidate(f"lbp 3 radii {size}px, no grid", size, _cfg(["lbp"], lbp_grid=1)),
-            Candidate(f"lbp 3 radii {size}px, grid 3", size, _cfg(["lbp"], lbp_grid=3)),
-            Candidate(f"glcm 32 levels {size}px, no grid", size, _cfg(["glcm"], glcm_grid=1)),
-            Candidate(f"glcm 32 levels {size}px, grid 2", size, _cfg(["glcm"], glcm_grid=2)),
-            Candidate(f"hog+lbp+glcm {size}px, no grid", size, _cfg(["hog", "lbp", "glcm"], **hog_q[size], **flat)),
-            Candidate(f"hog+lbp+glcm {size}px, grids 3/2", size, _cfg(["hog", "lbp", "glcm"], **hog_q[size])),
-        ]
+#: The framing variants compared (producer.framing); every other option at its default.
+FRAMINGS = {
+    "whole picture": PLAIN,
+    "body crop": {"crop": "body", "aspect": "stretch", "normalize": "none"},
+    "body crop, pad": {"crop": "body", "aspect": "pad", "normalize": "none"},
+    "body crop, margin 0": {"crop": "body", "crop_margin": 0.0, "aspect": "stretch", "normalize": "none"},
+    "body crop, margin 0.08": {"crop": "body", "crop_margin": 0.08, "aspect": "stretch", "normalize": "none"},
+    "body crop + clahe": {"crop": "body", "aspect": "stretch", "normalize": "clahe"},
+    "body crop + percentile": {"crop": "body", "aspect": "stretch", "normalize": "percentile"},
+    "whole + clahe": {"crop": "none", "aspect": "stretch", "normalize": "clahe"},
+    "whole + percentile": {"crop": "none", "aspect": "stretch", "normalize": "percentile"},
+    "body crop + median": {"crop": "body", "aspect": "stretch", "normalize": "none", "denoise": "median"},
+    "body crop + gaussian": {"crop": "body", "aspect": "stretch", "normalize": "none", "denoise": "gaussian"},
+    "body crop + median + percentile": {"crop": "body", "aspect": "stretch", "normalize": "percentile",
+                                        "denoise": "median"},
+    "body crop + gaussian + percentile": {"crop": "body", "aspect": "stretch", "normalize": "percentile",
+                                          "denoise": "gaussian"},
+}
+
+
+def candidates(base: str = "body crop") -> list[Candidate]:
+    """The configurations compared (see docs/model-selection.md for the reasoning).
+
+    Stage 1 varies the framing under the earlier defaults (hog+lbp+glcm at 256 px,
+    SVC C=10); stage 2 varies size, features and model on top of ``base`` framing.
+    """
+    out = [Candidate(f"[{name}] hog+lbp+glcm 256px", 256, _cfg(), framing=dict(f)) for name, f in FRAMINGS.items()]
+    fr = dict(FRAMINGS[base])
+    tag = f"[{base}]"
     out += [
-        Candidate("gabor 128px", 128, _cfg(["gabor"])),
-        Candidate("hog+lbp+glcm+gabor(128px) grids 3/2", 128, _cfg(["hog", "lbp", "glcm", "gabor"], **hog_q[128])),
-        Candidate("hog+lbp+glcm 256px, grids 3/3", 256, _cfg(["hog", "lbp", "glcm"], **hog_q[256], glcm_grid=3)),
-        Candidate("hog+lbp+glcm 256px, grids 4/2", 256, _cfg(["hog", "lbp", "glcm"], **hog_q[256], lbp_grid=4)),
-        Candidate("hog 2 scales+lbp+glcm 256px", 256, _cfg(["hog", "lbp", "glcm"], hog_pixels_per_cell=(32, 64),
-                                                           hog_cells_per_block=3)),
-        Candidate("sift bow 100 words 256px", 256, _cfg(["sift"])),
-        Candidate("hog+lbp+glcm+sift 256px", 256, _cfg(["hog", "lbp", "glcm", "sift"], **hog_q[256])),
+        Candidate(f"{tag} 192px, hog 48px cells", 192, _cfg(hog_pixels_per_cell=(48,)), framing=fr),
+        Candidate(f"{tag} 320px, hog 80px cells", 320, _cfg(hog_pixels_per_cell=(80,)), framing=fr),
+        Candidate(f"{tag} hog 32+64px cells", 256, _cfg(hog_pixels_per_cell=(32, 64)), framing=fr),
+        Candidate(f"{tag} hog sqrt", 256, _cfg(hog_transform_sqrt=True), framing=fr),
+        Candidate(f"{tag} lbp radii 1,2,4,8", 256, _cfg(lbp_P=(8, 16, 24, 24), lbp_R=(1, 2, 4, 8)), framing=fr),
+        Candidate(f"{tag} lbp grid 4", 256, _cfg(lbp_grid=4), framing=fr),
+        Candidate(f"{tag} glcm distances 1..16", 256, _cfg(glcm_distances=(1, 2, 4, 8, 16)), framing=fr),
+        Candidate(f"{tag} glcm 64 levels", 256, _cfg(glcm_levels=64), framing=fr),
+        Candidate(f"{tag} + gabor grid 2", 256, _cfg(("hog", "lbp", "glcm", "gabor"), gabor_grid=2), framing=fr),
+        Candidate(f"{tag} svm C=3", 256, _cfg(), "svm", {"C": 3.0}, framing=fr),
+        Candidate(f"{tag} svm C=30", 256, _cfg(), "svm", {"C": 30.0}, framing=fr),
+        Candidate(f"{tag} rf 500", 256, _cfg(), "rf", framing=fr),
+        Candidate(f"{tag} soft vote svm+rf", 256, _cfg(), "svm+rf", framing=fr),
+        Candidate(f"{tag} calibrated svm", 256, _cfg(), "svm-calibrated", framing=fr),
     ]
-    best = _cfg(["hog", "lbp", "glcm"], **hog_q[256])
-    for C in (1.0, 3.0, 30.0):
-        out.append(Candidate(f"hog+lbp+glcm 256px, svm C={C:g}", 256, best, "svm", {"C": C}))
-    out.append(Candidate("hog+lbp+glcm 256px, svm no class weight", 256, best, "svm", {"class_weight": None}))
-    out.append(Candidate("hog+lbp+glcm 256px, rf 500", 256, best, "rf", {"n_jobs": 2}))
-    out.append(Candidate("hog+lbp+glcm 256px, rf 1000 leaf 2", 256, best, "rf",
-                         {"n_estimators": 1000, "min_samples_leaf": 2, "n_jobs": 2}))
-    out.append(Candidate("hog+lbp+glcm 256px, sgd", 256, best, "sgd"))
+    # Stage 3: the stage-1/2 winners combined (320 px, margin 0, CLAHE, calibration).
+    hog80 = dict(hog_pixels_per_cell=(80,))
+    tight = {**fr, "crop_margin": 0.0}
+    clahe = {**fr, "normalize": "clahe"}
+    out += [
+        Candidate(f"{tag} 320px margin 0", 320, _cfg(**hog80), framing=tight),
+        Candidate(f"{tag} 320px + clahe", 320, _cfg(**hog80), framing=clahe),
+        Candidate(f"{tag} 320px, hog 64px cells", 320, _cfg(hog_pixels_per_cell=(64,)), framing=fr),
+        Candidate(f"{tag} 384px, hog 96px cells", 384, _cfg(hog_pixels_per_cell=(96,)), framing=fr),
+        Candidate(f"{tag} 320px svm C=30", 320, _cfg(**hog80), "svm", {"C": 30.0}, framing=fr),
+        Candidate(f"{tag} 320px calibrated svm", 320, _cfg(**hog80), "svm-calibrated", framing=fr),
+        Candidate(f"{tag} 320px margin 0 + clahe, calibrated svm", 320, _cfg(**hog80), "svm-calibrated",
+                  framing={**tight, "normalize": "clahe"}),
+    ]
+    # Stage 4: the crop's own aspect (median 260 x 400 px) instead of a square, and how it is resized.
+    hog64 = dict(hog_pixels_per_cell=(64,))
+    out += [
+        Candidate(f"{tag} 256x384px", (256, 384), _cfg(**hog64), framing=fr),
+        Candidate(f"{tag} 320x480px, hog 80px cells", (320, 480), _cfg(**hog80), framing=fr),
+        Candidate(f"{tag} 384x576px, hog 96px cells", (384, 576), _cfg(hog_pixels_per_cell=(96,)), framing=fr),
+        Candidate(f"{tag} 384px bicubic", 384, _cfg(hog_pixels_per_cell=(96,)), framing={**fr, "interpolation": "bicubic"}),
+        Candidate(f"{tag} 448px, hog 112px cells", 448, _cfg(hog_pixels_per_cell=(112,)), framing=fr),
+        Candidate(f"{tag} 384px margin 0", 384, _cfg(hog_pixels_per_cell=(96,)), framing=tight),
+    ]
+    # Stage 5: larger pictures (finer texture per body width) and multi-scale texture there.
+    hog112 = dict(hog_pixels_per_cell=(112,))
+    out += [
+        Candidate(f"{tag} 512px, hog 128px cells", 512, _cfg(hog_pixels_per_cell=(128,)), framing=fr),
+        Candidate(f"{tag} 448px + clahe", 448, _cfg(**hog112), framing=clahe),
+        Candidate(f"{tag} 448px, lbp radii 1,2,4,8", 448, _cfg(**hog112, lbp_P=(8, 16, 24, 24), lbp_R=(1, 2, 4, 8)),
+                  framing=fr),
+        Candidate(f"{tag} 448px, glcm distances 1..16", 448, _cfg(**hog112, glcm_distances=(1, 2, 4, 8, 16)),
+                  framing=fr),
+        Candidate(f"{tag} 448px + gabor grid 2", 448, _cfg(("hog", "lbp", "glcm", "gabor"), **hog112, gabor_grid=2),
+                  framing=fr),
+        Candidate(f"{tag} 448px calibrated svm", 448, _cfg(**hog112), "svm-calibrated", framing=fr),
+        Candidate(f"{tag} 640px, hog 160px cells", 640, _cfg(hog_pixels_per_cell=(160,)), framing=fr),
+        Candidate(f"{tag} 512px, svm C=30", 512, _cfg(hog_pixels_per_cell=(128,)), "svm", {"C": 30.0}, framing=fr),
+        Candidate(f"{tag} 512px, lbp radii 1,2,4,8", 512,
+                  _cfg(hog_pixels_per_cell=(128,), lbp_P=(8, 16, 24, 24), lbp_R=(1, 2, 4, 8)), framing=fr),
+    ]
+    # Stage 6: denoising (the lever the perturbed CV asks for) at the larger sizes.
+    for side in (384, 512):
+        for name in ("body crop + median", "body crop + gaussian + percentile"):
+            out.append(Candidate(f"[{name}] {side}px", side, _cfg(hog_pixels_per_cell=(side // 4,)),
+                                 framing=dict(FRAMINGS[name])))
     return out
 
 
-def default_candidate() -> Candidate:
-    """What the library does with no flags."""
-    height, width = 256, 256  # the producer's default image size
-    if height != width:
-        raise SystemExit(f"the selection decodes square images; DEFAULT_IMAGE_SIZE is {height}x{width}")
-    return Candidate("library defaults", height, FeatureConfig(), DEFAULT_MODEL)
+#: The configuration --final and scripts/robustness.py use: the highest mean of clean and perturbed
+#: ("all") grouped-CV macro-F1 (docs/model-selection.md).
+CHOSEN = Candidate("chosen", 512, _cfg(hog_pixels_per_cell=(128,)), "svm", {},
+                   framing=dict(FRAMINGS["body crop + median"]))
 
 
 # -- evaluation ---------------------------------------------------------------------------
-def design(blocks: np.ndarray, sift: list[np.ndarray] | None, config: FeatureConfig, train_idx, test_idx,
-           seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train/test design matrices; the SIFT codebook is learned on the training side only."""
-    if sift is None:
-        return blocks[train_idx], blocks[test_idx]
-    codebook = sift_bow.learn_codebook([sift[i] for i in train_idx], config.sift_n_words, seed)
-    bow_tr = sift_bow.encode([sift[i] for i in train_idx], codebook)
-    bow_te = sift_bow.encode([sift[i] for i in test_idx], codebook)
-    return np.hstack([blocks[train_idx], bow_tr]), np.hstack([blocks[test_idx], bow_te])
+def score(cand: Candidate, X: np.ndarray, y: np.ndarray, train_idx, test_idx, seed: int, classes) -> dict:
+    model = build_model(cand, seed).fit(X[train_idx], y[train_idx])
+    return classification_metrics(y[test_idx], model.predict(X[test_idx]), classes)
 
 
-def score(cand: Candidate, X: np.ndarray, sift, y: np.ndarray, train_idx, test_idx, seed: int, classes) -> dict:
-    Xtr, Xte = design(X, sift, cand.config, train_idx, test_idx, seed)
-    model = build_estimator(cand.model, cand.params, seed).fit(Xtr, y[train_idx])
-    return classification_metrics(y[test_idx], model.predict(Xte), classes)
-
-
-def evaluate(cand: Candidate, ds: Dataset, X: np.ndarray, sift, groups: np.ndarray, seeds) -> dict:
+def evaluate(cand: Candidate, ds: Dataset, X: np.ndarray, groups: np.ndarray, seeds,
+             X_perturbed: np.ndarray | None = None) -> dict:
     from sklearn.model_selection import StratifiedGroupKFold
 
     dev = np.where(ds.splits != "test")[0]
-    f1s, accs = [], []
+    f1s, accs, perturbed = [], [], []
     for seed in seeds:
         folds = StratifiedGroupKFold(N_FOLDS, shuffle=True, random_state=seed).split(dev, ds.labels[dev], groups)
         for tr, te in folds:
-            m = score(cand, X, sift, ds.labels, dev[tr], dev[te], seed, ds.classes)
+            model = build_model(cand, seed).fit(X[dev[tr]], ds.labels[dev[tr]])
+            m = classification_metrics(ds.labels[dev[te]], model.predict(X[dev[te]]), ds.classes)
             f1s.append(m["macro_f1"])
             accs.append(m["accuracy"])
+            if X_perturbed is not None:
+                p = classification_metrics(ds.labels[dev[te]], model.predict(X_perturbed[dev[te]]), ds.classes)
+                perturbed.append(p["macro_f1"])
     train = np.where(ds.splits == "train")[0]
     valid = np.where(ds.splits == "valid")[0]
-    v = score(cand, X, sift, ds.labels, train, valid, seeds[0], ds.classes)
+    v = score(cand, X, ds.labels, train, valid, seeds[0], ds.classes)
     return {"name": cand.name, "size": cand.size, "model": cand.model, "params": cand.params,
-            "features": cand.config.to_dict(), "dims": int(X.shape[1]) + (cand.config.sift_n_words if sift else 0),
+            "framing": cand.framing, "features": cand.config.to_dict(), "dims": int(X.shape[1]),
             "cv_macro_f1": float(np.mean(f1s)), "cv_macro_f1_std": float(np.std(f1s)),
-            "cv_accuracy": float(np.mean(accs)), "valid_macro_f1": v["macro_f1"], "valid_accuracy": v["accuracy"]}
+            "cv_accuracy": float(np.mean(accs)), "valid_macro_f1": v["macro_f1"], "valid_accuracy": v["accuracy"],
+            "cv_perturbed_macro_f1": float(np.mean(perturbed)) if perturbed else None,
+            "n_groups": int(groups.max() + 1)}
 
 
 def candidate_matrix(cand: Candidate, data: Path, cache: Path, backend: str, jobs: int):
-    ds = load_dataset(data, cand.size, cache)
-    fixed = [f for f in cand.config.features if f in feats.FIXED_FAMILIES]
-    blocks = [family_block(ds, cand.size, cand.config, f, cache, backend, jobs) for f in fixed]
-    X = np.hstack(blocks) if blocks else np.zeros((len(ds.images), 0), np.float32)
-    sift = sift_descriptors(ds, cand.size, cand.config, cache) if cand.config.sift else None
-    return ds, X, sift
+    if cand.config.sift:
+        raise SystemExit("SIFT is not compared here any more (the earlier study: it adds nothing)")
+    ds = load_dataset(data, cand.size, cache, cand.framing)
+    blocks = [family_block(ds, cand.size, cand.framing, cand.config, f, cache, backend, jobs)
+              for f in cand.config.features]
+    return ds, np.hstack(blocks)
+
+
+def groups_of_dev(data: Path, cache: Path, correlation: float = NEAR_DUPLICATE_CORRELATION) -> np.ndarray:
+    """Duplicate groups of train+valid from 32x32 thumbnails of the whole picture."""
+    thumbs = load_dataset(data, 32, cache)
+    return duplicate_groups(thumbs, thumbs.images, np.where(thumbs.splits != "test")[0], correlation)
+
+
+#: Perturbation whose held-out CV score is reported (scripts/robustness.py), and its seed.
+CV_PERTURBATION = ("all", 0)
+
+
+def perturbed_matrix(cand: Candidate, data: Path, cache: Path, backend: str, jobs: int,
+                     perturbation: str = CV_PERTURBATION[0]) -> np.ndarray:
+    """Features of train+valid re-rendered with ``perturbation`` (rows of the test split are NaN).
+
+    Scoring the held-out folds on these (the model trained on clean pictures) shows which
+    levers survive acquisition changes without touching the test split.
+    """
+    import robustness
+    from tqdm import tqdm
+
+    name, seed = perturbation, CV_PERTURBATION[1]
+    ds = load_dataset(data, cand.size, cache, cand.framing)
+    dev = np.where(ds.splits != "test")[0]
+    key = {**cand.framing, "perturbed": f"{name}-{seed}"}
+    path = cache / f"images_{'x'.join(map(str, hw(cand.size)))}_{prep_key(preprocessing(cand.size, cand.framing))}" \
+                   f"_{name}{seed}.npz"
+    if path.exists():
+        images = np.load(path, allow_pickle=False)["images"]
+    else:
+        files = robustness.render_split(data, cache / "perturbed", name, seed, splits=("train", "valid"))
+        prep = preprocessing(cand.size, cand.framing)
+        images = np.stack([decode(p, prep)[0] for _, p in tqdm(files, desc="decode perturbed", unit="img")])
+        np.savez(path, images=images)
+    fake = Dataset(images, ds.labels[dev], ds.splits[dev], ds.hashes[dev], ds.classes)
+    blocks = [family_block(fake, cand.size, key, cand.config, f, cache, backend, jobs) for f in cand.config.features]
+    out = np.full((len(ds.images), sum(b.shape[1] for b in blocks)), np.nan, np.float32)
+    out[dev] = np.hstack(blocks)
+    return out
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -285,13 +409,22 @@ def parse_args(argv=None):
     parser.add_argument("--data", type=Path, default=os.environ.get("CHESTCT_DATA"),
                         help="dataset folder with train/valid/test (default: $CHESTCT_DATA)")
     parser.add_argument("--cache", type=Path, default=ROOT / "work" / "select", help="cache folder (git-ignored)")
-    parser.add_argument("--backend", choices=feats.BACKENDS, default="skimage", help="feature kernels")
-    parser.add_argument("--jobs", type=int, default=2, help="processes for feature extraction")
+    parser.add_argument("--backend", choices=feats.BACKENDS, default="rust",
+                        help="feature kernels (featrs' Rust kernels give scikit-image's numbers, faster)")
+    parser.add_argument("--jobs", type=int, default=1, help="processes for feature extraction")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="CV shuffles")
+    parser.add_argument("--base", default="body crop", choices=sorted(FRAMINGS),
+                        help="framing the stage-2 candidates build on")
+    parser.add_argument("--correlation", type=float, default=NEAR_DUPLICATE_CORRELATION,
+                        help="thumbnail correlation that joins near duplicates into one group")
+    parser.add_argument("--perturbed", nargs="?", const=CV_PERTURBATION[0], default=None,
+                        help="also score the held-out folds on pictures re-rendered with this perturbation of "
+                             "scripts/robustness.py (default when given without a value: %(const)s)")
+    parser.add_argument("--results", default="cv_results", help="name of the results files in --cache")
     parser.add_argument("--only", nargs="*", help="evaluate only candidates whose name contains one of these")
     parser.add_argument("--no-cv", action="store_true", help="skip the cross-validation table")
     parser.add_argument("--final", action="store_true",
-                        help="after the CV table, train the library defaults on train and score test once")
+                        help="after the CV table, train CHOSEN on train and score test once")
     args = parser.parse_args(argv)
     if args.data is None or not (Path(args.data) / "train").is_dir():
         parser.error("set CHESTCT_DATA or --data to the chest-ctscan folder (train/valid/test)")
@@ -312,71 +445,109 @@ def print_table(rows: list[dict]) -> None:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| candidate | model | dims | CV macro-F1 (± std) | CV accuracy | train→valid macro-F1 |",
-             "|---|---|---:|---:|---:|---:|"]
+    perturbed = any(r.get("cv_perturbed_macro_f1") is not None for r in rows)
+    head = "| candidate | model | dims | CV macro-F1 (± std) | CV accuracy | train→valid macro-F1 |"
+    lines = [head + (" CV macro-F1, perturbed |" if perturbed else ""),
+             "|---|---|---:|---:|---:|---:|" + ("---:|" if perturbed else "")]
     for r in sorted(rows, key=lambda r: -r["cv_macro_f1"]):
-        lines.append(f"| {r['name']} | {r['model']} | {r['dims']} | {r['cv_macro_f1']:.3f} ± "
-                     f"{r['cv_macro_f1_std']:.3f} | {r['cv_accuracy']:.3f} | {r['valid_macro_f1']:.3f} |")
+        line = (f"| {r['name']} | {r['model']} | {r['dims']} | {r['cv_macro_f1']:.3f} ± "
+                f"{r['cv_macro_f1_std']:.3f} | {r['cv_accuracy']:.3f} | {r['valid_macro_f1']:.3f} |")
+        if perturbed:
+            value = r.get("cv_perturbed_macro_f1")
+            line += f" {value:.3f} |" if value is not None else " |"
+        lines.append(line)
     return "\n".join(lines)
 
 
-def final_test(data: Path, cache: Path, backend: str, jobs: int) -> dict:
-    """Train the library defaults on the train split through training.fit; score test once."""
-    import pandas as pd
+def bootstrap_macro_f1(y_true, y_pred, classes, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of macro-F1 over bootstrap resamples of the scored images."""
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    scores = [classification_metrics(y_true[i], y_pred[i], classes)["macro_f1"]
+              for i in (rng.integers(0, n, n) for _ in range(n_resamples))]
+    low, high = np.percentile(scores, [2.5, 97.5])
+    return float(low), float(high)
 
-    from consumer.evaluate.report import print_report
-    from consumer.learn.fit import fit
 
-    cand = default_candidate()
-    ds, X, sift = candidate_matrix(cand, data, cache, backend, jobs)
+def fit_chosen(ds: Dataset, X: np.ndarray, cand: Candidate = CHOSEN, seed: int = 0):
+    """``cand``'s estimator trained on the train split (what the streaming pipeline trains on)."""
     train = np.where(ds.splits == "train")[0]
-    test = np.where(ds.splits == "test")[0]
-    blobs = [sift_bow.to_bytes(sift[i]) for i in range(len(ds.images))] if sift else [None] * len(ds.images)
-    table = pd.DataFrame({"image_id": [f"{i:05d}" for i in train], "label": ds.labels[train], "seq": 0,
-                          "features": list(X[train]), "sift": [blobs[i] for i in train]})
+    return build_model(cand, seed).fit(X[train], ds.labels[train])
+
+
+def test_report(y_true, y_pred, classes) -> dict:
+    report = classification_metrics(y_true, y_pred, classes)
+    report["macro_f1_ci95"] = bootstrap_macro_f1(np.asarray(y_true), np.asarray(y_pred), classes)
+    return report
+
+
+def final_test(data: Path, cache: Path, backend: str, jobs: int, cand: Candidate = CHOSEN) -> dict:
+    """Train ``cand`` on the train split; score the test split once, also without train duplicates."""
+    from consumer.evaluate.report import print_report
+
+    ds, X = candidate_matrix(cand, data, cache, backend, jobs)
     started = time.perf_counter()
-    model = fit(table, config=cand.config, model=cand.model, classes=ds.classes,
-                image_shape=(cand.size, cand.size), color_mode="grayscale", seed=0)
+    model = fit_chosen(ds, X, cand)
     fit_seconds = time.perf_counter() - started
-    predicted = model.predict(X[test], [blobs[i] for i in test] if sift else None)
-    report = classification_metrics(ds.labels[test], predicted, ds.classes)
-    report.update({"model": cand.model, "params": model.meta["params"], "image_size": cand.size,
-                   "feature_config": cand.config.to_dict(), "n_train_images": int(len(train)),
+    test = np.where(ds.splits == "test")[0]
+    predicted = model.predict(X[test])
+    report = test_report(ds.labels[test], predicted, ds.classes)
+    seen = set(ds.hashes[ds.splits != "test"])
+    fresh = np.array([h not in seen for h in ds.hashes[test]])
+    report["without_duplicates_of_training"] = test_report(ds.labels[test][fresh], predicted[fresh], ds.classes)
+    report["without_duplicates_of_training"].update({
+        "n_images_left_out": int((~fresh).sum()),
+        "n_pictures_left_out": int(len(set(ds.hashes[test][~fresh])))})
+    report.update({"model": cand.model, "params": cand.params, "image_size": cand.size, "framing": cand.framing,
+                   "feature_config": cand.config.to_dict(), "n_train_images": int((ds.splits == "train").sum()),
                    "fit_seconds": fit_seconds})
     print_report(report)
     return report
+
+
+def merge_results(path: Path, rows: list[dict]) -> list[dict]:
+    """Rows of earlier runs (``--only`` subsets) kept, those of candidates run again replaced."""
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    fresh = {r["name"] for r in rows}
+    return [r for r in earlier if r["name"] not in fresh] + rows
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     data, cache = Path(args.data), Path(args.cache)
     rows = []
-    todo = [] if args.no_cv else [c for c in candidates() if not args.only or any(s in c.name for s in args.only)]
+    todo = [] if args.no_cv else [c for c in candidates(args.base)
+                                  if not args.only or any(s in c.name for s in args.only)]
+    groups = groups_of_dev(data, cache, args.correlation) if todo else None
     for i, cand in enumerate(todo, 1):
         print(f"[{i}/{len(todo)}] {cand.name}", flush=True)
-        ds, X, sift = candidate_matrix(cand, data, cache, args.backend, args.jobs)
-        dev = np.where(ds.splits != "test")[0]
-        thumbs = load_dataset(data, 32, cache).images
-        groups = duplicate_groups(ds, thumbs, dev)
+        ds, X = candidate_matrix(cand, data, cache, args.backend, args.jobs)
         started = time.perf_counter()
-        row = evaluate(cand, ds, X, sift, groups, args.seeds)
+        X_pert = (perturbed_matrix(cand, data, cache, args.backend, args.jobs, args.perturbed)
+                  if args.perturbed else None)
+        row = evaluate(cand, ds, X, groups, args.seeds, X_pert)
+        row["correlation"] = args.correlation
+        row["perturbation"] = args.perturbed
         row["seconds"] = time.perf_counter() - started
-        print(f"    CV macro-F1 {row['cv_macro_f1']:.3f} ± {row['cv_macro_f1_std']:.3f}, "
+        shown = "" if X_pert is None else f", perturbed {row['cv_perturbed_macro_f1']:.3f}"
+        print(f"    CV macro-F1 {row['cv_macro_f1']:.3f} ± {row['cv_macro_f1_std']:.3f}{shown}, "
               f"train→valid {row['valid_macro_f1']:.3f} ({row['seconds']:.0f}s)", flush=True)
         rows.append(row)
     if rows:
         print_table(rows)
-        (cache / "cv_results.json").write_text(json.dumps(rows, indent=2) + "\n")
-        (cache / "cv_results.md").write_text(markdown(rows) + "\n")
-        print(f"wrote {cache / 'cv_results.json'} and {cache / 'cv_results.md'}")
-        dev = np.where(load_dataset(data, 32, cache).splits != "test")[0]
-        g = duplicate_groups(load_dataset(data, 32, cache), load_dataset(data, 32, cache).images, dev)
-        print(f"train+valid: {len(dev)} images in {g.max() + 1} duplicate groups")
+        rows = merge_results(cache / f"{args.results}.json", rows)
+        (cache / f"{args.results}.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (cache / f"{args.results}.md").write_text(markdown(rows) + "\n")
+        print(f"wrote {cache / args.results}.json and .md")
+        print(f"train+valid: {len(groups)} images in {groups.max() + 1} duplicate groups")
     if args.final:
         report = final_test(data, cache, args.backend, args.jobs)
         (cache / "final_test_report.json").write_text(json.dumps(report, indent=2) + "\n")
-        print(f"TEST (train split -> test split, library defaults): macro-F1 {report['macro_f1']:.3f}, "
-              f"accuracy {report['accuracy']:.3f}")
+        low, high = report["macro_f1_ci95"]
+        fresh = report["without_duplicates_of_training"]
+        print(f"TEST (train split -> test split, {CHOSEN.framing}): macro-F1 {report['macro_f1']:.3f} "
+              f"[95% CI {low:.3f}-{high:.3f}], accuracy {report['accuracy']:.3f}; without the "
+              f"{fresh['n_images_left_out']} duplicates of training pictures: macro-F1 {fresh['macro_f1']:.3f}")
     return 0
 
 

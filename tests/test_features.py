@@ -185,7 +185,7 @@ def test_rust_backend_equals_skimage_on_the_default_configuration():
 def test_min_image_side_is_what_check_image_size_accepts():
     config = FeatureConfig()
     side = F.min_image_side(config)
-    assert side == 192  # 64-px HOG cells in 3x3-cell blocks
+    assert side == 384  # 128-px HOG cells in 3x3-cell blocks
     F.check_image_size(config, (side, side))
     with pytest.raises(ValueError, match="hog.pixels_per_cell"):
         F.check_image_size(config, (side - 1, side))

@@ -42,7 +42,7 @@ def test_images_too_small_for_the_features_are_refused_naming_the_option():
     hello = {**_hello(), "image_shape": [128, 128, 1]}
     with pytest.raises(StreamRefused, match=r"128x128 images.*hog.pixels_per_cell"):
         check_stream(hello, FeatureConfig())
-    check_stream({**hello, "image_shape": [256, 256, 1]}, FeatureConfig())
+    check_stream({**hello, "image_shape": [512, 512, 1]}, FeatureConfig())
 
 
 def test_every_declared_preprocessing_field_is_compared_by_name():

@@ -91,13 +91,14 @@ def test_defaults_are_the_ones_the_consumer_needs(tiny_data):
     ap = cli.build_parser()
     args = ap.parse_args(["--directory", str(tiny_data), "--no-progress"])
     spec = cli.spec_from_args(args, ap)
-    assert imaging.DEFAULT_IMAGE_SIZE == (256, 256)
+    assert imaging.DEFAULT_IMAGE_SIZE == (512, 512)
     assert spec.preprocessing.image_size == imaging.DEFAULT_IMAGE_SIZE == imaging.Preprocessing().image_size
     assert spec.on_changed_file == stream.DEFAULT_ON_CHANGED_FILE == "fail"
     hello = spec.hello()
-    assert hello["image_shape"] == [256, 256, 1]
+    assert hello["image_shape"] == [512, 512, 1]
     prep = hello["preprocessing"]
-    assert (prep["image_size"], prep["color_mode"], prep["interpolation"]) == ([256, 256], "grayscale", "area")
+    assert (prep["image_size"], prep["color_mode"], prep["interpolation"]) == ([512, 512], "grayscale", "area")
+    assert (prep["crop"], prep["denoise"]) == ("body", "median")
     assert hello["preprocessing"]["decoder"] == "opencv" and hello["preprocessing"]["decoder_version"]
     assert not set(hello["preprocessing"]) & set(imaging.LIMIT_FIELDS)
     assert hello["limits"] == {"max_image_pixels": imaging.DEFAULT_MAX_IMAGE_PIXELS,

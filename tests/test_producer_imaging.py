@@ -12,8 +12,10 @@ import pytest
 
 from producer import imaging
 
-GRAY = imaging.Preprocessing(image_size=(16, 12))
-RGB = imaging.Preprocessing(image_size=(16, 12), color_mode="rgb")
+# The decode and resize alone: no framing step (tests/test_producer_framing.py has those).
+PLAIN = {"crop": "none", "denoise": "none"}
+GRAY = imaging.Preprocessing(**PLAIN, image_size=(16, 12))
+RGB = imaging.Preprocessing(**PLAIN, image_size=(16, 12), color_mode="rgb")
 
 
 def write(path: Path, pixels: np.ndarray) -> Path:
@@ -72,12 +74,12 @@ def test_alpha_is_dropped_not_composited(tmp_path):
 def test_16_bit_is_scaled_to_8_bit(tmp_path):
     levels = np.array([0, 1, 128, 255], dtype=np.uint16) * 257  # exact 8-bit levels in 16 bits
     img16 = np.tile(levels, (4, 1))
-    prep = imaging.Preprocessing(image_size=(4, 4), interpolation="nearest")
+    prep = imaging.Preprocessing(**PLAIN, image_size=(4, 4), interpolation="nearest")
     out = imaging.load(write(tmp_path / "deep.png", img16), prep)
     assert out[0, :, 0].tolist() == [0, 1, 128, 255]
     rgb16 = cv2.cvtColor(img16, cv2.COLOR_GRAY2BGR)
     out = imaging.load(write(tmp_path / "deep_rgb.png", rgb16),
-                       imaging.Preprocessing(image_size=(4, 4), color_mode="rgb", interpolation="nearest"))
+                       imaging.Preprocessing(**PLAIN, image_size=(4, 4), color_mode="rgb", interpolation="nearest"))
     assert out[0, :, 0].tolist() == [0, 1, 128, 255]
 
 
@@ -85,7 +87,7 @@ def test_16_bit_is_scaled_to_8_bit(tmp_path):
 def test_interpolation_is_the_requested_one(tmp_path, name, flag):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(40, 50), dtype=np.uint8)
-    prep = imaging.Preprocessing(image_size=(17, 23), interpolation=name)
+    prep = imaging.Preprocessing(**PLAIN, image_size=(17, 23), interpolation=name)
     out = imaging.load(write(tmp_path / "n.png", pixels), prep)
     np.testing.assert_array_equal(out[..., 0], cv2.resize(pixels, (23, 17), interpolation=flag))
 
@@ -93,7 +95,7 @@ def test_interpolation_is_the_requested_one(tmp_path, name, flag):
 def test_interpolations_differ(tmp_path):
     pixels = np.random.default_rng(1).integers(0, 256, size=(40, 50), dtype=np.uint8)
     path = write(tmp_path / "n.png", pixels)
-    outs = {n: imaging.load(path, imaging.Preprocessing(image_size=(17, 23), interpolation=n))
+    outs = {n: imaging.load(path, imaging.Preprocessing(**PLAIN, image_size=(17, 23), interpolation=n))
             for n in imaging.INTERPOLATIONS}
     assert len({o.tobytes() for o in outs.values()}) == len(outs)
 
@@ -127,8 +129,8 @@ def test_decompression_bomb_is_refused_from_the_header(tmp_path):
 def test_pixel_limit_is_configurable(tmp_path, gradient):
     path = write(tmp_path / "g.png", gradient)  # 600 pixels
     with pytest.raises(imaging.ImageSkipped, match="MPixel limit"):
-        imaging.load(path, imaging.Preprocessing(image_size=(4, 4), max_image_pixels=599))
-    assert imaging.load(path, imaging.Preprocessing(image_size=(4, 4), max_image_pixels=600)).shape == (4, 4, 1)
+        imaging.load(path, imaging.Preprocessing(**PLAIN, image_size=(4, 4), max_image_pixels=599))
+    assert imaging.load(path, imaging.Preprocessing(**PLAIN, image_size=(4, 4), max_image_pixels=600)).shape == (4, 4, 1)
 
 
 def test_file_size_limit(tmp_path, gradient):
@@ -187,10 +189,10 @@ def test_preprocessing_is_validated(kwargs, match):
 
 
 def test_preprocessing_description_names_the_decoder():
-    info = imaging.Preprocessing(image_size=(64, 32), color_mode="rgb").describe()
+    info = imaging.Preprocessing(**PLAIN, image_size=(64, 32), color_mode="rgb").describe()
     assert info["image_size"] == [64, 32] and info["color_mode"] == "rgb"
     assert info["decoder"] == "opencv" and info["decoder_version"] == cv2.__version__
-    assert imaging.Preprocessing(image_size=(64, 32), color_mode="rgb").image_shape == (64, 32, 3)
+    assert imaging.Preprocessing(**PLAIN, image_size=(64, 32), color_mode="rgb").image_shape == (64, 32, 3)
 
 
 @pytest.mark.realdata

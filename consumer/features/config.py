@@ -77,7 +77,7 @@ class FeatureConfig:
     features: tuple[str, ...] = field(default=DEFAULT_FEATURES, metadata=meta(
         "feature families, a subset of hog,lbp,glcm,gabor,sift"))
     hog_orientations: int = field(default=9, metadata=meta("HOG orientation bins", positive))
-    hog_pixels_per_cell: tuple[int, ...] = field(default=(64,), metadata=meta(
+    hog_pixels_per_cell: tuple[int, ...] = field(default=(128,), metadata=meta(
         "HOG square cell sizes in pixels, one HOG per size (multi-scale)", non_empty_positive))
     hog_cells_per_block: int = field(default=3, metadata=meta("HOG block side in cells", positive))
     hog_block_norm: str = field(default="L2-Hys", metadata=meta("HOG block normalization",
