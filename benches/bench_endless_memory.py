@@ -47,6 +47,7 @@ def _consumer_mib(driver: psutil.Process) -> dict[str, float]:
     return out
 
 
+@pytest.mark.timeout(int(MINUTES * 60) + 900)  # the suite's 600 s limit would cut a full run
 def test_endless_train_memory_stays_flat(benchmark, tmp_path):
     env = os.environ.get("CHESTCT_DATA")
     if not env or not (Path(env) / "train").is_dir():
