@@ -1,6 +1,7 @@
 """producer.framing: the body crop, padding and grey-level normalisation before the resize."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -152,16 +153,21 @@ def test_decode_crops_before_the_resize(tmp_path):
     img = ct_like()
     path = tmp_path / "slice.png"
     assert cv2.imwrite(str(path), img)
-    prep = imaging.Preprocessing(image_size=(64, 64), crop="body", crop_margin=0.0, normalize="none", denoise="none")
+    prep = imaging.Preprocessing(image_size=(64, 64), crop="body", crop_margin=0.0, normalize="none",
+                                 denoise="none")
     out = imaging.load(path, prep)
     top, bottom, left, right = framing.body_box(img)
     expected = cv2.resize(img[top:bottom, left:right], (64, 64), interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(out[..., 0], expected)
-    plain = imaging.load(path, imaging.Preprocessing(image_size=(64, 64), crop="none", normalize="none", denoise="none"))
+    plain = imaging.load(path, imaging.Preprocessing(image_size=(64, 64), crop="none", normalize="none",
+                                                     denoise="none"))
     np.testing.assert_array_equal(plain[..., 0], cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA))
     rgb = imaging.load(path, imaging.Preprocessing(image_size=(64, 64), color_mode="rgb", crop="body",
                                                    crop_margin=0.0, normalize="none", denoise="none"))
     assert np.abs(rgb[..., 0].astype(int) - expected).max() <= 1
+    median = imaging.load(path, dataclasses.replace(prep, denoise="median"))
+    np.testing.assert_array_equal(median[..., 0], cv2.resize(cv2.medianBlur(img[top:bottom, left:right], 3),
+                                                             (64, 64), interpolation=cv2.INTER_AREA))
 
 
 def _real_images(root: Path, per_split: int = 3) -> list[Path]:
