@@ -254,7 +254,7 @@ def _check_decodable(uid) -> None:
 
     try:
         decoder = get_decoder(uid)
-    except Exception:  # NotImplementedError for syntaxes pydicom has no decoder for
+    except Exception:  # pydicom raises for a transfer syntax it has no decoder class for
         raise DicomSkipped(f"pixel data in {_syntax_label(uid)} cannot be decoded by pydicom") from None
     if not decoder.is_available:
         raise DicomSkipped(f"pixel data in {_syntax_label(uid)} needs a decoder plugin that is not "
