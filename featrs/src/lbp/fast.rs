@@ -123,7 +123,8 @@ fn nominal(v: &[f64]) -> Option<f64> {
 }
 
 impl Lbp {
-    /// Padding the fast path needs around images of `rows x cols`.
+    /// Zero padding around images of `rows x cols` that covers every neighbour landing inside
+    /// them (both paths plan with it).
     pub fn fast_pad(&self, rows: usize, cols: usize) -> usize {
         let inside = |off: f64, side: usize| off.abs() < side as f64;
         let reach = self

@@ -126,15 +126,7 @@ impl Lbp {
         }
         // A neighbour whose offset reaches a full side away reads only the zero border.
         let inside = |off: f64, side: usize| off.abs() < side as f64;
-        let reach = self
-            .rp
-            .iter()
-            .zip(&self.cp)
-            .filter(|(&r, &c)| inside(r, rows) && inside(c, cols))
-            .map(|(r, c)| r.abs().max(c.abs()).ceil() as usize)
-            .max()
-            .unwrap_or(0);
-        let pad = reach + 1;
+        let pad = self.fast_pad(rows, cols);
         let columns = (0..self.p)
             .map(|i| {
                 if inside(self.rp[i], rows) && inside(self.cp[i], cols) {
