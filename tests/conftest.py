@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from producer import synthetic
 from producer.launch import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +37,22 @@ def real_data() -> Path:
             pytest.fail("CI is set but " + msg)
         pytest.skip(msg)
     return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory):
+    """``synthetic_dataset(per_class)``: a synthetic dataset (:mod:`producer.synthetic`), made
+    once per size and shared; tests that change files copy it first."""
+    made: dict[int, Path] = {}
+
+    def make(per_class: int = 3) -> Path:
+        if per_class not in made:
+            root = tmp_path_factory.mktemp(f"synthetic-{per_class}")
+            synthetic.generate(root, per_class=per_class, progress=False)
+            made[per_class] = root
+        return made[per_class]
+
+    return make
 
 
 @pytest.fixture

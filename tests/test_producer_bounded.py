@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from producer import budget, imaging, synthetic, wire
+from producer import budget, imaging, wire
 from producer.running import running_server
 from producer.server import ProducerServer, ServerConfig
 from producer.stream import StreamSpec, build_batch
@@ -19,10 +19,8 @@ IDLE_CLIENTS = 200
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("bounded")
-    synthetic.generate(root, per_class=3, progress=False)
-    return root
+def tiny_data(synthetic_dataset) -> Path:
+    return synthetic_dataset(3)
 
 
 def make_spec(root: Path, size=(64, 64), batch_size=4, **kw) -> StreamSpec:

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from producer import synthetic, wire
+from producer import wire
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cli-data")
-    synthetic.generate(root, per_class=2, progress=False)
-    return root
+def tiny_data(synthetic_dataset) -> Path:
+    return synthetic_dataset(2)
 
 
 def env() -> dict:

@@ -8,15 +8,13 @@ from pathlib import Path
 import cv2
 import pytest
 
-from producer import dicom, framing, imaging, synthetic, wire
+from producer import dicom, framing, imaging, wire
 from producer.stream import StreamSpec
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("hello")
-    synthetic.generate(root, per_class=1, progress=False)
-    return root
+def tiny_data(synthetic_dataset) -> Path:
+    return synthetic_dataset(1)
 
 
 @dataclasses.dataclass(frozen=True)

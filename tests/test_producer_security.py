@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from producer import imaging, synthetic, transport, wire
+from producer import imaging, transport, wire
 from producer.running import running_server
 from producer.server import ServerConfig
 from producer.stream import StreamSpec
@@ -21,10 +21,8 @@ TOKEN = "correct-horse-battery-staple-42"
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sec-data")
-    synthetic.generate(root, per_class=2, progress=False)
-    return root
+def tiny_data(synthetic_dataset) -> Path:
+    return synthetic_dataset(2)
 
 
 @pytest.fixture(scope="module")

@@ -23,11 +23,9 @@ CLIENT_TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
+def tiny_data(synthetic_dataset) -> Path:
     """12 train images (3 per class), 4 valid, 8 test, mixed formats."""
-    root = tmp_path_factory.mktemp("tiny")
-    synthetic.generate(root, per_class=3, progress=False)
-    return root
+    return synthetic_dataset(3)
 
 
 def make_spec(root: Path, split: str = "train", batch_size: int = 5, size=(24, 20), **kw) -> StreamSpec:
