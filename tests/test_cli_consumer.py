@@ -29,6 +29,24 @@ FEATURES = ["--features", "hog,lbp", "--feature-option", "hog.pixels_per_cell=8"
             "--feature-option", "lbp.R=1", "--feature-option", "lbp.grid=1", "--backend", "skimage"]
 
 
+def _save_random_sgd(path: Path, side: int, n_images: int, seed: int) -> None:
+    """Save an sgd model on random LBP-sized features for ``side`` x ``side`` grey images."""
+    import numpy as np
+    import pandas as pd
+
+    from consumer.features import n_features
+    from consumer.learn.fit import fit
+
+    config = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1)
+    width = n_features(config, (side, side))
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(n_images)],
+                          "label": [i % 4 for i in range(n_images)], "seq": 0,
+                          "features": list(rng.random((n_images, width), dtype=np.float32))})
+    fit(table, config=config, model="sgd", classes=STREAM.classes, image_shape=[side, side, 1],
+        color_mode="grayscale").save(path)
+
+
 # ------------------------------------------------------------------ arguments
 
 
@@ -193,19 +211,7 @@ def test_train_rf_logs_running_training_metrics_and_saves_the_full_fit(tmp_path)
 @pytest.mark.spark
 @pytest.mark.slow
 def test_a_model_for_other_images_is_refused_before_spark(tmp_path):
-    from consumer.learn.fit import fit
-    import numpy as np
-    import pandas as pd
-
-    from consumer.features import n_features
-
-    config = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1)
-    width = n_features(config, (64, 64))
-    rng = np.random.default_rng(0)
-    table = pd.DataFrame({"image_id": [f"i{i}" for i in range(20)], "label": [i % 4 for i in range(20)],
-                          "seq": 0, "features": list(rng.random((20, width), dtype=np.float32))})
-    fit(table, config=config, model="sgd", classes=STREAM.classes, image_shape=[64, 64, 1],
-        color_mode="grayscale").save(tmp_path / "model")
+    _save_random_sgd(tmp_path / "model", side=64, n_images=20, seed=0)
     procs = Processes()
     try:
         with FakeProducer(stream=STREAM) as fp:  # sends 32x32
@@ -307,19 +313,7 @@ def test_stream_predictor_with_no_images_says_so():
 @pytest.mark.spark
 @pytest.mark.slow
 def test_predict_on_an_endless_stream_reports_what_it_saw_on_ctrl_c(tmp_path):
-    import numpy as np
-    import pandas as pd
-
-    from consumer.features import n_features
-    from consumer.learn.fit import fit
-
-    config = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,), lbp_grid=1)
-    width = n_features(config, (32, 32))
-    rng = np.random.default_rng(2)
-    train = pd.DataFrame({"image_id": [f"t{i}" for i in range(40)], "label": [i % 4 for i in range(40)],
-                          "seq": 0, "features": list(rng.random((40, width), dtype=np.float32))})
-    fit(train, config=config, model="sgd", classes=STREAM.classes, image_shape=[32, 32, 1],
-        color_mode="grayscale").save(tmp_path / "model")
+    _save_random_sgd(tmp_path / "model", side=32, n_images=40, seed=2)
     endless = FakeStream(total_images=40, batch_size=8, image_shape=(32, 32, 1), endless=True)
     procs = Processes()
     log = tmp_path / "predict.log"

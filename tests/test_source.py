@@ -171,20 +171,15 @@ def test_a_bad_batch_is_skipped_as_one_marker_row(fault):
     assert np.array_equal(_images(batches[3]), fp.stream.images_of(4)[2].reshape(-1))
 
 
-def test_a_connection_cut_once_is_retried_transparently():
-    with FakeProducer(faults={2: ("cut", 1)}) as fp:
-        batches = _read(fp, 0, 4)
-    assert [rb.column("seq")[0].as_py() for rb in batches] == [0, 1, 2, 3]
-    assert fp.subscriptions == [(0, 4), (2, 4)]
-    assert np.array_equal(_images(batches[2]), fp.stream.images_of(2)[2].reshape(-1))
-
-
-def test_a_graceful_producer_stop_is_a_lost_connection_resumed_from_the_same_batch():
-    with FakeProducer(faults={2: ("shutdown", 1)}) as fp:
+@pytest.mark.parametrize("fault", ["cut", "shutdown"])
+def test_a_lost_connection_is_resumed_from_the_same_batch(fault):
+    """A cut connection and a graceful producer stop (its ``shutdown`` error) alike."""
+    with FakeProducer(faults={2: (fault, 1)}) as fp:
         batches = _read(fp, 0, 4)
     assert [rb.column("seq")[0].as_py() for rb in batches] == [0, 1, 2, 3]
     assert fp.subscriptions == [(0, 4), (2, 4)]
     assert all(rb.column("error").null_count == rb.num_rows for rb in batches)
+    assert np.array_equal(_images(batches[2]), fp.stream.images_of(2)[2].reshape(-1))
 
 
 def test_a_changed_stream_id_on_replay_fails_whatever_the_policy():
