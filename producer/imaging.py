@@ -314,14 +314,7 @@ def _finish_grey(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
 def load(path: Path, prep: Preprocessing, frame: int | None = None) -> np.ndarray:
     """Read, check and decode one image file into ``prep.image_shape`` ``uint8`` pixels.
 
-    Parameters
-    ----------
-    frame : int, optional
-        1-based frame of a multi-frame DICOM file.
-
-    Raises
-    ------
-    ImageSkipped
-        With the reason the file cannot be used.
+    :func:`read_checked` then :func:`decode` (``frame`` as there); an unusable file raises
+    :class:`ImageSkipped` with the reason.
     """
     return decode(read_checked(path, prep), prep, frame)

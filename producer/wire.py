@@ -293,18 +293,8 @@ def _recv_exactly(sock: socket.socket, count: int, what: str) -> bytearray | Non
 
 
 def recv_message(sock: socket.socket, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> dict | None:
-    """Blocking twin of :func:`read_message` for a plain socket.
-
-    Returns
-    -------
-    dict or None
-        The validated message, or ``None`` on a clean end of stream between frames.
-
-    Raises
-    ------
-    TruncatedFrame, FrameTooLarge, MalformedFrame
-        On a broken frame. Socket timeouts and OS errors propagate unchanged.
-    """
+    """Blocking twin of :func:`read_message` for a plain socket, with the same result and
+    frame errors; socket timeouts and OS errors propagate unchanged."""
     limit = _check_limit(max_frame_bytes)
     header = _recv_exactly(sock, HEADER.size, "header")
     if header is None:
