@@ -32,7 +32,7 @@ import psutil
 import pytest
 
 from producer import dataset, wire
-from producer.launch import free_port
+from producer.launch import Processes, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP = "producer 128px"
@@ -86,32 +86,18 @@ def producer_process():
     data = _data_dir()
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "producer", "--directory", str(data), "--split", "train",
-         "--batch-size", str(BATCH), "--image-size", *map(str, SIZE), "--color-mode", "grayscale",
-         "--no-shuffle", "--workers", str(THREADS), "--port", str(port), "--no-progress",
-         "--log-level", "WARNING"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    procs = Processes()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"producer exited: {proc.stderr.read()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        proc = procs.start(
+            [sys.executable, "-m", "producer", "--directory", str(data), "--split", "train",
+             "--batch-size", str(BATCH), "--image-size", *map(str, SIZE), "--color-mode", "grayscale",
+             "--no-shuffle", "--workers", str(THREADS), "--port", str(port), "--no-progress",
+             "--log-level", "WARNING"],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        wait_for_port(port, proc)
         yield port, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        procs.stop_all()
 
 
 def consume_stream(port: int) -> dict:

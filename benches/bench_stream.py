@@ -32,7 +32,7 @@ import psutil
 import pytest
 
 from consumer.features import FeatureConfig
-from producer.launch import free_port, wait_for_port
+from producer.launch import Processes, free_port, wait_for_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quick import QUICK, STREAM_SPLIT  # noqa: E402
@@ -103,24 +103,19 @@ def producer():
     data = _data_dir()
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "producer", "--directory", str(data), "--split", STREAM_SPLIT,
-                             "--port", str(port), "--endless", "--image-size", *map(str, SIZE),
-                             "--color-mode", "grayscale", "--batch-size", str(BATCH), "--no-progress"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    procs = Processes()
     try:
+        proc = procs.start([sys.executable, "-m", "producer", "--directory", str(data), "--split", STREAM_SPLIT,
+                            "--port", str(port), "--endless", "--image-size", *map(str, SIZE),
+                            "--color-mode", "grayscale", "--batch-size", str(BATCH), "--no-progress"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(port, proc)
         from consumer.stream.client import ConnectConfig, fetch_hello
 
         hello = fetch_hello(ConnectConfig(port=port))
         yield port, hello, {proc.pid}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        procs.stop_all()
 
 
 @pytest.fixture(scope="module")
