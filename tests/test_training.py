@@ -212,7 +212,7 @@ def test_mllib_linear_svm_on_a_spark_dataframe(spark):
             "image_id string, label long, seq long, features array<float>, sift binary")
 
     trained = fit(frame(X, y), config=CONFIG, model="svm", engine="mllib", classes=CLASSES, image_shape=SHAPE,
-                  color_mode="grayscale", seed=3, spark=spark, params={"maxIter": 50})
+                  color_mode="grayscale", seed=3, spark=spark, params={"maxIter": 10})
     assert trained.meta["n_train_images"] == 160
     rows = trained.transform(frame(X_new, y_new)).select("image_id", "prediction").toPandas()
     predicted = rows.sort_values("image_id")["prediction"].to_numpy().astype(int)
