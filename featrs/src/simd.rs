@@ -1,7 +1,8 @@
 //! The one SIMD dispatch of featrs: the instruction set is detected once, cached, and
 //! may be lowered with the environment variable `FEATRS_SIMD=off|sse2|avx2|avx512|auto`
-//! (read once, at the first kernel call). Every kernel asks [`level`] and runs the
-//! variant compiled for it; none calls `is_x86_feature_detected!` itself.
+//! (read once, at the first kernel call). Every kernel runs through [`multiversion!`],
+//! which asks [`level`] for the variant to run; none calls `is_x86_feature_detected!`
+//! itself.
 //!
 //! Also a minimal f64 vector abstraction (AVX-512F, AVX2+FMA and a scalar fallback
 //! behind one trait) so that a kernel is written once and compiled per instruction set.
@@ -72,6 +73,62 @@ pub fn detect() -> Level {
     #[cfg(not(target_arch = "x86_64"))]
     Level::Off
 }
+
+/// Define `fn $name(args)`, which runs one `#[inline(always)]` body compiled for the
+/// instruction set [`level`] reports: each arm names the body (a path, with the vector
+/// type or block sizes that suit the instruction set) and, for the x86 arms, the
+/// `#[target_feature]` list its clone is compiled with.
+///
+/// ```ignore
+/// crate::simd::multiversion! {
+///     fn sum(xs: &[f64]) -> f64 {
+///         avx512("avx512f") => sum_body::<Avx512>,
+///         avx2("avx2,fma") => sum_body::<Avx2>,
+///         _ => sum_body::<Scalar>,
+///     }
+/// }
+/// ```
+///
+/// The clones differ only in what the compiler may use; a kernel whose numbers must not
+/// depend on the path keeps its arithmetic free of instruction-set choices.
+macro_rules! multiversion {
+    (
+        $(#[$attr:meta])*
+        $vis:vis fn $name:ident $(<$($g:ident: $bound:path),+>)? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? {
+            avx512($f512:literal) => $b512:expr,
+            avx2($f2:literal) => $b2:expr,
+            _ => $b0:expr $(,)?
+        }
+    ) => {
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name $(<$($g: $bound),+>)? ($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = $f512)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512 $(<$($g: $bound),+>)? ($($arg: $ty),*) $(-> $ret)? {
+                $b512($($arg),*)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = $f2)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2 $(<$($g: $bound),+>)? ($($arg: $ty),*) $(-> $ret)? {
+                $b2($($arg),*)
+            }
+
+            match $crate::simd::level() {
+                // SAFETY (both): level() only reports instruction sets this CPU has.
+                #[cfg(target_arch = "x86_64")]
+                $crate::simd::Level::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                $crate::simd::Level::Avx2 => unsafe { avx2($($arg),*) },
+                _ => $b0($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use multiversion;
 
 /// A vector of `LANES` f64.
 pub trait F64s: Copy {
@@ -150,100 +207,72 @@ mod x86 {
 
     use super::F64s;
 
-    /// 4 lanes; only valid on CPUs with AVX2 and FMA.
-    #[derive(Clone, Copy)]
-    pub struct Avx2(__m256d);
+    /// `impl F64s` for one x86 vector type: the widths differ only in the intrinsics'
+    /// names, and in how many lanes `reduce_sum` folds (pairwise, as `$reduce` spells out).
+    macro_rules! x86_f64s {
+        ($(#[$doc:meta])* $t:ident($reg:ty), $lanes:literal, $loadu:ident, $storeu:ident, $set1:ident, $add:ident,
+         $sub:ident, $mul:ident, $fmadd:ident, $sqrt:ident, |$l:ident| $reduce:expr) => {
+            $(#[$doc])*
+            #[derive(Clone, Copy)]
+            pub struct $t($reg);
 
-    // SAFETY (all blocks below): callers only use these types inside functions compiled
-    // for (and run on CPUs with) the matching instruction set.
-    impl F64s for Avx2 {
-        const LANES: usize = 4;
-        #[inline(always)]
-        unsafe fn load(p: *const f64) -> Self {
-            Avx2(_mm256_loadu_pd(p))
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f64) {
-            _mm256_storeu_pd(p, self.0)
-        }
-        #[inline(always)]
-        fn splat(x: f64) -> Self {
-            unsafe { Avx2(_mm256_set1_pd(x)) }
-        }
-        #[inline(always)]
-        fn add(self, o: Self) -> Self {
-            unsafe { Avx2(_mm256_add_pd(self.0, o.0)) }
-        }
-        #[inline(always)]
-        fn sub(self, o: Self) -> Self {
-            unsafe { Avx2(_mm256_sub_pd(self.0, o.0)) }
-        }
-        #[inline(always)]
-        fn mul(self, o: Self) -> Self {
-            unsafe { Avx2(_mm256_mul_pd(self.0, o.0)) }
-        }
-        #[inline(always)]
-        fn mul_add(self, b: Self, c: Self) -> Self {
-            unsafe { Avx2(_mm256_fmadd_pd(self.0, b.0, c.0)) }
-        }
-        #[inline(always)]
-        fn sqrt(self) -> Self {
-            unsafe { Avx2(_mm256_sqrt_pd(self.0)) }
-        }
-        #[inline(always)]
-        fn reduce_sum(self) -> f64 {
-            let mut lanes = [0.0f64; 4];
-            unsafe { _mm256_storeu_pd(lanes.as_mut_ptr(), self.0) };
-            (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
-        }
+            // SAFETY (every block): callers only use this type inside functions compiled
+            // for (and run on CPUs with) its instruction set.
+            impl F64s for $t {
+                const LANES: usize = $lanes;
+                #[inline(always)]
+                unsafe fn load(p: *const f64) -> Self {
+                    $t($loadu(p))
+                }
+                #[inline(always)]
+                unsafe fn store(self, p: *mut f64) {
+                    $storeu(p, self.0)
+                }
+                #[inline(always)]
+                fn splat(x: f64) -> Self {
+                    unsafe { $t($set1(x)) }
+                }
+                #[inline(always)]
+                fn add(self, o: Self) -> Self {
+                    unsafe { $t($add(self.0, o.0)) }
+                }
+                #[inline(always)]
+                fn sub(self, o: Self) -> Self {
+                    unsafe { $t($sub(self.0, o.0)) }
+                }
+                #[inline(always)]
+                fn mul(self, o: Self) -> Self {
+                    unsafe { $t($mul(self.0, o.0)) }
+                }
+                #[inline(always)]
+                fn mul_add(self, b: Self, c: Self) -> Self {
+                    unsafe { $t($fmadd(self.0, b.0, c.0)) }
+                }
+                #[inline(always)]
+                fn sqrt(self) -> Self {
+                    unsafe { $t($sqrt(self.0)) }
+                }
+                #[inline(always)]
+                fn reduce_sum(self) -> f64 {
+                    let mut $l = [0.0f64; $lanes];
+                    unsafe { $storeu($l.as_mut_ptr(), self.0) };
+                    $reduce
+                }
+            }
+        };
     }
 
-    /// 8 lanes; only valid on CPUs with AVX-512F.
-    #[derive(Clone, Copy)]
-    pub struct Avx512(__m512d);
+    x86_f64s!(
+        /// 4 lanes; only valid on CPUs with AVX2 and FMA.
+        Avx2(__m256d), 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_add_pd,
+        _mm256_sub_pd, _mm256_mul_pd, _mm256_fmadd_pd, _mm256_sqrt_pd,
+        |l| (l[0] + l[1]) + (l[2] + l[3]));
 
-    impl F64s for Avx512 {
-        const LANES: usize = 8;
-        #[inline(always)]
-        unsafe fn load(p: *const f64) -> Self {
-            Avx512(_mm512_loadu_pd(p))
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f64) {
-            _mm512_storeu_pd(p, self.0)
-        }
-        #[inline(always)]
-        fn splat(x: f64) -> Self {
-            unsafe { Avx512(_mm512_set1_pd(x)) }
-        }
-        #[inline(always)]
-        fn add(self, o: Self) -> Self {
-            unsafe { Avx512(_mm512_add_pd(self.0, o.0)) }
-        }
-        #[inline(always)]
-        fn sub(self, o: Self) -> Self {
-            unsafe { Avx512(_mm512_sub_pd(self.0, o.0)) }
-        }
-        #[inline(always)]
-        fn mul(self, o: Self) -> Self {
-            unsafe { Avx512(_mm512_mul_pd(self.0, o.0)) }
-        }
-        #[inline(always)]
-        fn mul_add(self, b: Self, c: Self) -> Self {
-            unsafe { Avx512(_mm512_fmadd_pd(self.0, b.0, c.0)) }
-        }
-        #[inline(always)]
-        fn sqrt(self) -> Self {
-            unsafe { Avx512(_mm512_sqrt_pd(self.0)) }
-        }
-        #[inline(always)]
-        fn reduce_sum(self) -> f64 {
-            let mut lanes = [0.0f64; 8];
-            unsafe { _mm512_storeu_pd(lanes.as_mut_ptr(), self.0) };
-            ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-                + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
-        }
-    }
+    x86_f64s!(
+        /// 8 lanes; only valid on CPUs with AVX-512F.
+        Avx512(__m512d), 8, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_add_pd,
+        _mm512_sub_pd, _mm512_mul_pd, _mm512_fmadd_pd, _mm512_sqrt_pd,
+        |l| ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])));
 }
 
 #[cfg(test)]

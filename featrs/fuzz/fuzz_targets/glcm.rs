@@ -3,25 +3,12 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-use _featrs::glcm::{cooccurrence, normalize, offsets, props_dense, props_from_pairs, props_grid, PairScratch, Prop};
+use _featrs::glcm::{cooccurrence, normalize, offsets, props_dense, props_from_pairs, props_grid, PairScratch, Prop, Spec};
 use _featrs::tiles::tiles;
 
 #[path = "input.rs"]
 mod input;
 use input::{check, pixels, Bytes};
-
-const PROPS: [Prop; 10] = [
-    Prop::Contrast,
-    Prop::Dissimilarity,
-    Prop::Homogeneity,
-    Prop::Energy,
-    Prop::Correlation,
-    Prop::Asm,
-    Prop::Mean,
-    Prop::Variance,
-    Prop::Std,
-    Prop::Entropy,
-];
 
 fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
@@ -30,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let angles: Vec<f64> = (0..b.size(4)).map(|_| b.f64()).collect();
     let levels = b.size(300);
     let symmetric = b.u8() % 2 == 1;
-    let props: Vec<Prop> = (0..b.size(4)).map(|_| PROPS[b.u8() as usize % 10]).collect();
+    let props: Vec<Prop> = (0..b.size(4)).map(|_| Prop::ALL[b.u8() as usize % Prop::ALL.len()]).collect();
     let wrong_out = b.u8() % 8 == 0;
     let grid = b.size(6);
     let img = pixels(b.rest(), rows * cols);
@@ -39,21 +26,22 @@ fuzz_target!(|data: &[u8]| {
     let mut scratch = PairScratch::default();
     let mut out = vec![0.0; props.len() * n_off + wrong_out as usize];
     let mut unsure = vec![0u8; n_off];
-    let r = props_from_pairs(&img, rows, cols, &offs, levels, symmetric, &props, &mut scratch, &mut out, &mut unsure);
+    let spec = Spec { offsets: &offs, levels, symmetric, props: &props };
+    let r = props_from_pairs(&img, rows, cols, &spec, &mut scratch, &mut out, &mut unsure);
     if check(r).is_some() {
         assert!(!wrong_out, "accepted an output of the wrong length");
     }
     if let Some(tiles) = check(tiles(rows, cols, grid)) {
         let mut out = vec![0.0; tiles.len() * props.len() * n_off];
         let mut unsure = vec![0u8; tiles.len() * n_off];
-        check(props_grid(&img, rows, cols, &tiles, &offs, levels, symmetric, &props, &mut scratch, &mut out, &mut unsure));
+        check(props_grid(&img, rows, cols, &tiles, &spec, &mut scratch, &mut out, &mut unsure));
     }
     if levels <= 64 {
         let mut counts = vec![0u32; levels * levels * n_off];
         if check(cooccurrence(&img, rows, cols, &offs, levels, symmetric, &mut counts)).is_some() {
             let mut p = vec![0.0; counts.len()];
             check(normalize(&counts, n_off, &mut p));
-            for &prop in &PROPS {
+            for prop in Prop::ALL {
                 let (mut v, mut u) = (vec![0.0; n_off], vec![0u8; n_off]);
                 check(props_dense(&counts, levels, n_off, prop, &mut v, &mut u));
                 // Any float matrix, NaN and infinities included, is computed, not a crash.

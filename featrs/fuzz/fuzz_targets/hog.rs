@@ -2,7 +2,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-use _featrs::hog::{hog_into, hog_shape, BlockNorm, HogParams, Libm};
+use _featrs::hog::{hog_into, hog_shape, BlockNorm, HogParams, Image, Libm};
 
 #[path = "input.rs"]
 mod input;
@@ -32,14 +32,14 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut out = vec![0.0; if wrong_out { len + 1 } else { len }];
     let result = match kind {
-        0 => hog_into(&raw[..n], rows, cols, channels, &p, &Libm, &mut out),
+        0 => hog_into(Image::new(&raw[..n], rows, cols, channels), &p, &Libm, &mut out),
         1 => {
             let img: Vec<f32> = raw[..n].iter().map(|&v| v as f32 / 7.0 - 3.0).collect();
-            hog_into(&img, rows, cols, channels, &p, &Libm, &mut out)
+            hog_into(Image::new(&img, rows, cols, channels), &p, &Libm, &mut out)
         }
         _ => {
             let img: Vec<f64> = raw.chunks_exact(8).take(n).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
-            hog_into(&img, rows, cols, channels, &p, &Libm, &mut out)
+            hog_into(Image::new(&img, rows, cols, channels), &p, &Libm, &mut out)
         }
     };
     if check(result).is_some() {

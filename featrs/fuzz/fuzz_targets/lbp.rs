@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     // 2^P bins for default/ror: beyond 2^16 the fuzzer's memory limit, not the kernel, decides.
     if let Some(n_bins) = method.n_codes(p).filter(|&n| n <= 1 << 16) {
         let mut hist = vec![0.0; n_bins];
-        let h = op.histogram_into(&img, rows, cols, &mut hist);
+        let h = op.plan(rows, cols).and_then(|plan| op.histogram_with(&plan, &img, &mut hist));
         if let Some(()) = if skimage_like { check(h) } else { h.ok() } {
             let total: f64 = hist.iter().sum();
             assert!((total - 1.0).abs() < 1e-9, "histogram sums to {total}");

@@ -2,10 +2,10 @@
 //! of a uint8 stack.
 use std::cell::RefCell;
 
-use numpy::{Ix2, Ix3, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{Ix2, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::{items, items_mut, readonly, run, shape3, threads, zeros};
+use super::{compute, items, items_mut, readonly, run, threads, zeros, Stack};
 use crate::gabor::{self as kernel, Gabor, Mode};
 
 /// Gabor filter parameters as the façade computes them (scikit-image's arithmetic):
@@ -72,20 +72,16 @@ pub fn gabor_bank_batch<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let bank: Vec<Gabor> = bank.into_iter().map(gabor_of).collect();
     let mode = Mode::from_name(mode)?;
-    let images = readonly::<u8, Ix3>(images, "images")?;
-    let [n, rows, cols] = shape3(&images);
-    let out = zeros::<f64, Ix2>(py, Ix2(n, 2 * bank.len()))?;
-    let mut dst = out.readwrite();
-    let (src, dst) = (items(&images, "images")?, items_mut(&mut dst)?);
-    let n_threads = threads(n_threads);
-    run(py, || {
+    let stack = Stack::read(images)?;
+    let (n, rows, cols) = (stack.n, stack.rows, stack.cols);
+    let (row_len, n_threads) = (2 * bank.len(), threads(n_threads));
+    compute(py, &stack.images, "images", Ix2(n, row_len), |src, dst| {
         if n == 0 || bank.is_empty() {
             return Ok(());
         }
         let plan = kernel::BankPlan::new(&bank, rows, cols)?;
-        crate::parallel::for_each_image(src, rows * cols, dst, 2 * bank.len(), n_threads, |img, row| {
+        crate::parallel::for_each_image(src, rows * cols, dst, row_len, n_threads, |img, row| {
             SCRATCH.with(|s| kernel::bank_stats(img, &plan, mode, cval, &mut s.borrow_mut(), row))
         })
-    })?;
-    Ok(out)
+    })
 }

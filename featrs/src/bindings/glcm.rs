@@ -2,10 +2,10 @@
 //! matrix, and properties of a uint8 stack without building matrices.
 use std::cell::RefCell;
 
-use numpy::{Element, Ix2, Ix3, Ix4, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{Element, Ix2, Ix4, PyArray2, PyArray4, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::{is_array_of, items, items_mut, readonly, run, shape3, threads, zeros};
+use super::{compute, is_array_of, items, items_mut, readonly, run, zeros, Stack};
 use crate::error::{FeatError, Result};
 use crate::glcm::{self as kernel, Prop};
 
@@ -19,11 +19,9 @@ fn counts_of<'py, T: Element + Copy + Into<u64> + Sync>(
 ) -> PyResult<Bound<'py, PyArray4<u32>>> {
     let image = readonly::<T, Ix2>(image, "image")?;
     let (rows, cols) = (image.shape()[0], image.shape()[1]);
-    let out = zeros::<u32, Ix4>(py, Ix4(levels, levels, n_dist, n_angle))?;
-    let mut dst = out.readwrite();
-    let (src, dst) = (items(&image, "image")?, items_mut(&mut dst)?);
-    run(py, || kernel::cooccurrence(src, rows, cols, offsets, levels, symmetric, dst))?;
-    Ok(out)
+    compute(py, &image, "image", Ix4(levels, levels, n_dist, n_angle), |src, dst| {
+        kernel::cooccurrence(src, rows, cols, offsets, levels, symmetric, dst)
+    })
 }
 
 /// Co-occurrence counts (`graycomatrix` with `normed=False`) of a 2-D unsigned integer
@@ -57,12 +55,8 @@ pub fn glcm_counts<'py>(
 pub fn glcm_normalize<'py>(py: Python<'py>, counts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray4<f64>>> {
     let counts = readonly::<u32, Ix4>(counts, "counts")?;
     let s = counts.shape();
-    let out = zeros::<f64, Ix4>(py, Ix4(s[0], s[1], s[2], s[3]))?;
-    let n_offsets = s[2] * s[3];
-    let mut dst = out.readwrite();
-    let (src, dst) = (items(&counts, "counts")?, items_mut(&mut dst)?);
-    run(py, || kernel::normalize(src, n_offsets, dst))?;
-    Ok(out)
+    let (dims, n_offsets) = (Ix4(s[0], s[1], s[2], s[3]), s[2] * s[3]);
+    compute(py, &counts, "counts", dims, |src, dst| kernel::normalize(src, n_offsets, dst))
 }
 
 type PropsAndUnsure<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<u8>>);
@@ -102,8 +96,10 @@ thread_local! {
     static SCRATCH: RefCell<kernel::PairScratch> = RefCell::new(kernel::PairScratch::default());
 }
 
-fn parse_props(props: &[String]) -> Result<Vec<Prop>> {
-    props.iter().map(|p| Prop::from_name(p)).collect()
+/// The offsets and properties a batch call asks for, checked.
+fn offsets_and_props(distances: &[f64], angles: &[f64], props: &[String]) -> Result<(Vec<(i64, i64)>, Vec<Prop>)> {
+    let props = props.iter().map(|p| Prop::from_name(p)).collect::<Result<Vec<_>>>()?;
+    Ok((kernel::offsets(distances, angles)?, props))
 }
 
 /// GLCM properties of each image of a uint8 `(N, H, W)` stack: `(N, len(props) *
@@ -120,25 +116,16 @@ pub fn glcm_props_batch<'py>(
     props: Vec<String>,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let props = parse_props(&props)?;
-    let offsets = kernel::offsets(&distances, &angles)?;
-    let images = readonly::<u8, Ix3>(images, "images")?;
-    let [n, rows, cols] = shape3(&images);
-    let row_len = props.len() * offsets.len();
-    let out = zeros::<f64, Ix2>(py, Ix2(n, row_len))?;
-    let mut dst = out.readwrite();
-    let (src, dst) = (items(&images, "images")?, items_mut(&mut dst)?);
-    let n_threads = threads(n_threads);
-    run(py, || {
-        crate::parallel::for_each_image(src, rows * cols, dst, row_len, n_threads, |img, row| {
-            SCRATCH.with(|s| {
-                let mut unsure = vec![0u8; offsets.len()];
-                let mut s = s.borrow_mut();
-                kernel::props_from_pairs(img, rows, cols, &offsets, levels, symmetric, &props, &mut s, row, &mut unsure)
-            })
+    let (offsets, props) = offsets_and_props(&distances, &angles, &props)?;
+    let spec = kernel::Spec { offsets: &offsets, levels, symmetric, props: &props };
+    let stack = Stack::read(images)?;
+    let (rows, cols) = (stack.rows, stack.cols);
+    stack.each_image(py, spec.len(), n_threads, |img, row| {
+        SCRATCH.with(|s| {
+            let mut unsure = vec![0u8; offsets.len()];
+            kernel::props_from_pairs(img, rows, cols, &spec, &mut s.borrow_mut(), row, &mut unsure)
         })
-    })?;
-    Ok(out)
+    })
 }
 
 /// GLCM properties of every tile of a `grid x grid` split of each image of a uint8
@@ -157,24 +144,15 @@ pub fn glcm_props_grid_batch<'py>(
     grid: usize,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let props = parse_props(&props)?;
-    let offsets = kernel::offsets(&distances, &angles)?;
-    let images = readonly::<u8, Ix3>(images, "images")?;
-    let [n, rows, cols] = shape3(&images);
-    let tiles = if n == 0 { Vec::new() } else { crate::tiles::tiles(rows, cols, grid)? };
-    let row_len = grid * grid * props.len() * offsets.len();
-    let out = zeros::<f64, Ix2>(py, Ix2(n, row_len))?;
-    let mut dst = out.readwrite();
-    let (src, dst) = (items(&images, "images")?, items_mut(&mut dst)?);
-    let n_threads = threads(n_threads);
-    run(py, || {
-        crate::parallel::for_each_image(src, rows * cols, dst, row_len, n_threads, |img, row| {
-            SCRATCH.with(|s| {
-                let mut unsure = vec![0u8; tiles.len() * offsets.len()];
-                let mut s = s.borrow_mut();
-                kernel::props_grid(img, rows, cols, &tiles, &offsets, levels, symmetric, &props, &mut s, row, &mut unsure)
-            })
+    let (offsets, props) = offsets_and_props(&distances, &angles, &props)?;
+    let stack = Stack::read(images)?;
+    let (rows, cols) = (stack.rows, stack.cols);
+    let tiles = if stack.n == 0 { Vec::new() } else { crate::tiles::tiles(rows, cols, grid)? };
+    let spec = kernel::Spec { offsets: &offsets, levels, symmetric, props: &props };
+    stack.each_image(py, grid * grid * spec.len(), n_threads, |img, row| {
+        SCRATCH.with(|s| {
+            let mut unsure = vec![0u8; tiles.len() * offsets.len()];
+            kernel::props_grid(img, rows, cols, &tiles, &spec, &mut s.borrow_mut(), row, &mut unsure)
         })
-    })?;
-    Ok(out)
+    })
 }

@@ -1,10 +1,10 @@
 //! Bindings of `hog`: one image of any supported dtype, or a uint8 stack.
-use numpy::{Element, Ix2, Ix3, IxDyn, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{Element, IxDyn, PyArray2, PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::{is_array_of, items, items_mut, readonly, run, threads, zeros};
+use super::{compute, is_array_of, readonly, Stack};
 use crate::error::{FeatError, Result};
-use crate::hog::{self as kernel, BlockNorm, HogParams, Pixel};
+use crate::hog::{self as kernel, BlockNorm, HogParams, Image, Pixel};
 
 fn params(orientations: usize, cell: (usize, usize), block: (usize, usize), norm: &str, sqrt: bool) -> Result<HogParams> {
     Ok(HogParams { orientations, cell, block, norm: BlockNorm::parse(norm)?, transform_sqrt: sqrt })
@@ -60,12 +60,10 @@ fn hog_of<'py, T: Element + Pixel>(
     } else {
         vec![shape.n_blocks.0, shape.n_blocks.1, p.block.0, p.block.1, p.orientations]
     };
-    let out = zeros::<f64, _>(py, IxDyn(&dims))?;
-    let mut dst = out.readwrite();
-    let (src, dst) = (items(&image, "image")?, items_mut(&mut dst)?);
     let describe = if cells { kernel::hog_cells_into::<T> } else { kernel::hog_into::<T> };
-    run(py, || describe(src, rows, cols, channels, p, &NumpyOracle, dst))?;
-    Ok(out)
+    compute(py, &image, "image", IxDyn(&dims), |src, dst| {
+        describe(Image::new(src, rows, cols, channels), p, &NumpyOracle, dst)
+    })
 }
 
 /// HOG of one uint8, float32 or float64 image (2-D, or 3-D channel-last), shaped
@@ -124,17 +122,10 @@ pub fn hog_batch<'py>(
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let p = params(orientations, cell, block, block_norm, transform_sqrt)?;
-    let images = readonly::<u8, Ix3>(images, "images")?;
-    let [n, rows, cols] = super::shape3(&images);
+    let stack = Stack::read(images)?;
+    let (rows, cols) = (stack.rows, stack.cols);
     let row_len = kernel::hog_shape(rows, cols, &p)?.len(&p);
-    let out = zeros::<f64, Ix2>(py, Ix2(n, row_len))?;
-    let mut dst = out.readwrite();
-    let (src, dst) = (items(&images, "images")?, items_mut(&mut dst)?);
-    let n_threads = threads(n_threads);
-    run(py, || {
-        crate::parallel::for_each_image(src, rows * cols, dst, row_len, n_threads, |img, row| {
-            kernel::hog_into(img, rows, cols, 1, &p, &NumpyOracle, row)
-        })
-    })?;
-    Ok(out)
+    stack.each_image(py, row_len, n_threads, |img, row| {
+        kernel::hog_into(Image::new(img, rows, cols, 1), &p, &NumpyOracle, row)
+    })
 }

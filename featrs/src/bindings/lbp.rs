@@ -1,10 +1,10 @@
 //! Bindings of `lbp`: codes of one image, code histograms of a uint8 stack.
 use std::cell::RefCell;
 
-use numpy::{Element, Ix1, Ix2, Ix3, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{Element, Ix1, Ix2, PyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::{is_array_of, items, items_mut, readonly, run, shape3, threads, zeros};
+use super::{compute, is_array_of, items, readonly, zeros, Stack};
 use crate::error::{FeatError, Result};
 use crate::lbp::{histogram_grid, GridPlan, GridScratch, Lbp, Method};
 
@@ -21,11 +21,7 @@ fn codes_of<'py, T: Element + Copy + Into<f64> + Sync>(
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let image = readonly::<T, Ix2>(image, "image")?;
     let (rows, cols) = (image.shape()[0], image.shape()[1]);
-    let out = zeros::<f64, Ix2>(py, Ix2(rows, cols))?;
-    let mut dst = out.readwrite();
-    let (src, dst) = (items(&image, "image")?, items_mut(&mut dst)?);
-    run(py, || op.codes_into(src, rows, cols, dst))?;
-    Ok(out)
+    compute(py, &image, "image", Ix2(rows, cols), |src, dst| op.codes_into(src, rows, cols, dst))
 }
 
 /// LBP codes of one 2-D uint8 or float64 image (float64, same shape).
@@ -62,24 +58,15 @@ fn grid_batch<'py>(
     grid: usize,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let images = readonly::<u8, Ix3>(images, "images")?;
-    let [n, rows, cols] = shape3(&images);
-    if n == 0 {
+    let stack = Stack::read(images)?;
+    if stack.n == 0 {
         let row_len: usize = ops.iter().filter_map(|op| op.method().n_codes(op.points())).sum::<usize>() * grid * grid;
         return Ok(zeros::<f64, Ix2>(py, Ix2(0, row_len))?);
     }
-    let plan = GridPlan::new(&ops, rows, cols, grid)?;
-    let row_len = plan.row_len();
-    let out = zeros::<f64, Ix2>(py, Ix2(n, row_len))?;
-    let mut dst = out.readwrite();
-    let (src, dst) = (items(&images, "images")?, items_mut(&mut dst)?);
-    let n_threads = threads(n_threads);
-    run(py, || {
-        crate::parallel::for_each_image(src, rows * cols, dst, row_len, n_threads, |img, row| {
-            SCRATCH.with(|s| histogram_grid(&ops, &plan, img, &mut s.borrow_mut(), row))
-        })
-    })?;
-    Ok(out)
+    let plan = GridPlan::new(&ops, stack.rows, stack.cols, grid)?;
+    stack.each_image(py, plan.row_len(), n_threads, |img, row| {
+        SCRATCH.with(|s| histogram_grid(&ops, &plan, img, &mut s.borrow_mut(), row))
+    })
 }
 
 /// Normalised LBP code histogram of each image of a uint8 (N, H, W) stack, in parallel.

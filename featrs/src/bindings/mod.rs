@@ -5,7 +5,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use numpy::ndarray::Dimension;
-use numpy::{Element, PyArray, PyArrayMethods, PyReadonlyArray, PyReadwriteArray, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    Element, Ix2, Ix3, PyArray, PyArray2, PyArrayMethods, PyReadonlyArray, PyReadwriteArray, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 
 use crate::error::{from_panic, FeatError, Result};
@@ -113,8 +116,60 @@ pub(crate) fn items_mut<'a, T: Element, D: Dimension>(a: &'a mut PyReadwriteArra
     a.as_slice_mut().map_err(|_| FeatError::Internal("a new output array is not contiguous".into()))
 }
 
-/// `(N, H, W)` of a 3-D array.
-pub(crate) fn shape3<T: Element>(a: &PyReadonlyArray<'_, T, numpy::Ix3>) -> [usize; 3] {
-    let s = a.shape();
-    [s[0], s[1], s[2]]
+/// `f(input items, output items)` with the GIL released, into a new zeroed array of
+/// `dims`: the one way every binding runs a kernel over a numpy array.
+pub(crate) fn compute<'py, T, E, U, D, F>(
+    py: Python<'py>,
+    input: &PyReadonlyArray<'py, T, E>,
+    what: &str,
+    dims: D,
+    f: F,
+) -> PyResult<Bound<'py, PyArray<U, D>>>
+where
+    T: Element + Sync,
+    E: Dimension,
+    U: Element + Send,
+    D: Dimension,
+    F: FnOnce(&[T], &mut [U]) -> Result<()> + Send,
+{
+    let out = zeros::<U, D>(py, dims)?;
+    let mut dst = out.readwrite();
+    let (src, dst) = (items(input, what)?, items_mut(&mut dst)?);
+    run(py, || f(src, dst))?;
+    Ok(out)
+}
+
+/// A uint8 `(N, H, W)` stack of images.
+pub(crate) struct Stack<'py> {
+    pub(crate) images: PyReadonlyArray<'py, u8, Ix3>,
+    pub(crate) n: usize,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+}
+
+impl<'py> Stack<'py> {
+    pub(crate) fn read(images: &Bound<'py, PyAny>) -> Result<Self> {
+        let images = readonly::<u8, Ix3>(images, "images")?;
+        let s = images.shape();
+        let (n, rows, cols) = (s[0], s[1], s[2]);
+        Ok(Stack { images, n, rows, cols })
+    }
+
+    /// `f(image, row)` for each image, in parallel, into the rows of a new
+    /// `(N, row_len)` float64 array.
+    pub(crate) fn each_image<F>(
+        &self,
+        py: Python<'py>,
+        row_len: usize,
+        n_threads: Option<usize>,
+        f: F,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>>
+    where
+        F: Fn(&[u8], &mut [f64]) -> Result<()> + Sync + Send,
+    {
+        let (image_len, n_threads) = (self.rows * self.cols, threads(n_threads));
+        compute(py, &self.images, "images", Ix2(self.n, row_len), |src, dst| {
+            crate::parallel::for_each_image(src, image_len, dst, row_len, n_threads, f)
+        })
+    }
 }

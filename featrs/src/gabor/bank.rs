@@ -5,7 +5,7 @@ use super::plan::{Plan, PlanKind};
 use super::separable::{separable, MagnitudeSink};
 use super::{check_cval, check_image, reserve_planes, Gabor, Mode};
 use crate::error::Result;
-use crate::simd::{level, F64s, Level, Scalar};
+use crate::simd::{F64s, Scalar};
 use crate::value_err;
 
 /// A filter bank planned for images of one size.
@@ -59,18 +59,18 @@ pub fn bank_stats(
         .iter()
         .any(|f| matches!(f.kind, PlanKind::Direct { .. }));
     reserve_planes(scratch, rows, &pad, py, direct)?;
-    match level() {
-        // SAFETY: level() only reports instruction sets this CPU has.
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { bank_avx512(plan, &pad, cols, scratch, out) },
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { bank_avx2(plan, &pad, cols, scratch, out) },
-        _ => bank_body::<Scalar, 1, 2>(plan, &pad, cols, scratch, out),
-    }
+    bank_simd(plan, &pad, cols, scratch, out);
     Ok(())
 }
 
-dispatch!(bank_avx512, bank_avx2, bank_body, (plan: &BankPlan, pad: &Padded, cols: usize, s: &mut GaborScratch, out: &mut [f64]) -> ());
+crate::simd::multiversion! {
+    /// [`bank_body`] on the best instruction set, with the block sizes that suit it.
+    fn bank_simd(plan: &BankPlan, pad: &Padded, cols: usize, s: &mut GaborScratch, out: &mut [f64]) {
+        avx512("avx512f") => bank_body::<crate::simd::Avx512, 2, 4>,
+        avx2("avx2,fma") => bank_body::<crate::simd::Avx2, 1, 2>,
+        _ => bank_body::<Scalar, 1, 2>,
+    }
+}
 
 #[inline(always)]
 fn bank_body<S: F64s, const NV: usize, const RB: usize>(
@@ -84,31 +84,13 @@ fn bank_body<S: F64s, const NV: usize, const RB: usize>(
     let magnitude = aligned(&mut s.out_re, rows * w);
     for (filter, stats) in plan.filters.iter().zip(out.chunks_exact_mut(2)) {
         match &filter.kind {
-            PlanKind::Separable {
-                row_cos,
-                row_sin,
-                col,
-                demod,
-                ..
-            } => {
+            PlanKind::Separable(taps) => {
                 let mut sink = MagnitudeSink {
                     scale: filter.g.scale(),
                     out: magnitude.as_mut_ptr(),
                     w,
                 };
-                separable::<S, NV, RB, _>(
-                    pad,
-                    &s.padded,
-                    rows,
-                    &filter.g,
-                    row_cos,
-                    row_sin,
-                    col,
-                    demod.as_deref(),
-                    &mut s.t_re,
-                    &mut s.t_im,
-                    &mut sink,
-                );
+                separable::<S, NV, RB, _>(pad, &s.padded, rows, &filter.g, taps, &mut s.t_re, &mut s.t_im, &mut sink);
             }
             PlanKind::Direct { taps } => {
                 let imag = aligned(&mut s.out_im, rows * w);

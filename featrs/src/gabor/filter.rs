@@ -5,7 +5,7 @@ use super::plan::{Plan, PlanKind};
 use super::separable::{separable, ResponseSink};
 use super::{check_cval, check_image, reserve_planes, Gabor, Mode};
 use crate::error::Result;
-use crate::simd::{level, F64s, Level, Scalar};
+use crate::simd::{F64s, Scalar};
 use crate::value_err;
 
 /// `skimage.filters.gabor` of a float64 image: real and imaginary responses.
@@ -45,19 +45,18 @@ pub fn filter(
         &mut scratch.padded,
     )?;
     reserve_planes(scratch, rows, &pad, g.half_y, true)?;
-    match level() {
-        // SAFETY: level() only reports instruction sets this CPU has.
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { filter_avx512(&plan, &pad, rows, cols, scratch, out_re, out_im) },
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { filter_avx2(&plan, &pad, rows, cols, scratch, out_re, out_im) },
-        _ => filter_planes::<Scalar, 1, 2>(&plan, &pad, rows, cols, scratch, out_re, out_im),
-    }
+    filter_simd(&plan, &pad, rows, cols, scratch, out_re, out_im);
     Ok(())
 }
 
-dispatch!(filter_avx512, filter_avx2, filter_planes,
-    (plan: &Plan, pad: &Padded, rows: usize, cols: usize, s: &mut GaborScratch, out_re: &mut [f64], out_im: &mut [f64]) -> ());
+crate::simd::multiversion! {
+    /// [`filter_planes`] on the best instruction set, with the block sizes that suit it.
+    fn filter_simd(plan: &Plan, pad: &Padded, rows: usize, cols: usize, s: &mut GaborScratch, out_re: &mut [f64], out_im: &mut [f64]) {
+        avx512("avx512f") => filter_planes::<crate::simd::Avx512, 2, 4>,
+        avx2("avx2,fma") => filter_planes::<crate::simd::Avx2, 1, 2>,
+        _ => filter_planes::<Scalar, 1, 2>,
+    }
+}
 
 /// Responses into `out_re` / `out_im` (`rows x cols`), through `rows x pad.w` planes.
 #[inline(always)]
@@ -75,32 +74,14 @@ fn filter_planes<S: F64s, const NV: usize, const RB: usize>(
         aligned(&mut s.out_im, rows * pad.w),
     );
     match &plan.kind {
-        PlanKind::Separable {
-            row_cos,
-            row_sin,
-            col,
-            demod,
-            remod,
-        } => {
+        PlanKind::Separable(taps) => {
             let mut sink = ResponseSink {
-                remod,
+                remod: &taps.remod,
                 out_re: w_re.as_mut_ptr(),
                 out_im: w_im.as_mut_ptr(),
                 w: pad.w,
             };
-            separable::<S, NV, RB, _>(
-                pad,
-                &s.padded,
-                rows,
-                &plan.g,
-                row_cos,
-                row_sin,
-                col,
-                demod.as_deref(),
-                &mut s.t_re,
-                &mut s.t_im,
-                &mut sink,
-            );
+            separable::<S, NV, RB, _>(pad, &s.padded, rows, &plan.g, taps, &mut s.t_re, &mut s.t_im, &mut sink);
         }
         PlanKind::Direct { taps } => direct::<S>(pad, &s.padded, rows, &plan.g, taps, w_re, w_im),
     }

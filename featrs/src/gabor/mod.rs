@@ -10,24 +10,6 @@
 //! scikit-image rounds to complex64) use a direct 2-D convolution.
 use std::f64::consts::PI;
 
-/// Define `$body::<vector type, column blocks, row blocks>(args)` compiled for AVX-512
-/// and for AVX2 + FMA (the caller picks one at run time).
-macro_rules! dispatch {
-    ($avx512:ident, $avx2:ident, $body:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f")]
-        unsafe fn $avx512($($arg: $ty),*) -> $ret {
-            $body::<crate::simd::Avx512, 2, 4>($($arg),*)
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn $avx2($($arg: $ty),*) -> $ret {
-            $body::<crate::simd::Avx2, 1, 2>($($arg),*)
-        }
-    };
-}
-
 mod bank;
 mod buffers;
 mod direct;

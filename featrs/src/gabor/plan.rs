@@ -13,22 +13,26 @@ pub struct Plan {
 
 #[derive(Debug, Clone)]
 pub(crate) enum PlanKind {
-    Separable {
-        /// Row pass: `G(k) cos(wx k)`, `G(k) sin(wx k)` for `k = 0..=half_x`.
-        row_cos: Vec<f64>,
-        row_sin: Vec<f64>,
-        /// Column pass: `G(k)` for `k = 0..=half_y`.
-        col: Vec<f64>,
-        /// Demodulation `e^{i wy rho}` of the row-pass rows `rho = -half_y..rows + half_y`
-        /// (None when `wy == 0`).
-        demod: Option<Vec<(f64, f64)>>,
-        /// Output rows' `C e^{i (offset + wy y)}` as (cos, sin).
-        remod: Vec<(f64, f64)>,
-    },
+    Separable(SeparableTaps),
     Direct {
         /// Taps `(row, col, re, im)` of the kernel, zero weights dropped like scipy does.
         taps: Vec<(usize, usize, f64, f64)>,
     },
+}
+
+/// The 1-D passes of an isotropic kernel.
+#[derive(Debug, Clone)]
+pub(crate) struct SeparableTaps {
+    /// Row pass: `G(k) cos(wx k)`, `G(k) sin(wx k)` for `k = 0..=half_x`.
+    pub(crate) row_cos: Vec<f64>,
+    pub(crate) row_sin: Vec<f64>,
+    /// Column pass: `G(k)` for `k = 0..=half_y`.
+    pub(crate) col: Vec<f64>,
+    /// Demodulation `e^{i wy rho}` of the row-pass rows `rho = -half_y..rows + half_y`
+    /// (None when `wy == 0`).
+    pub(crate) demod: Option<Vec<(f64, f64)>>,
+    /// Output rows' `C e^{i (offset + wy y)}` as (cos, sin).
+    pub(crate) remod: Vec<(f64, f64)>,
 }
 
 impl Plan {
@@ -54,13 +58,13 @@ impl Plan {
                 .into_iter()
                 .map(|(c, s)| (scale * c, scale * s))
                 .collect();
-            PlanKind::Separable {
+            PlanKind::Separable(SeparableTaps {
                 row_cos,
                 row_sin,
                 col: (0..=g.half_y).map(gauss).collect(),
                 demod,
                 remod,
-            }
+            })
         } else {
             let (h, w) = g.kernel_shape();
             let (mut re, mut im) = (vec![0.0; h * w], vec![0.0; h * w]);

@@ -1,5 +1,6 @@
 //! The separable path: a complex row pass, demodulation, a real Gaussian column pass.
 use super::buffers::{aligned, Padded, STRIP};
+use super::plan::SeparableTaps;
 use super::Gabor;
 use crate::simd::F64s;
 
@@ -178,14 +179,13 @@ pub(crate) fn separable<S: F64s, const NV: usize, const RB: usize, K: Sink<S, NV
     padded: &[f64],
     rows: usize,
     g: &Gabor,
-    row_cos: &[f64],
-    row_sin: &[f64],
-    col: &[f64],
-    demod: Option<&[(f64, f64)]>,
+    taps: &SeparableTaps,
     t_re: &mut Vec<f64>,
     t_im: &mut Vec<f64>,
     sink: &mut K,
 ) {
+    let (row_cos, row_sin, col) = (&taps.row_cos[..], &taps.row_sin[..], &taps.col[..]);
+    let demod = taps.demod.as_deref();
     let (hx, hy, w) = (g.half_x, g.half_y, pad.w);
     debug_assert!(hx <= pad.px && hy <= pad.py && row_cos.len() == hx + 1 && col.len() == hy + 1);
     let t_rows = rows + 2 * hy;

@@ -19,22 +19,14 @@ fn gabor(frequency: f64, theta: f64, sigma_x: f64, sigma_y: f64) -> Gabor {
 fn extension_modes_follow_scipy() {
     let line = |mode: Mode| (-6..10).map(|i| mode.source(i, 4)).collect::<Vec<_>>();
     let some = |v: &[usize]| v.iter().map(|&x| Some(x)).collect::<Vec<_>>();
-    assert_eq!(
-        line(Mode::Reflect),
-        some(&[2, 3, 3, 2, 1, 0, 0, 1, 2, 3, 3, 2, 1, 0, 0, 1])
-    );
-    assert_eq!(
-        line(Mode::Mirror),
-        some(&[0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0, 1, 2, 3])
-    );
-    assert_eq!(
-        line(Mode::Wrap),
-        some(&[2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
-    );
-    assert_eq!(
-        line(Mode::Nearest),
-        some(&[0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 3, 3, 3, 3, 3, 3])
-    );
+    for (mode, want) in [
+        (Mode::Reflect, [2, 3, 3, 2, 1, 0, 0, 1, 2, 3, 3, 2, 1, 0, 0, 1]),
+        (Mode::Mirror, [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0, 1, 2, 3]),
+        (Mode::Wrap, [2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1]),
+        (Mode::Nearest, [0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 3, 3, 3, 3, 3, 3]),
+    ] {
+        assert_eq!(line(mode), some(&want), "{mode:?}");
+    }
     assert_eq!(Mode::Constant.source(-1, 4), None);
     assert_eq!(Mode::Mirror.source(-5, 1), Some(0));
 }

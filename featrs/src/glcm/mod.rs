@@ -21,7 +21,7 @@ pub use dense::props_dense;
 pub use pair_props::props_from_pairs;
 pub use pair_stats::PairScratch;
 pub use grid::props_grid;
-pub use small::SMALL_LEVELS_MAX;
+pub use small::{View, SMALL_LEVELS_MAX};
 
 use crate::error::Result;
 use crate::value_err;
@@ -50,6 +50,20 @@ pub enum Prop {
 }
 
 impl Prop {
+    /// Every property, in `graycoprops`' documentation order.
+    pub const ALL: [Prop; 10] = [
+        Prop::Contrast,
+        Prop::Dissimilarity,
+        Prop::Homogeneity,
+        Prop::Energy,
+        Prop::Correlation,
+        Prop::Asm,
+        Prop::Mean,
+        Prop::Variance,
+        Prop::Std,
+        Prop::Entropy,
+    ];
+
     /// Parse scikit-image's property name (case-sensitive, like scikit-image).
     pub fn from_name(name: &str) -> Result<Prop> {
         Ok(match name {
@@ -65,6 +79,30 @@ impl Prop {
             "entropy" => Prop::Entropy,
             _ => return value_err!("{name} is an invalid property"),
         })
+    }
+}
+
+/// What to measure of an 8-bit image: the properties of the matrix of each offset.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec<'a> {
+    pub offsets: &'a [(i64, i64)],
+    pub levels: usize,
+    pub symmetric: bool,
+    pub props: &'a [Prop],
+}
+
+impl Spec<'_> {
+    /// Values of one image: `props.len() * offsets.len()`.
+    pub fn len(&self) -> usize {
+        self.props.len() * self.offsets.len()
+    }
+
+    /// The outputs of one image: [`Spec::len`] values and an `unsure` flag per offset.
+    pub(crate) fn check_outputs(&self, out: &[f64], unsure: &[u8]) -> Result<()> {
+        if out.len() != self.len() || unsure.len() != self.offsets.len() {
+            return value_err!("outputs must have {} x {} values", self.props.len(), self.offsets.len());
+        }
+        Ok(())
     }
 }
 

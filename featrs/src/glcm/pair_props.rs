@@ -1,7 +1,7 @@
 //! GLCM properties from pair statistics.
 use super::pair_stats::{pair_stats, Needs, PairScratch, PairStats};
 use super::small::{props_small, View, SMALL_LEVELS_MAX};
-use super::{check_levels, check_shape, Prop};
+use super::{check_levels, check_shape, Prop, Spec};
 use crate::error::Result;
 use crate::value_err;
 
@@ -84,58 +84,52 @@ pub(super) fn prop_from_stats(st: &PairStats, symmetric: bool, prop: Prop) -> Op
     })
 }
 
+/// Write the properties of offset `o` from its statistics into `out[k * n_offsets + o]`:
+/// NaN, and `unsure[o] = 1`, where scikit-image's float arithmetic decides.
+#[inline]
+pub(super) fn write_props(st: &PairStats, spec: &Spec<'_>, o: usize, out: &mut [f64], unsure: &mut [u8]) {
+    for (k, &prop) in spec.props.iter().enumerate() {
+        out[k * spec.offsets.len() + o] = prop_from_stats(st, spec.symmetric, prop).unwrap_or_else(|| {
+            unsure[o] = 1;
+            f64::NAN
+        });
+    }
+}
+
 /// GLCM properties of an 8-bit image without building the matrix.
 ///
-/// `out` receives `props.len() * offsets.len()` values, prop-major then offset (the
-/// layout of `graycoprops(P, prop).ravel()` concatenated over props). `unsure[o]` is set
-/// to 1 when a correlation of offset `o` needs scikit-image's float arithmetic (a zero
-/// variance of exactly one marginal); its value in `out` is then NaN.
-#[allow(clippy::too_many_arguments)]
+/// `out` receives [`Spec::len`] values, prop-major then offset (the layout of
+/// `graycoprops(P, prop).ravel()` concatenated over props). `unsure[o]` is set to 1 when
+/// a correlation of offset `o` needs scikit-image's float arithmetic (a zero variance of
+/// exactly one marginal); its value in `out` is then NaN.
 pub fn props_from_pairs(
     image: &[u8],
     rows: usize,
     cols: usize,
-    offsets: &[(i64, i64)],
-    levels: usize,
-    symmetric: bool,
-    props: &[Prop],
+    spec: &Spec<'_>,
     scratch: &mut PairScratch,
     out: &mut [f64],
     unsure: &mut [u8],
 ) -> Result<()> {
     check_shape(image.len(), rows, cols)?;
-    if out.len() != props.len() * offsets.len() || unsure.len() != offsets.len() {
-        return value_err!(
-            "outputs must have {} x {} values",
-            props.len(),
-            offsets.len()
-        );
-    }
+    spec.check_outputs(out, unsure)?;
     if rows.checked_mul(cols).is_none_or(|n| n > (1 << 31)) {
         return value_err!("image of {rows} x {cols} pixels is too large (at most 2^31 pixels)");
     }
-    if levels <= SMALL_LEVELS_MAX {
-        let view = View { data: image, rows, cols, stride: cols };
-        return props_small(&view, offsets, levels, symmetric, props, &mut scratch.small, out, unsure);
+    let view = View { data: image, rows, cols, stride: cols };
+    if spec.levels <= SMALL_LEVELS_MAX {
+        return props_small(&view, spec, &mut scratch.small, out, unsure);
     }
-    check_levels(image, levels)?;
-    let needs = Needs::of(props);
+    check_levels(image, spec.levels)?;
+    let needs = Needs::of(spec.props);
     unsure.fill(0);
     if scratch.dirty {
         scratch.table.fill(0);
     }
     scratch.dirty = true;
-    for (o, &off) in offsets.iter().enumerate() {
-        let st = pair_stats(image, rows, cols, off, symmetric, needs, scratch);
-        for (k, &prop) in props.iter().enumerate() {
-            out[k * offsets.len() + o] = match prop_from_stats(&st, symmetric, prop) {
-                Some(v) => v,
-                None => {
-                    unsure[o] = 1;
-                    f64::NAN
-                }
-            };
-        }
+    for (o, &off) in spec.offsets.iter().enumerate() {
+        let st = pair_stats(&view, off, spec.symmetric, needs, scratch);
+        write_props(&st, spec, o, out, unsure);
     }
     scratch.dirty = false;
     Ok(())

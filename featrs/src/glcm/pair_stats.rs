@@ -1,4 +1,5 @@
 //! Exact integer pair statistics of an 8-bit image for one offset, without a matrix.
+use super::small::View;
 use super::{pair_window, Prop};
 
 /// Which pair statistics a set of properties needs.
@@ -200,52 +201,25 @@ pub(crate) fn drain_keys(keys: &[u16], symmetric: bool, table: &mut [u32; 65536]
     h
 }
 
-/// [`pair_stats_body`] compiled for the best instruction set this CPU has.
-pub(crate) fn pair_stats(
-    image: &[u8],
-    rows: usize,
-    cols: usize,
-    offset: (i64, i64),
-    symmetric: bool,
-    needs: Needs,
-    scratch: &mut PairScratch,
-) -> PairStats {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::simd::level() >= crate::simd::Level::Avx2 {
-            // SAFETY: level() only reports instruction sets this CPU has.
-            return unsafe {
-                pair_stats_avx2(image, rows, cols, offset, symmetric, needs, scratch)
-            };
-        }
+crate::simd::multiversion! {
+    /// [`pair_stats_body`] compiled for the best instruction set this CPU has; it has
+    /// no AVX-512 build, AVX-512 CPUs run the AVX2 one.
+    pub(crate) fn pair_stats(view: &View<'_>, offset: (i64, i64), symmetric: bool, needs: Needs, scratch: &mut PairScratch) -> PairStats {
+        avx512("avx2,fma") => pair_stats_body,
+        avx2("avx2,fma") => pair_stats_body,
+        _ => pair_stats_body,
     }
-    pair_stats_body(image, rows, cols, offset, symmetric, needs, scratch)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn pair_stats_avx2(
-    image: &[u8],
-    rows: usize,
-    cols: usize,
-    offset: (i64, i64),
-    symmetric: bool,
-    needs: Needs,
-    scratch: &mut PairScratch,
-) -> PairStats {
-    pair_stats_body(image, rows, cols, offset, symmetric, needs, scratch)
 }
 
 #[inline(always)]
-pub(crate) fn pair_stats_body(
-    image: &[u8],
-    rows: usize,
-    cols: usize,
+fn pair_stats_body(
+    view: &View<'_>,
     (dr, dc): (i64, i64),
     symmetric: bool,
     needs: Needs,
     scratch: &mut PairScratch,
 ) -> PairStats {
+    let (rows, cols) = (view.rows, view.cols);
     let mut st = PairStats::new();
     let (r0, r1, c0, c1) = pair_window(rows, cols, dr, dc);
     let width = c1 - c0;
@@ -254,10 +228,7 @@ pub(crate) fn pair_stats_body(
         (r0..r1).map(move |r| {
             let pr = (r as i64 + dr) as usize;
             let pc = (c0 as i64 + dc) as usize;
-            (
-                &image[r * cols + c0..r * cols + c1],
-                &image[pr * cols + pc..pr * cols + pc + width],
-            )
+            (&view.row(r)[c0..c1], &view.row(pr)[pc..pc + width])
         })
     };
     if needs.moments {

@@ -4,11 +4,10 @@
 //!
 //! Pairs are counted into four interleaved tables (pair `k` into table `k % 4`), so the
 //! long runs of one pair in flat regions do not wait on a single counter.
-use super::pair_props::prop_from_stats;
+use super::pair_props::write_props;
 use super::pair_stats::PairStats;
-use super::{pair_window, Prop};
+use super::{pair_window, Prop, Spec};
 use crate::error::{FeatError, Result};
-use crate::simd::Level;
 use crate::value_err;
 
 /// Largest `levels` counted this way (4 tables of `levels^2` u32: 64 KiB).
@@ -24,7 +23,7 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
-    fn row(&self, r: usize) -> &[u8] {
+    pub(crate) fn row(&self, r: usize) -> &[u8] {
         &self.data[r * self.stride..][..self.cols]
     }
 }
@@ -171,19 +170,10 @@ fn entropy_of(counts: &[u32], levels: usize, pairs: u64, symmetric: bool) -> f64
     h
 }
 
-/// GLCM properties of one (tile of an) image with values below `levels` <=
+/// GLCM properties of one (tile of an) image with values below `spec.levels` <=
 /// [`SMALL_LEVELS_MAX`]; layout and `unsure` as [`super::props_from_pairs`].
-#[allow(clippy::too_many_arguments)]
-pub fn props_small(
-    view: &View<'_>,
-    offsets: &[(i64, i64)],
-    levels: usize,
-    symmetric: bool,
-    props: &[Prop],
-    s: &mut SmallScratch,
-    out: &mut [f64],
-    unsure: &mut [u8],
-) -> Result<()> {
+pub fn props_small(view: &View<'_>, spec: &Spec<'_>, s: &mut SmallScratch, out: &mut [f64], unsure: &mut [u8]) -> Result<()> {
+    let levels = spec.levels;
     if levels > SMALL_LEVELS_MAX {
         return Err(FeatError::Internal(format!("props_small called with {levels} levels")));
     }
@@ -196,62 +186,34 @@ pub fn props_small(
     if view.cols > view.stride || view.data.len() < (view.rows - 1) * view.stride + view.cols {
         return value_err!("image view of {} x {} (stride {}) does not fit its {} values", view.rows, view.cols, view.stride, view.data.len());
     }
-    if out.len() != props.len() * offsets.len() || unsure.len() != offsets.len() {
-        return value_err!("outputs must have {} x {} values", props.len(), offsets.len());
-    }
+    spec.check_outputs(out, unsure)?;
     if (0..view.rows).any(|r| view.row(r).iter().any(|&v| v as usize >= levels)) {
         return value_err!("The maximum grayscale value in the image should be smaller than the number of levels.");
     }
     unsure.fill(0);
-    match crate::simd::level() {
-        // SAFETY (both): simd::level() only reports instruction sets this CPU has.
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { props_avx512(view, offsets, levels, symmetric, props, s, out, unsure) },
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { props_avx2(view, offsets, levels, symmetric, props, s, out, unsure) },
-        _ => props_body(view, offsets, levels, symmetric, props, s, out, unsure),
-    }
+    props_simd(view, spec, s, out, unsure);
     Ok(())
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn props_avx512(v: &View<'_>, o: &[(i64, i64)], l: usize, sym: bool, p: &[Prop], s: &mut SmallScratch, out: &mut [f64], u: &mut [u8]) {
-    props_body(v, o, l, sym, p, s, out, u)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn props_avx2(v: &View<'_>, o: &[(i64, i64)], l: usize, sym: bool, p: &[Prop], s: &mut SmallScratch, out: &mut [f64], u: &mut [u8]) {
-    props_body(v, o, l, sym, p, s, out, u)
+crate::simd::multiversion! {
+    /// [`props_body`] on the best instruction set.
+    fn props_simd(view: &View<'_>, spec: &Spec<'_>, s: &mut SmallScratch, out: &mut [f64], unsure: &mut [u8]) {
+        avx512("avx512f,avx512bw") => props_body,
+        avx2("avx2") => props_body,
+        _ => props_body,
+    }
 }
 
 /// Counting and sums of a validated view (compiled per instruction set; the sums are
 /// exact integers in every variant, so all give the same numbers).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn props_body(
-    view: &View<'_>,
-    offsets: &[(i64, i64)],
-    levels: usize,
-    symmetric: bool,
-    props: &[Prop],
-    s: &mut SmallScratch,
-    out: &mut [f64],
-    unsure: &mut [u8],
-) {
-    let entropy = props.contains(&Prop::Entropy);
+fn props_body(view: &View<'_>, spec: &Spec<'_>, s: &mut SmallScratch, out: &mut [f64], unsure: &mut [u8]) {
+    let (levels, symmetric) = (spec.levels, spec.symmetric);
+    let entropy = spec.props.contains(&Prop::Entropy);
     let mut counts = vec![0u32; levels * levels];
-    for (o, &off) in offsets.iter().enumerate() {
+    for (o, &off) in spec.offsets.iter().enumerate() {
         let pairs = count(view, off, levels, s, &mut counts);
         let st = stats(&counts, levels, pairs, symmetric, entropy);
-        for (k, &prop) in props.iter().enumerate() {
-            out[k * offsets.len() + o] = prop_from_stats(&st, symmetric, prop).unwrap_or_else(|| {
-                unsure[o] = 1;
-                f64::NAN
-            });
-        }
+        write_props(&st, spec, o, out, unsure);
     }
 }

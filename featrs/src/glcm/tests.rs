@@ -44,37 +44,15 @@ fn skimage_docstring_example() {
 #[test]
 fn pair_props_match_dense_props() {
     let off = offsets(&[1.0, 2.0], &[0.0, std::f64::consts::FRAC_PI_2]).unwrap();
-    let all = [
-        Prop::Contrast,
-        Prop::Dissimilarity,
-        Prop::Homogeneity,
-        Prop::Energy,
-        Prop::Correlation,
-        Prop::Asm,
-        Prop::Mean,
-        Prop::Variance,
-        Prop::Std,
-        Prop::Entropy,
-    ];
+    let all = Prop::ALL;
     for symmetric in [false, true] {
         let mut p = vec![0u32; 4 * 4 * off.len()];
         cooccurrence(&EXAMPLE, 4, 4, &off, 4, symmetric, &mut p).unwrap();
         let mut scratch = PairScratch::default();
         let mut fast = vec![0.0; all.len() * off.len()];
         let mut unsure = vec![0u8; off.len()];
-        props_from_pairs(
-            &EXAMPLE,
-            4,
-            4,
-            &off,
-            4,
-            symmetric,
-            &all,
-            &mut scratch,
-            &mut fast,
-            &mut unsure,
-        )
-        .unwrap();
+        let spec = Spec { offsets: &off, levels: 4, symmetric, props: &all };
+        props_from_pairs(&EXAMPLE, 4, 4, &spec, &mut scratch, &mut fast, &mut unsure).unwrap();
         assert!(scratch.table.iter().all(|&c| c == 0));
         for (k, &prop) in all.iter().enumerate() {
             let mut dense = vec![0.0; off.len()];
@@ -103,7 +81,7 @@ fn few_levels_props_equal_dense_props_on_tiles() {
     use super::small::{props_small, SmallScratch, View};
     let (rows, cols, levels) = (23, 29, 8usize);
     let img: Vec<u8> = (0..rows * cols).map(|k| if k % cols < 6 { 3 } else { ((k * 37 + k / cols) % levels) as u8 }).collect();
-    let all = [Prop::Contrast, Prop::Dissimilarity, Prop::Homogeneity, Prop::Energy, Prop::Correlation, Prop::Asm, Prop::Mean, Prop::Variance, Prop::Std, Prop::Entropy];
+    let all = Prop::ALL;
     let off = offsets(&[1.0, 3.0], &[0.0, std::f64::consts::FRAC_PI_4, 2.0]).unwrap();
     for symmetric in [false, true] {
         for t in crate::tiles::tiles(rows, cols, 2).unwrap() {
@@ -112,7 +90,8 @@ fn few_levels_props_equal_dense_props_on_tiles() {
             let view = View { data: &img[t.r0 * cols + t.c0..], rows: h, cols: w, stride: cols };
             let mut fast = vec![0.0; all.len() * off.len()];
             let mut unsure = vec![0u8; off.len()];
-            props_small(&view, &off, levels, symmetric, &all, &mut SmallScratch::default(), &mut fast, &mut unsure).unwrap();
+            let spec = Spec { offsets: &off, levels, symmetric, props: &all };
+            props_small(&view, &spec, &mut SmallScratch::default(), &mut fast, &mut unsure).unwrap();
             let mut p = vec![0u32; levels * levels * off.len()];
             cooccurrence(&tile, h, w, &off, levels, symmetric, &mut p).unwrap();
             for (k, &prop) in all.iter().enumerate() {

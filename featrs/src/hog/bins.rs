@@ -118,11 +118,7 @@ impl Bins {
     /// Branch-free loops over the row, so they vectorise.
     #[inline(always)]
     pub(crate) fn bin_row(&self, gx: &[f64], gy: &[f64], mag: &mut [f64], bin: &mut [u32]) {
-        let n = gx.len();
-        let (gx, gy, mag, bin) = (&gx[..n], &gy[..n], &mut mag[..n], &mut bin[..n]);
-        for i in 0..n {
-            mag[i] = (gx[i] * gx[i] + gy[i] * gy[i]).sqrt();
-        }
+        let (n, gx, gy, mag, bin) = magnitudes(gx, gy, mag, bin);
         // Position in bins; clear of the boundaries by more than the approximation error.
         let margin = self.guard_bins;
         let last = (self.n - 1) as f64;
@@ -146,11 +142,7 @@ impl Bins {
     /// gradients in [-255, 255] (the caller looks the bins up while summing).
     #[inline(always)]
     pub(crate) fn table_row(&self, gx: &[f64], gy: &[f64], mag: &mut [f64], bin: &mut [u32]) {
-        let n = gx.len();
-        let (gx, gy, mag, bin) = (&gx[..n], &gy[..n], &mut mag[..n], &mut bin[..n]);
-        for i in 0..n {
-            mag[i] = (gx[i] * gx[i] + gy[i] * gy[i]).sqrt();
-        }
+        let (n, gx, gy, _, bin) = magnitudes(gx, gy, mag, bin);
         // Whole numbers below 2^31 read from the mantissa of x + 2^52: vectorises.
         for i in 0..n {
             let at = (gy[i] + 255.0) * BYTE_SIDE as f64 + (gx[i] + 255.0);
@@ -165,6 +157,24 @@ impl Bins {
         let flag = if (k > 0 && near(k - 1)) || near(k) || orientation.is_nan() { ON_BOUNDARY } else { 0 };
         self.exact_bin(orientation) | flag
     }
+}
+
+/// `mag = sqrt(gx^2 + gy^2)` over a row (skimage's float order); returns the row length
+/// and the four slices cut to it, so the callers' loops run without bounds checks.
+#[inline(always)]
+#[allow(clippy::type_complexity)]
+fn magnitudes<'a>(
+    gx: &'a [f64],
+    gy: &'a [f64],
+    mag: &'a mut [f64],
+    bin: &'a mut [u32],
+) -> (usize, &'a [f64], &'a [f64], &'a mut [f64], &'a mut [u32]) {
+    let n = gx.len();
+    let (gx, gy, mag, bin) = (&gx[..n], &gy[..n], &mut mag[..n], &mut bin[..n]);
+    for i in 0..n {
+        mag[i] = (gx[i] * gx[i] + gy[i] * gy[i]).sqrt();
+    }
+    (n, gx, gy, mag, bin)
 }
 
 /// Entries of a byte-gradient table that are not bins.

@@ -34,7 +34,6 @@ pub use oracle::{Libm, Oracle};
 pub use pixel::{Pixel, Work};
 
 use crate::error::Result;
-use crate::simd::Level;
 use crate::value_err;
 
 /// Block normalisation methods of `skimage.feature.hog`.
@@ -120,43 +119,41 @@ pub fn hog_shape(rows: usize, cols: usize, p: &HogParams) -> Result<HogShape> {
     }
 }
 
+/// One image: C-ordered `rows x cols` (`channels == 1`) or `rows x cols x channels`.
+#[derive(Debug, Clone, Copy)]
+pub struct Image<'a, T> {
+    pub pixels: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub channels: usize,
+}
+
+impl<'a, T> Image<'a, T> {
+    pub fn new(pixels: &'a [T], rows: usize, cols: usize, channels: usize) -> Self {
+        Image { pixels, rows, cols, channels }
+    }
+}
+
 /// HOG of one image into `out` (length [`HogShape::len`]), skimage's layout, float64.
 ///
-/// `image` is C-ordered `rows x cols` (`channels == 1`) or `rows x cols x channels`.
 /// `oracle` settles the rare values that sit on a decision edge (see [`Oracle`]).
-pub fn hog_into<T: Pixel>(
-    image: &[T],
-    rows: usize,
-    cols: usize,
-    channels: usize,
-    p: &HogParams,
-    oracle: &dyn Oracle,
-    out: &mut [f64],
-) -> Result<()> {
-    let shape = hog_shape(rows, cols, p)?;
+pub fn hog_into<T: Pixel>(img: Image<'_, T>, p: &HogParams, oracle: &dyn Oracle, out: &mut [f64]) -> Result<()> {
+    let shape = hog_shape(img.rows, img.cols, p)?;
     if out.len() != shape.len(p) {
         return value_err!("output holds {} values, expected {}", out.len(), shape.len(p));
     }
-    run(image, rows, cols, channels, shape, p, oracle, Output::Blocks, out)
+    run(&Job { img, shape, p, oracle, what: Output::Blocks }, out)
 }
 
 /// skimage's `orientation_histogram` (the cell values before block normalisation, what
 /// `visualize=True` draws) into `out`: `n_cells_row x n_cells_col x orientations`.
-pub fn hog_cells_into<T: Pixel>(
-    image: &[T],
-    rows: usize,
-    cols: usize,
-    channels: usize,
-    p: &HogParams,
-    oracle: &dyn Oracle,
-    out: &mut [f64],
-) -> Result<()> {
-    let shape = hog_shape(rows, cols, p)?;
+pub fn hog_cells_into<T: Pixel>(img: Image<'_, T>, p: &HogParams, oracle: &dyn Oracle, out: &mut [f64]) -> Result<()> {
+    let shape = hog_shape(img.rows, img.cols, p)?;
     let len = shape.n_cells.0 * shape.n_cells.1 * p.orientations;
     if out.len() != len {
         return value_err!("output holds {} values, expected {len}", out.len());
     }
-    run(image, rows, cols, channels, shape, p, oracle, Output::Cells, out)
+    run(&Job { img, shape, p, oracle, what: Output::Cells }, out)
 }
 
 /// What [`describe`] writes.
@@ -166,29 +163,29 @@ enum Output {
     Cells,
 }
 
-/// Check the pixels, then describe the image on the best SIMD path.
-#[allow(clippy::too_many_arguments)]
-fn run<T: Pixel>(
-    image: &[T],
-    rows: usize,
-    cols: usize,
-    channels: usize,
+/// An image whose parameters are checked, and what to describe of it.
+struct Job<'a, T> {
+    img: Image<'a, T>,
     shape: HogShape,
-    p: &HogParams,
-    oracle: &dyn Oracle,
+    p: &'a HogParams,
+    oracle: &'a dyn Oracle,
     what: Output,
-    out: &mut [f64],
-) -> Result<()> {
+}
+
+/// Check the pixels, then describe the image on the best SIMD path.
+fn run<T: Pixel>(job: &Job<'_, T>, out: &mut [f64]) -> Result<()> {
+    let Image { pixels, rows, cols, channels } = job.img;
+    let p = job.p;
     if channels == 0 {
         return value_err!("the image must have at least one channel");
     }
-    if image.len() != rows * cols * channels {
+    if pixels.len() != rows * cols * channels {
         return value_err!(
             "image buffer holds {} values, expected {rows} x {cols} x {channels}",
-            image.len()
+            pixels.len()
         );
     }
-    if let Some(bad) = image.iter().position(|v| !v.acceptable(p.transform_sqrt)) {
+    if let Some(bad) = pixels.iter().position(|v| !v.acceptable(p.transform_sqrt)) {
         let (r, c) = ((bad / channels) / cols, (bad / channels) % cols);
         return if p.transform_sqrt {
             value_err!(
@@ -199,67 +196,24 @@ fn run<T: Pixel>(
             value_err!("image must contain only finite values (pixel at row {r}, col {c})")
         };
     }
-    match crate::simd::level() {
-        // SAFETY (both): simd::level() only reports instruction sets this CPU has.
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { describe_avx512(image, rows, cols, channels, shape, p, oracle, what, out) },
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { describe_avx2(image, rows, cols, channels, shape, p, oracle, what, out) },
-        _ => describe(image, rows, cols, channels, shape, p, oracle, what, out),
+    describe_simd(job, out)
+}
+
+crate::simd::multiversion! {
+    /// [`describe`] compiled for the best instruction set: the row loops run 8 (f64) or
+    /// 16 (f32) lanes wide with AVX-512, 4 or 8 with AVX2. Only the instruction set
+    /// changes, not the arithmetic (no fused multiply-adds).
+    fn describe_simd<T: Pixel>(job: &Job<'_, T>, out: &mut [f64]) -> Result<()> {
+        avx512("avx512f,avx512bw") => describe,
+        avx2("avx2") => describe,
+        _ => describe,
     }
-}
-
-/// [`describe`] compiled for AVX-512 (8 f64 / 16 f32 lanes); the same arithmetic.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn describe_avx512<T: Pixel>(
-    image: &[T],
-    rows: usize,
-    cols: usize,
-    channels: usize,
-    shape: HogShape,
-    p: &HogParams,
-    oracle: &dyn Oracle,
-    what: Output,
-    out: &mut [f64],
-) -> Result<()> {
-    describe(image, rows, cols, channels, shape, p, oracle, what, out)
-}
-
-/// [`describe`] compiled for AVX2: the row loops run 4 (f64) or 8 (f32) lanes wide.
-/// Only the instruction set changes, not the arithmetic (no fused multiply-adds).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn describe_avx2<T: Pixel>(
-    image: &[T],
-    rows: usize,
-    cols: usize,
-    channels: usize,
-    shape: HogShape,
-    p: &HogParams,
-    oracle: &dyn Oracle,
-    what: Output,
-    out: &mut [f64],
-) -> Result<()> {
-    describe(image, rows, cols, channels, shape, p, oracle, what, out)
 }
 
 /// Cell histograms and normalised blocks of a validated image.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn describe<T: Pixel>(
-    image: &[T],
-    rows: usize,
-    cols: usize,
-    channels: usize,
-    shape: HogShape,
-    p: &HogParams,
-    oracle: &dyn Oracle,
-    what: Output,
-    out: &mut [f64],
-) -> Result<()> {
+fn describe<T: Pixel>(job: &Job<'_, T>, out: &mut [f64]) -> Result<()> {
+    let Job { img: Image { pixels: image, rows, cols, channels }, shape, p, oracle, what } = *job;
     let hist = if p.transform_sqrt {
         let plane: Vec<T::W> = image.iter().map(|v| v.work_sqrt()).collect();
         let grid = Grid { image: &plane, rows, cols, channels, work: |v: T::W| v };

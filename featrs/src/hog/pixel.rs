@@ -80,34 +80,26 @@ impl Pixel for u8 {
     }
 }
 
-impl Pixel for f64 {
-    type W = f64;
-    #[inline(always)]
-    fn work(self) -> f64 {
-        self
-    }
-    #[inline(always)]
-    fn work_sqrt(self) -> f64 {
-        self.sqrt()
-    }
-    #[inline(always)]
-    fn acceptable(self, transform_sqrt: bool) -> bool {
-        self.is_finite() && !(transform_sqrt && self < 0.0)
-    }
+/// Floats compute in their own precision and must be finite (and non-negative under
+/// `transform_sqrt`).
+macro_rules! float_pixel {
+    ($($t:ty),+) => {$(
+        impl Pixel for $t {
+            type W = $t;
+            #[inline(always)]
+            fn work(self) -> $t {
+                self
+            }
+            #[inline(always)]
+            fn work_sqrt(self) -> $t {
+                self.sqrt()
+            }
+            #[inline(always)]
+            fn acceptable(self, transform_sqrt: bool) -> bool {
+                self.is_finite() && !(transform_sqrt && self < 0.0)
+            }
+        }
+    )+};
 }
 
-impl Pixel for f32 {
-    type W = f32;
-    #[inline(always)]
-    fn work(self) -> f32 {
-        self
-    }
-    #[inline(always)]
-    fn work_sqrt(self) -> f32 {
-        self.sqrt()
-    }
-    #[inline(always)]
-    fn acceptable(self, transform_sqrt: bool) -> bool {
-        self.is_finite() && !(transform_sqrt && self < 0.0)
-    }
-}
+float_pixel!(f64, f32);

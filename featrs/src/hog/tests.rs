@@ -116,7 +116,7 @@ fn the_oracle_decides_gradients_on_a_boundary() {
     let mut out = vec![0.0; 4 * 9];
     for (angle, bin) in [(59.0, 2), (61.0, 3)] {
         let oracle = FixedOracle(angle, Default::default());
-        hog_into(&img, 16, 16, 1, &p, &oracle, &mut out).unwrap();
+        hog_into(Image::new(&img, 16, 16, 1), &p, &oracle, &mut out).unwrap();
         assert_eq!(oracle.1.load(std::sync::atomic::Ordering::Relaxed), 1);
         // Cell (0, 0) holds the pixel; its other gradients are axis-aligned (bins 0, 4).
         let cell = &out[..9];
@@ -153,8 +153,8 @@ fn the_oracle_decides_channel_ties() {
     p.norm = BlockNorm::L1;
     let mut numpy_like = vec![0.0; 4 * 4];
     let mut last = vec![0.0; 4 * 4];
-    hog_into(&img, 16, 16, 2, &p, &Libm, &mut numpy_like).unwrap();
-    hog_into(&img, 16, 16, 2, &p, &LastChannelOracle, &mut last).unwrap();
+    hog_into(Image::new(&img, 16, 16, 2), &p, &Libm, &mut numpy_like).unwrap();
+    hog_into(Image::new(&img, 16, 16, 2), &p, &LastChannelOracle, &mut last).unwrap();
     // Pixel (7, 7) and its neighbours on both edges tie: the first channel (0 degrees,
     // bin 0) wins with Libm, the second (90 degrees, bin 2) with the other oracle.
     assert!(numpy_like[0] > last[0]);
@@ -190,7 +190,7 @@ fn vertical_edge_votes_into_the_zero_degree_bin() {
     p.norm = BlockNorm::L1;
     let shape = hog_shape(16, 16, &p).unwrap();
     let mut out = vec![0.0; shape.len(&p)];
-    hog_into(&img, 16, 16, 1, &p, &Libm, &mut out).unwrap();
+    hog_into(Image::new(&img, 16, 16, 1), &p, &Libm, &mut out).unwrap();
     for (cell, v) in out.chunks(9).enumerate() {
         assert!(v[0] > 0.99, "cell {cell}: {v:?}");
         assert!(v[1..].iter().all(|&x| x == 0.0), "cell {cell}: {v:?}");
@@ -203,6 +203,6 @@ fn non_finite_pixels_are_rejected() {
     img[17] = f64::NAN;
     let p = params(9);
     let mut out = vec![0.0; 36];
-    let e = hog_into(&img, 16, 16, 1, &p, &Libm, &mut out).unwrap_err();
+    let e = hog_into(Image::new(&img, 16, 16, 1), &p, &Libm, &mut out).unwrap_err();
     assert!(matches!(e, FeatError::Value(ref m) if m.contains("row 1, col 1")));
 }

@@ -166,18 +166,8 @@ impl Lbp {
         })
     }
 
-    /// Normalised histogram of the codes: `out[k]` = fraction of pixels with code `k`.
-    pub fn histogram_into<T: Copy + Into<f64>>(
-        &self,
-        image: &[T],
-        rows: usize,
-        cols: usize,
-        out: &mut [f64],
-    ) -> Result<()> {
-        self.histogram_with(&self.plan(rows, cols)?, image, out)
-    }
-
-    /// [`Lbp::histogram_into`] with a [`Plan`] made for this image size.
+    /// Normalised histogram of the codes: `out[k]` = fraction of pixels with code `k`;
+    /// `plan` is [`Lbp::plan`] for the image's size.
     pub fn histogram_with<T: Copy + Into<f64>>(&self, plan: &Plan, image: &[T], out: &mut [f64]) -> Result<()> {
         let Some(n_bins) = self.method.n_codes(self.p) else {
             return value_err!("method 'var' gives variances, not codes: it has no histogram");

@@ -2,7 +2,6 @@
 //! copy of the image, with skimage's operations in skimage's order.
 use super::{Lbp, Method};
 use crate::error::{FeatError, Result};
-use crate::simd::Level;
 use crate::value_err;
 
 impl Lbp {
@@ -20,29 +19,8 @@ impl Lbp {
             return Err(FeatError::Internal("plan made for another operator".into()));
         }
         let padded = Padded::new(image, plan.rows, plan.cols, plan.pad)?;
-        match crate::simd::level() {
-            // SAFETY (both): simd::level() only reports instruction sets this CPU has.
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => unsafe { self.scan_rows_avx512(plan, &padded, f) },
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => unsafe { self.scan_rows_avx2(plan, &padded, f) },
-            _ => self.scan_rows(plan, &padded, f),
-        }
+        scan_rows_simd(self, plan, &padded, f);
         Ok(())
-    }
-
-    /// [`Lbp::scan_rows`] compiled for AVX-512 (8 lanes of f64); same arithmetic.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn scan_rows_avx512(&self, plan: &Plan, padded: &Padded, f: impl FnMut(usize, Row<'_>)) {
-        self.scan_rows(plan, padded, f)
-    }
-
-    /// [`Lbp::scan_rows`] compiled for AVX2 (4 lanes of f64); same arithmetic.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn scan_rows_avx2(&self, plan: &Plan, padded: &Padded, f: impl FnMut(usize, Row<'_>)) {
-        self.scan_rows(plan, padded, f)
     }
 
     #[inline(always)]
@@ -100,6 +78,16 @@ impl Lbp {
                 f(r, Row::Patterns(&masks));
             }
         }
+    }
+}
+
+crate::simd::multiversion! {
+    /// [`Lbp::scan_rows`] compiled for the best instruction set (8 lanes of f64 with
+    /// AVX-512, 4 with AVX2); the same arithmetic.
+    fn scan_rows_simd(lbp: &Lbp, plan: &Plan, padded: &Padded, f: impl FnMut(usize, Row<'_>)) {
+        avx512("avx512f,avx512bw") => Lbp::scan_rows,
+        avx2("avx2") => Lbp::scan_rows,
+        _ => Lbp::scan_rows,
     }
 }
 

@@ -8,6 +8,14 @@ fn offsets(p: usize, r: f64) -> (Vec<f64>, Vec<f64>) {
     ((0..p).map(|i| round5(-r * a(i).sin())).collect(), (0..p).map(|i| round5(r * a(i).cos())).collect())
 }
 
+/// The codes of `img` (`rows x cols`) under a `(p, r)` operator.
+fn codes(p: usize, r: f64, method: Method, img: &[u8], rows: usize, cols: usize) -> Vec<f64> {
+    let (rp, cp) = offsets(p, r);
+    let mut out = vec![0.0; rows * cols];
+    Lbp::new(p, &rp, &cp, method).unwrap().codes_into(img, rows, cols, &mut out).unwrap();
+    out
+}
+
 #[test]
 fn uniform_codes_count_ones_of_uniform_patterns() {
     assert_eq!(code(0b0000_0000, 8, Method::Uniform), 0);
@@ -40,11 +48,7 @@ fn nri_uniform_codes_are_distinct_for_uniform_patterns() {
 
 #[test]
 fn integral_offsets_compare_pixels_directly() {
-    let (rp, cp) = offsets(4, 1.0);
-    let lbp = Lbp::new(4, &rp, &cp, Method::Default).unwrap();
-    let img = vec![5u8; 3 * 3];
-    let mut out = vec![0.0; 9];
-    lbp.codes_into(&img, 3, 3, &mut out).unwrap();
+    let out = codes(4, 1.0, Method::Default, &[5u8; 3 * 3], 3, 3);
     // Neighbours: 0 right, 1 up, 2 left, 3 down; outside the image reads zero.
     assert_eq!(out[4], 15.0);
     assert_eq!(out[0], ((1 << 0) | (1 << 3)) as f64);
@@ -53,21 +57,13 @@ fn integral_offsets_compare_pixels_directly() {
 
 #[test]
 fn zero_image_sets_every_bit() {
-    let (rp, cp) = offsets(8, 2.5);
-    let lbp = Lbp::new(8, &rp, &cp, Method::Default).unwrap();
-    let img = vec![0u8; 7 * 6];
-    let mut out = vec![0.0; 42];
-    lbp.codes_into(&img, 7, 6, &mut out).unwrap();
+    let out = codes(8, 2.5, Method::Default, &[0u8; 7 * 6], 7, 6);
     assert!(out.iter().all(|&v| v == 255.0));
 }
 
 #[test]
 fn huge_radius_reads_only_zeros() {
-    let (rp, cp) = offsets(4, 1e6);
-    let lbp = Lbp::new(4, &rp, &cp, Method::Default).unwrap();
-    let img: Vec<u8> = vec![0, 1, 2, 0];
-    let mut out = vec![0.0; 4];
-    lbp.codes_into(&img, 2, 2, &mut out).unwrap();
+    let out = codes(4, 1e6, Method::Default, &[0, 1, 2, 0], 2, 2);
     assert_eq!(out, vec![15.0, 0.0, 0.0, 15.0]);
 }
 
@@ -77,7 +73,7 @@ fn histogram_sums_to_one() {
     let lbp = Lbp::new(8, &rp, &cp, Method::Uniform).unwrap();
     let img: Vec<u8> = (0..37 * 41).map(|i| ((i * 7919) % 251) as u8).collect();
     let mut h = vec![0.0; 10];
-    lbp.histogram_into(&img, 37, 41, &mut h).unwrap();
+    lbp.histogram_with(&lbp.plan(37, 41).unwrap(), &img, &mut h).unwrap();
     assert!((h.iter().sum::<f64>() - 1.0).abs() < 1e-12);
 }
 
@@ -130,7 +126,7 @@ fn fast_grid_equals_exact_histograms_per_tile() {
                     let tile: Vec<u8> = (t.r0..t.r1).flat_map(|r| img[r * cols + t.c0..r * cols + t.c1].to_vec()).collect();
                     let n = op.method().n_codes(op.points()).unwrap();
                     let mut exact = vec![0.0; n];
-                    op.histogram_into(&tile, t.r1 - t.r0, t.c1 - t.c0, &mut exact).unwrap();
+                    op.histogram_with(&op.plan(t.r1 - t.r0, t.c1 - t.c0).unwrap(), &tile, &mut exact).unwrap();
                     assert_eq!(&out[at..at + n], &exact[..], "{method:?} P={} grid={grid} tile={t:?}", op.points());
                     at += n;
                 }
