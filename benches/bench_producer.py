@@ -32,7 +32,7 @@ import psutil
 import pytest
 
 from producer import dataset, wire
-from producer.launch import Processes, free_port, wait_for_port
+from producer.launch import Processes, free_port, tree_env, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP = "producer 128px"
@@ -85,7 +85,6 @@ def _print_table(write, rows: dict[str, dict]) -> None:
 def producer_process():
     data = _data_dir()
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     procs = Processes()
     try:
         proc = procs.start(
@@ -93,7 +92,7 @@ def producer_process():
              "--batch-size", str(BATCH), "--image-size", *map(str, SIZE), "--color-mode", "grayscale",
              "--no-shuffle", "--workers", str(THREADS), "--port", str(port), "--no-progress",
              "--log-level", "WARNING"],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+            env=tree_env(), cwd=ROOT, stdout=subprocess.DEVNULL)
         wait_for_port(port, proc)
         yield port, proc.pid
     finally:

@@ -32,7 +32,7 @@ import psutil
 import pytest
 
 from consumer.features import FeatureConfig
-from producer.launch import Processes, free_port, wait_for_port
+from producer.launch import Processes, free_port, tree_env, wait_for_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quick import QUICK, STREAM_SPLIT  # noqa: E402
@@ -102,13 +102,12 @@ def producer():
     """An endless producer of the real train split; yields (port, hello, process ids)."""
     data = _data_dir()
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     procs = Processes()
     try:
         proc = procs.start([sys.executable, "-m", "producer", "--directory", str(data), "--split", STREAM_SPLIT,
                             "--port", str(port), "--endless", "--image-size", *map(str, SIZE),
                             "--color-mode", "grayscale", "--batch-size", str(BATCH), "--no-progress"],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           env=tree_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(port, proc)
         from consumer.stream.client import ConnectConfig, fetch_hello
 

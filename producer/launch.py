@@ -12,6 +12,17 @@ import subprocess
 import time
 from pathlib import Path
 
+#: The folder holding producer/ and consumer/: children started from anywhere import it.
+TREE = Path(__file__).resolve().parents[1]
+
+
+def tree_env(**extra: str) -> dict[str, str]:
+    """This process's environment with :data:`TREE` first on ``PYTHONPATH``, plus ``extra``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TREE), env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""

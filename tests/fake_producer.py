@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import socket
 import struct
 import subprocess
@@ -34,6 +33,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -243,17 +243,39 @@ class FakeProducer:
 
 # ---------------------------------------------------------------- running real processes
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def process_env(**extra: str) -> dict[str, str]:
     """Environment for producer/consumer subprocesses: this tree importable, Spark on loopback."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env = launch.tree_env()
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env.update(extra)
     return env
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0,
+               watch: Iterable[tuple[subprocess.Popen, Path]] = (), interval: float = 0.1) -> None:
+    """Poll ``condition()`` until it holds.
+
+    Fails naming ``what`` after ``timeout`` seconds, or as soon as a watched ``(process,
+    log)`` ends, with the tail of its log.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for proc, log in watch:
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                raise AssertionError(f"waiting for {what}: a process ended ({proc.returncode}):\n{tail}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_for_text(log: Path, text: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Wait until ``text`` is in the ``log`` file that ``proc`` writes (see :func:`wait_until`)."""
+    wait_until(lambda: log.exists() and text in log.read_text(errors="replace"), f"{text!r} in {log.name}",
+               timeout, watch=[(proc, log)], interval=0.3)
 
 
 class Processes(launch.Processes):

@@ -1,7 +1,6 @@
 """`python -m producer` as a real process: option errors, aliases, signals."""
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from producer import wire
+from producer.launch import tree_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,15 +21,9 @@ def tiny_data(synthetic_dataset) -> Path:
     return synthetic_dataset(2)
 
 
-def env() -> dict:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
-    return e
-
-
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "producer", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env(), cwd=ROOT)
+                          timeout=timeout, env=tree_env(), cwd=ROOT)
 
 
 class Producer:
@@ -38,7 +32,7 @@ class Producer:
     def __init__(self, *args: str):
         self.proc = subprocess.Popen([sys.executable, "-m", "producer", "--no-progress", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env(), cwd=ROOT)
+                                     env=tree_env(), cwd=ROOT)
 
     def connect(self, port: int, timeout: float = 60) -> socket.socket:
         deadline = time.monotonic() + timeout

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from producer import imaging, transport, wire
+from producer.launch import tree_env
 from producer.running import running_server
 from producer.server import ServerConfig
 from producer.stream import StreamSpec
@@ -214,7 +215,7 @@ def test_loopback_detection():
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = tree_env()
     return subprocess.run([sys.executable, "-m", "producer", "--no-progress", *args], capture_output=True,
                           text=True, timeout=timeout, env=env, cwd=ROOT)
 
@@ -235,7 +236,7 @@ def test_cli_insecure_binds_with_a_warning(tiny_data, port):
     proc = subprocess.Popen([sys.executable, "-m", "producer", "--no-progress", "--directory", str(tiny_data),
                              "--host", "0.0.0.0", "--port", str(port), "--insecure"],
                             stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                            env=tree_env())
     try:
         from producer.launch import wait_for_port
         wait_for_port(port, proc, timeout=60)
@@ -253,7 +254,7 @@ def test_cli_serves_tls_with_a_token(tiny_data, certs, tmp_path, port):
                              "--port", str(port), "--tls-cert", str(certs["cert"]), "--tls-key",
                              str(certs["key"]), "--token-file", str(token)],
                             stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                            env=tree_env())
     try:
         from producer.launch import wait_for_port
         wait_for_port(port, proc, timeout=60)

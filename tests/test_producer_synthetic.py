@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +11,8 @@ import numpy as np
 import pytest
 
 from producer import dataset, imaging, synthetic
+from producer.launch import tree_env
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +88,7 @@ def test_refuses_to_write_into_a_foreign_folder(tmp_path):
 
 
 def test_command_line_says_loudly_that_it_is_synthetic(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = tree_env()
     out = subprocess.run([sys.executable, "-m", "producer.synthetic", str(tmp_path / "s"), "--per-class", "2",
                           "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
