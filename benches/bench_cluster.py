@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fake_producer import Processes, process_env, producer_args  # noqa: E402
+from fake_producer import Processes, process_env, producer_args, wait_for_text  # noqa: E402
 from producer.launch import free_port, wait_for_port  # noqa: E402
 from quick import STREAM_SPLIT  # noqa: E402
 
@@ -36,11 +36,6 @@ def _data() -> Path:
     return Path(env).resolve()
 
 
-def _wait_for(path: Path, text: str, proc, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in (path.read_text(errors="replace") if path.exists() else ""):
-        assert proc.poll() is None and time.monotonic() < deadline, path.read_text()[-2000:]
-        time.sleep(0.2)
 
 
 def _ingest_seconds(data: Path, workers: int, tmp: Path) -> tuple[float, int]:
@@ -63,7 +58,7 @@ def _ingest_seconds(data: Path, workers: int, tmp: Path) -> tuple[float, int]:
             worker = procs.start([str(spark_class), "org.apache.spark.deploy.worker.Worker", url, "--host",
                                   "127.0.0.1", "--cores", "1", "--memory", "1536m", "--webui-port",
                                   str(free_port()), "--work-dir", str(tmp / f"w{i}")], log, env=env)
-            _wait_for(log, "Successfully registered with master", worker)
+            wait_for_text(log, "Successfully registered with master", worker)
         producer = procs.start(producer_args(data, SPLIT, port, "--image-size", "64", "64"),
                                tmp / "producer.log", env=env)
         wait_for_port(port, producer)

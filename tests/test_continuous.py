@@ -17,7 +17,7 @@ import pytest
 
 from consumer.learn import model_store, versions
 from consumer.learn.model import TrainedModel
-from fake_producer import Processes, consumer_args, producer_args, wait_for_port
+from fake_producer import Processes, consumer_args, producer_args, wait_for_port, wait_until
 from producer import synthetic
 from producer.launch import free_port
 from sink_log import read_table
@@ -58,13 +58,6 @@ class VersionWatcher(threading.Thread):
             time.sleep(0.05)
 
 
-def _wait(predicate, proc_list, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        for proc, log in proc_list:
-            assert proc.poll() is None, f"{what}: a process ended early:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 def test_endless_train_publishes_and_predict_follows_through_restarts(tmp_path):
@@ -89,24 +82,24 @@ def test_endless_train_publishes_and_predict_follows_through_restarts(tmp_path):
         producer = procs.start(producer_cmd, logs["producer"])
         wait_for_port(port, producer)
         train = procs.start(train_cmd, logs["train"])
-        _wait(lambda: len(versions.published(save)) >= 1, [(train, logs["train"])], 240, "a first version")
+        wait_until(lambda: len(versions.published(save)) >= 1, "a first version", 240, watch=[(train, logs["train"])])
         predict = procs.start(predict_cmd, logs["predict"])
-        _wait(lambda: len(versions.published(save)) >= 2, [(train, logs["train"])], 240, "a second version")
+        wait_until(lambda: len(versions.published(save)) >= 2, "a second version", 240, watch=[(train, logs["train"])])
         Processes.kill(train)  # SIGKILL: driver, JVM and workers at once
         train.wait(30)
         before_restart = len(versions.published(save))
         train = procs.start(train_cmd, logs["train2"])
-        _wait(lambda: len(versions.published(save)) > before_restart, [(train, logs["train2"])], 240,
-              "a version after the train restart")
+        wait_until(lambda: len(versions.published(save)) > before_restart, "a version after the train restart", 240,
+                   watch=[(train, logs["train2"])])
         producer.send_signal(signal.SIGTERM)  # graceful: connections get a `shutdown` error
         assert producer.wait(30) == 0
         producer = procs.start(producer_cmd, logs["producer2"])
         wait_for_port(port, producer)
         after_producer = len(versions.published(save))
-        _wait(lambda: len(versions.published(save)) > after_producer, [(train, logs["train2"])], 240,
-              "a version after the producer restart")
-        _wait(lambda: "switched to model version" in logs["predict"].read_text(), [(predict, logs["predict"])],
-              240, "predict to switch versions")
+        wait_until(lambda: len(versions.published(save)) > after_producer, "a version after the producer restart", 240,
+                   watch=[(train, logs["train2"])])
+        wait_until(lambda: "switched to model version" in logs["predict"].read_text(), "predict to switch versions", 240,
+                   watch=[(predict, logs["predict"])])
         for proc in (train, predict):
             proc.send_signal(signal.SIGINT)
         assert train.wait(120) == 130, logs["train2"].read_text()[-3000:]

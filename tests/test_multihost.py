@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_producer import Processes, process_env
+from fake_producer import Processes, process_env, wait_for_text
 from netns import Network, can_create_namespaces
 from sink_log import read_table
 
@@ -66,12 +66,6 @@ def _certificate(folder: Path, address: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def _wait_for(path: Path, text: str, proc, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in (path.read_text(errors="replace") if path.exists() else ""):
-        assert proc.poll() is None, f"{path.name}: exited {proc.returncode}\n{path.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"{text!r} not in {path.name} after {timeout:.0f}s"
-        time.sleep(0.3)
 
 
 def test_train_and_predict_across_five_hosts_with_a_worker_lost(real_data, tmp_path, namespaces_allowed):
@@ -119,18 +113,18 @@ def test_train_and_predict_across_five_hosts_with_a_worker_lost(real_data, tmp_p
                                                   "--host", master_host.address, "--port", "7077",
                                                   "--webui-port", "8080"]),
                                  tmp_path / "master.log", env=env_for(master_host))
-            _wait_for(tmp_path / "master.log", "I have been elected leader", master, 120)
+            wait_for_text(tmp_path / "master.log", "I have been elected leader", master, 120)
             running = []
             for w in workers:
                 proc = procs.start(w.run([str(spark_class), "org.apache.spark.deploy.worker.Worker", master_url,
                                           "--host", w.address, "--cores", "1", "--memory", "1536m",
                                           "--work-dir", str(tmp_path / w.name)]),
                                    tmp_path / f"{w.name}.log", env=env_for(w))
-                _wait_for(tmp_path / f"{w.name}.log", "Successfully registered with master", proc, 120)
+                wait_for_text(tmp_path / f"{w.name}.log", "Successfully registered with master", proc, 120)
                 running.append(proc)
 
             serving = producer("train")
-            _wait_for(tmp_path / "producer-train.log", "", serving, 5)
+            wait_for_text(tmp_path / "producer-train.log", "", serving, 5)
             train = consumer("train", "--model", "svm", "--save-path", str(shared / "model"))
             # Once the first micro-batch is committed, the second worker dies with its executor.
             commits = shared / "work"

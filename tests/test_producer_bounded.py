@@ -13,6 +13,7 @@ import pytest
 from producer import budget, imaging, wire
 from producer.running import running_server
 from producer.server import ProducerServer, ServerConfig
+from fake_producer import wait_until
 from producer.stream import StreamSpec, build_batch
 
 IDLE_CLIENTS = 200
@@ -34,12 +35,6 @@ def config(**kw) -> ServerConfig:
     return ServerConfig(**kw)
 
 
-def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def read_batches(port: int, n: int, from_seq: int = 0) -> list[bytes]:
@@ -81,7 +76,7 @@ def test_connections_past_the_limit_get_busy_and_the_rest_are_served(tiny_data):
             assert wire.recv_message(third) is None
         assert server.stats.errors_sent["busy"] == 1
         first.close()
-        _wait_for(lambda: server.stats.connections_active == 1, "the first connection to close")
+        wait_until(lambda: server.stats.connections_active == 1, "the first connection to close")
         assert len(read_batches(server.port, 2)) == 2  # room again
         second.close()
 
@@ -120,8 +115,8 @@ def test_200_idle_subscribers_stay_within_the_budget_and_a_normal_client_complet
         try:
             for _ in range(IDLE_CLIENTS):
                 idle.append(idle_subscriber(server.port))
-            _wait_for(lambda: server.stats.connections_active == IDLE_CLIENTS, "every idle client to connect")
-            _wait_for(lambda: server.stats.stalled >= IDLE_CLIENTS * 0.9, "the idle clients to stall", 120)
+            wait_until(lambda: server.stats.connections_active == IDLE_CLIENTS, "every idle client to connect")
+            wait_until(lambda: server.stats.stalled >= IDLE_CLIENTS * 0.9, "the idle clients to stall", 120)
             frames = read_batches(server.port, 4)
             assert [wire.decode(f[4:])["seq"] for f in frames] == [0, 1, 2, 3]
             assert frames == [build_batch(spec, s).frame for s in range(4)]
@@ -149,7 +144,7 @@ def test_a_consumer_that_pauses_gets_byte_identical_rebuilt_frames(tiny_data):
         with sock:
             wire.recv_message(sock)
             wire.send_message(sock, wire.subscribe(0, 6))
-            _wait_for(lambda: server.stats.stalls >= 1, "the consumer to stall")
+            wait_until(lambda: server.stats.stalls >= 1, "the consumer to stall")
             assert server.budget.used == 0  # everything prepared for it was given back
             frames = []
             while (msg := wire.recv_message(sock))["type"] == "batch":

@@ -17,6 +17,7 @@ import pytest
 from producer import dataset, imaging, reading, synthetic, wire
 from producer.running import running_server
 from producer.server import ServerConfig
+from fake_producer import wait_until
 from producer.stream import ParallelBatch, StreamSpec, build_batch
 
 CLIENT_TIMEOUT = 30.0
@@ -305,7 +306,7 @@ def test_a_slow_file_holds_up_only_its_own_stream(tiny_data, monkeypatch):
     with running_server(spec, config(workers=2, prefetch=1)) as server, Client(server.port) as stuck:
         stuck.recv()
         stuck.send(wire.subscribe(0, 1))  # batch 0 holds the slow file
-        _wait_for(lambda: server.stats.inflight == 1, "batch 0 to be building")
+        wait_until(lambda: server.stats.inflight == 1, "batch 0 to be building")
         try:
             _, frames, end = full_run(server.port, from_seq=1)  # batches 1..5
             assert len(frames) == 5 and end["images"] == 10
@@ -324,7 +325,7 @@ def test_consumer_leaving_mid_stream_is_routine(tiny_data, caplog):
                 c.recv()
                 c.send(wire.subscribe(0))
                 assert [c.recv()["seq"] for _ in range(2)] == [0, 1]
-        _wait_for(lambda: server.stats.connections_active == 0, "the connections to close")
+        wait_until(lambda: server.stats.connections_active == 0, "the connections to close")
         assert server.stats.errors_sent == {} and server.stats.inflight == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -487,7 +488,7 @@ def test_bad_frame_in_the_middle_of_a_stream(tiny_data):
     with running_server(spec, config(sleep=0.02)) as server:
         _expect_error(server.port, b"\xde\xad\xbe\xef" * 4, "frame_too_large", subscribe_first=True)
         _expect_error(server.port, wire.encode(wire.subscribe(0)), "unexpected_message", subscribe_first=True)
-        _wait_for(lambda: server.stats.connections_active == 0, "both connections to close")
+        wait_until(lambda: server.stats.connections_active == 0, "both connections to close")
         assert server.stats.errors_sent == {"frame_too_large": 1, "unexpected_message": 1}
 
 
@@ -501,12 +502,6 @@ def test_consumer_that_never_subscribes_times_out(tiny_data):
         assert_server_still_serves(server.port, spec)
 
 
-def _wait_for(condition, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_consumer_that_never_reads_is_dropped_and_others_continue(tiny_data):
@@ -515,11 +510,11 @@ def test_consumer_that_never_reads_is_dropped_and_others_continue(tiny_data):
         stuck = Client(server.port, rcvbuf=4096)
         stuck.recv()
         stuck.send(wire.subscribe(0))
-        _wait_for(lambda: server.stats.batches_sent >= 1, "the first batch")
+        wait_until(lambda: server.stats.batches_sent >= 1, "the first batch")
         # meanwhile another consumer is served completely
         _, frames, _ = full_run(server.port, from_seq=0, to_seq=5)
         assert len(frames) == 5
-        _wait_for(lambda: server.stats.connections_active == 0, "the stuck consumer to be dropped")
+        wait_until(lambda: server.stats.connections_active == 0, "the stuck consumer to be dropped")
         assert server.stats.inflight == 0
         stuck.close()
 

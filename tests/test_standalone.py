@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from fake_producer import (
     port_is_free,
     process_env,
     wait_for_port,
+    wait_for_text,
 )
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -40,16 +40,6 @@ def _spark_class() -> Path:
     return path
 
 
-def _wait_for_text(path: Path, text: str, proc, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"process exited ({proc.returncode}): {path.read_text()[-2000:]}")
-        time.sleep(0.3)
-    raise AssertionError(f"{text!r} not seen in {path} within {timeout:.0f}s: "
-                         f"{path.read_text(errors='replace')[-2000:] if path.exists() else ''}")
 
 
 def test_train_runs_on_a_standalone_master_and_worker(tmp_path):
@@ -71,7 +61,7 @@ def test_train_runs_on_a_standalone_master_and_worker(tmp_path):
                               "--host", "127.0.0.1", "--port", str(worker_port), "--webui-port",
                               str(worker_ui), "--cores", "2", "--memory", "2g",
                               "--work-dir", str(tmp_path / "worker")], tmp_path / "worker.log", env=env)
-        _wait_for_text(tmp_path / "worker.log", "Successfully registered with master", worker)
+        wait_for_text(tmp_path / "worker.log", "Successfully registered with master", worker)
 
         with FakeProducer(stream=STREAM) as fp:
             consumer = procs.start(consumer_args(
