@@ -16,6 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# The tests' JVMs live for seconds: most of their CPU went to the optimising JIT (C2) and
+# parallel GC threads, which only pay off in long runs. The client JIT and serial GC run
+# the same code (spark-submit adds SPARK_SUBMIT_OPTS to the driver JVM; subprocesses inherit it).
+os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 
 def real_data_dir() -> Path | None:

@@ -65,10 +65,10 @@ def test_sigkill_mid_stream_then_restart_gives_each_image_once(real_data, tmp_pa
                              "--feature-option", "hog.pixels_per_cell=16",
                              "--feature-option", "hog.cells_per_block=2",
                              "--work-dir", str(work), "--master", "local[2]",
-                             "--max-batches-per-trigger", "2", "--connect-timeout", "60")
+                             "--max-batches-per-trigger", "4", "--connect-timeout", "60")
     try:
         producer = procs.start(producer_args(real_data, "train", port, "--image-size", "64", "64",
-                                             "--batch-size", "16"), tmp_path / "producer.log")
+                                             "--batch-size", "32"), tmp_path / "producer.log")
         wait_for_port(port, producer)
         first = procs.start(consumer, tmp_path / "consumer-1.log")
         deadline = time.monotonic() + 120
@@ -100,7 +100,7 @@ def test_sigkill_mid_stream_then_restart_gives_each_image_once(real_data, tmp_pa
     assert images["features"].map(len).nunique() == 1
     # The replayed table has the same number of batches as the stream, each whole.
     per_seq = images.groupby("seq").size()
-    assert per_seq.index.tolist() == list(range(39)) and per_seq.iloc[:-1].eq(16).all()
+    assert per_seq.index.tolist() == list(range(20)) and per_seq.iloc[:-1].eq(32).all()
     # Files a killed batch may have left behind are not part of the table.
     stray = set(table.glob("*.parquet")) - set(committed_files(table))
     print(f"committed before kill: {committed_before} rows; stray part files ignored: {len(stray)}")
