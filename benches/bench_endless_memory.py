@@ -15,8 +15,10 @@ The samples are printed as they come (past pytest's capture) and kept in
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,34 +82,52 @@ def _write_samples(samples: list[dict], drift: float | None) -> Path:
     return OUT
 
 
-def test_endless_train_memory_stays_flat(benchmark, tmp_path, capsys):
+@pytest.fixture
+def run_dir():
+    """The run's work dir, model and logs. Not pytest's tmp_path: any pytest session started
+    meanwhile on this machine prunes older tmp_path folders, and this run lasts 20 minutes."""
+    folder = Path(tempfile.mkdtemp(prefix="chestct-endless-memory-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_endless_train_memory_stays_flat(benchmark, run_dir, capsys):
     env = os.environ.get("CHESTCT_DATA")
     if not env or not (Path(env) / "train").is_dir():
         pytest.skip("set CHESTCT_DATA to the chest-ctscan folder to run the endless-memory benchmark")
     data = Path(env).resolve()
     samples: list[dict] = []
+    failures: list[BaseException] = []
 
     def run():
+        # A failure inside the timed call leaves pytest-benchmark without a time, and its
+        # JSON writer then crashes over the failure's report: keep it and raise it after.
+        try:
+            _run()
+        except BaseException as exc:  # noqa: BLE001 (re-raised below)
+            failures.append(exc)
+
+    def _run():
         procs = Processes()
         port = free_port()
         try:
-            producer = procs.start(producer_args(data, "train", port, "--endless"), tmp_path / "producer.log")
+            producer = procs.start(producer_args(data, "train", port, "--endless"), run_dir / "producer.log")
             wait_for_port(port, producer)
-            train = procs.start(consumer_args("train", "--save-path", str(tmp_path / "model"), "--port", str(port),
-                                              "--work-dir", str(tmp_path / "work"),
+            train = procs.start(consumer_args("train", "--save-path", str(run_dir / "model"), "--port", str(port),
+                                              "--work-dir", str(run_dir / "work"),
                                               "--publish-every", str(PUBLISH_EVERY),
-                                              "--master", "local[2]"), tmp_path / "train.log")
+                                              "--master", "local[2]"), run_dir / "train.log")
             driver = psutil.Process(train.pid)
             t0 = time.monotonic()
             while time.monotonic() - t0 < MINUTES * 60:
                 time.sleep(INTERVAL)
-                assert train.poll() is None, (tmp_path / "train.log").read_text()[-3000:]
+                assert train.poll() is None, (run_dir / "train.log").read_text()[-3000:]
                 sample = _consumer_mib(driver)
                 sample["minute"] = (time.monotonic() - t0) / 60
                 sample["total"] = sample["driver_python"] + sample["jvm"] + sample["python_workers"]
                 samples.append(sample)
                 with capsys.disabled():  # a 20-minute run shows its progress
-                        print(f"minute {sample['minute']:5.1f}: total {sample['total']:7.0f} MiB (driver "
+                    print(f"minute {sample['minute']:5.1f}: total {sample['total']:7.0f} MiB (driver "
                           f"{sample['driver_python']:.0f}, JVM {sample['jvm']:.0f}, workers "
                           f"{sample['python_workers']:.0f})", flush=True)
             train.send_signal(signal.SIGINT)
@@ -118,7 +138,9 @@ def test_endless_train_memory_stays_flat(benchmark, tmp_path, capsys):
     benchmark.group = "endless train memory"
     benchmark.extra_info["impl"] = "svm-window"
     benchmark.pedantic(run, rounds=1, iterations=1)
-    log = (tmp_path / "train.log").read_text()
+    if failures:
+        raise failures[0]
+    log = (run_dir / "train.log").read_text()
     published = log.count("published version")
     benchmark.extra_info.update({"minutes": MINUTES, "versions_published": published,
                                  "peak_total_mib": max(s["total"] for s in samples)})
