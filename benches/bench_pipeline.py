@@ -8,7 +8,9 @@ consumer runs with no flags but the save path. Measured in one run:
 * the time from the producer sending predict's first batch to the first prediction line;
 * per-producer-batch latency p50 / p99: from the producer sending a batch (its DEBUG log,
   ``sent batch N at T``) to that batch's prediction line reaching the terminal;
-* the consumer's peak memory: driver Python, JVM, Python workers (psutil, every 0.2 s);
+* the consumer's peak memory: driver Python, JVM, Python workers (RSS, psutil, every
+  0.2 s), and the whole tree's peak PSS (RSS counts the pages that Spark's forked Python
+  workers share once per process; PSS divides them among the processes);
 * the bound: ``cores / (decode + default vector)`` per image, both measured here on the
   same images (OpenCV decode and preprocessing as the producer does it; the default
   feature vector through featrs on one core), and the steady rate as a share of it.
@@ -48,7 +50,8 @@ class Watched:
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                      cwd=ROOT, start_new_session=True)
         self.lines: list[tuple[float, str]] = []
-        self.peaks = {"driver_python_mib": 0.0, "jvm_mib": 0.0, "python_workers_mib": 0.0, "total_mib": 0.0}
+        self.peaks = {"driver_python_mib": 0.0, "jvm_mib": 0.0, "python_workers_mib": 0.0, "total_mib": 0.0,
+                      "total_pss_mib": 0.0}
         self._threads = [threading.Thread(target=self._read, daemon=True),
                          threading.Thread(target=self._sample, daemon=True)]
         for t in self._threads:
@@ -64,12 +67,16 @@ class Watched:
             try:
                 now = {"driver_python_mib": driver.memory_info().rss / 2**20, "jvm_mib": 0.0,
                        "python_workers_mib": 0.0}
-                for child in driver.children(recursive=True):
+                tree = [driver, *driver.children(recursive=True)]
+                for child in tree[1:]:
                     rss = child.memory_info().rss / 2**20
                     now["jvm_mib" if "java" in child.name() else "python_workers_mib"] += rss
+                # RSS counts the pages forked workers share once per process; PSS splits them.
+                pss = sum(_pss_mib(p) for p in tree)
             except psutil.NoSuchProcess:
                 break
             now["total_mib"] = sum(now.values())
+            now["total_pss_mib"] = pss
             for k, v in now.items():
                 self.peaks[k] = max(self.peaks[k], v)
             time.sleep(0.2)
@@ -81,6 +88,14 @@ class Watched:
 
     def output(self) -> str:
         return "\n".join(line for _, line in self.lines)
+
+
+def _pss_mib(proc: psutil.Process) -> float:
+    """Proportional set size: shared pages divided among the processes that map them."""
+    try:
+        return proc.memory_full_info().pss / 2**20
+    except (psutil.AccessDenied, AttributeError):
+        return proc.memory_info().rss / 2**20
 
 
 def _steady(lines: list[tuple[float, str]]) -> float:
