@@ -57,7 +57,6 @@ def _consumer_mib(driver: psutil.Process) -> dict[str, float]:
     return out
 
 
-@pytest.mark.timeout(int(MINUTES * 60) + 900)  # the suite's 600 s limit would cut a full run
 def _write_samples(samples: list[dict], drift: float | None) -> Path:
     """The samples as ``memory.csv`` and a stacked plot ``memory.png``; returns the folder."""
     import matplotlib
@@ -91,6 +90,7 @@ def run_dir():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.timeout(int(MINUTES * 60) + 900)  # the suite's 600 s limit would cut a full run
 def test_endless_train_memory_stays_flat(benchmark, run_dir, capsys):
     env = os.environ.get("CHESTCT_DATA")
     if not env or not (Path(env) / "train").is_dir():
