@@ -7,8 +7,9 @@ import pytest
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxFiles, ReadMaxRows
 
 from consumer.stream.client import ProducerError, StreamMismatch
-from consumer.stream.options import OptionError, SourceOptions
-from consumer.stream.reader import BadBatch, BatchRange, arrow_schema, read_range
+from consumer.features import FeatureConfig
+from consumer.stream.options import OptionError, SourceOptions, featured_options
+from consumer.stream.reader import SCHEMA, BadBatch, BatchRange, arrow_schema, read_range
 from consumer.stream.source import ChestCTDataSource, ChestCTStreamReader, batches_allowed, plan_ranges
 from fake_producer import FakeProducer, FakeStream
 
@@ -37,10 +38,24 @@ def test_options_default_and_parse_strings_case_insensitively():
     ({"startingSeq": "5", "endingSeq": "2"}, "endingSeq"),
     ({"maxBatchPerTrigger": "2"}, "maxBatchPerTrigger"),
     ({"host": "  "}, "host"),
+    ({"features": "{not json"}, "features"),
+    ({"features": '{"hog.orientation": 9}'}, "features"),
+    ({"featureBackend": "gpu"}, "featureBackend"),
+    ({"featureThreads": "0"}, "featureThreads"),
 ])
 def test_bad_options_fail_naming_the_option(options, name):
     with pytest.raises(OptionError, match=name):
         SourceOptions.parse(options)
+
+
+def test_feature_options_round_trip_and_switch_the_schema():
+    config = FeatureConfig(features=("lbp",), lbp_P=(8,), lbp_R=(1.0,))
+    parsed = SourceOptions.parse(featured_options(config, "skimage", 3))
+    assert (parsed.features, parsed.feature_backend, parsed.feature_threads) == (config, "skimage", 3)
+    assert SourceOptions.parse({}).features is None
+    assert ChestCTDataSource({}).schema() == SCHEMA
+    featured = ChestCTDataSource(featured_options(config)).schema()
+    assert "pixels" not in featured and featured.endswith("features array<float>, sift binary")
 
 
 def test_data_source_parses_options_when_created():

@@ -14,8 +14,10 @@ import pytest
 from pyspark.errors import StreamingQueryException
 
 from consumer.features import FeatureConfig
+from consumer.features.stage import add_features
 from consumer.stream.follow import follow_query
 from consumer.stream.ingest import start_ingest
+from consumer.stream.options import featured_options
 from consumer.stream.table import read_table, stream_paths, training_frame
 from fake_producer import FakeProducer, FakeStream
 
@@ -63,6 +65,32 @@ def test_stream_rows_are_the_producers_images(spark):
         got = np.stack([np.frombuffer(r.pixels, np.uint8).reshape(r.height, r.width, r.channels)
                         for r in mine])
         assert np.array_equal(got, pixels)
+
+
+def test_the_reader_running_the_feature_stage_gives_the_stage_s_rows(spark):
+    """Option ``features``: the same rows as the source followed by ``add_features``, no pixels."""
+    config = FeatureConfig(features=("hog", "lbp"), hog_pixels_per_cell=(8,), hog_cells_per_block=2,
+                           lbp_P=(8,), lbp_R=(1.0,), lbp_grid=2)
+    with FakeProducer(stream=STREAM, faults={3: ("crc", None)}) as fp:
+        fused = _collect(spark, fp.port, "fused", onBadBatch="skip",
+                         **featured_options(config, "rust", 1))
+        assert fused.exception() is None
+        staged = add_features(spark.readStream.format("chestct").options(
+            port=str(fp.port), readTimeout="10", connectTimeout="10", onBadBatch="skip").load(), config)
+        query = staged.writeStream.format("memory").queryName("staged").trigger(availableNow=True).start()
+        query.awaitTermination(180)
+        assert query.exception() is None
+    order = "order by seq, image_id"
+    got = spark.sql(f"select * from fused {order}").toPandas()
+    want = spark.sql(f"select * from staged {order}").toPandas()
+    assert "pixels" not in got.columns and list(got.columns) == list(want.columns)
+    assert len(got) == len(want) == STREAM.total_images - len(STREAM.images_of(3)[0]) + 1  # + marker row
+    assert got["error"].notna().sum() == 1 and got.loc[got["error"].notna(), "features"].isna().all()
+    for mine, theirs in zip(got["features"], want["features"]):
+        if theirs is None:
+            assert mine is None
+        else:
+            np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
 
 
 def test_bad_option_fails_at_load_naming_it(spark):

@@ -25,7 +25,6 @@ def _predict(args: argparse.Namespace, run: Run, tracking) -> int:
     from ..evaluate import report as reporting
     from ..evaluate.predicting import StreamPredictor
     from ..features import FeatureConfig, backend_module
-    from ..features.stage import add_features
     from ..evaluate.follower import ModelFollower
     from ..learn import model_store, versions
     from ..learn.model import TrainedModel
@@ -33,6 +32,7 @@ def _predict(args: argparse.Namespace, run: Run, tracking) -> int:
     from ..preflight import check_model, check_stream
     from ..stream import storage
     from ..stream.follow import follow_query
+    from ..stream.options import featured_options
 
     backend_module(args.backend)
     hello = fetch_stream_hello(args)
@@ -71,8 +71,9 @@ def _predict(args: argparse.Namespace, run: Run, tracking) -> int:
         follower = ModelFollower(model_dir.parent.parent, version,
                                  lambda folder: TrainedModel.load(folder, key=key), accept)
     predictor = StreamPredictor(model, emit=emit, version=version, follower=follower)
-    stream = run.spark.readStream.format("chestct").options(**source_options(args, run.parallelism.slots)).load()
-    featured = add_features(stream, config, backend=args.backend, n_threads=run.parallelism.n_threads)
+    featured = (run.spark.readStream.format("chestct")
+                .options(**source_options(args, run.parallelism.slots),
+                         **featured_options(config, args.backend, run.parallelism.n_threads)).load())
     # Each prediction run reads the split once: a fresh checkpoint every time.
     stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{id(run):x}"
     checkpoint = storage.join(storage.qualify(args.work_dir), "predict", f"checkpoint-{stamp}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..features.stage import add_features
+from .options import featured_options
 from .table import TABLE_COLUMNS, StreamPaths
 
 
@@ -24,8 +24,10 @@ def start_ingest(spark, *, source_options: dict[str, str], config: Any, backend:
     -------
     pyspark.sql.streaming.StreamingQuery
     """
-    stream = spark.readStream.format("chestct").options(**source_options).load()
-    featured = add_features(stream, config, backend=backend, n_threads=n_threads)
+    # The source's reader runs the feature stage on each batch it reads: one Python worker
+    # per task, and the pixels never cross into the JVM.
+    featured = (spark.readStream.format("chestct")
+                .options(**source_options, **featured_options(config, backend, n_threads)).load())
     writer = (featured.select(*TABLE_COLUMNS).writeStream.format("parquet")
               .option("checkpointLocation", paths.checkpoint)
               .queryName(f"chestct-ingest-{int(time.time())}"))

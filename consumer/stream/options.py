@@ -1,10 +1,12 @@
 """The ``chestct`` source's options: Spark's strings parsed and validated once, in the driver."""
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..features.config import BACKENDS, DEFAULT_BACKEND, FeatureConfig
 from . import settings
 from .client import ConnectConfig
 
@@ -54,10 +56,16 @@ class SourceOptions:
     max_retries: int = settings.DEFAULT_MAX_RETRIES
     starting_seq: int = 0
     ending_seq: int | None = None
+    #: The feature stage run by the reader itself (option ``features``), or None: rows keep
+    #: their pixels for a separate stage (:func:`consumer.features.stage.add_features`).
+    features: FeatureConfig | None = None
+    feature_backend: str = DEFAULT_BACKEND
+    feature_threads: int = 1
 
     KNOWN = ("host", "port", "connectTimeout", "readTimeout", "maxFrameBytes",
              "maxBatchesPerTrigger", "numPartitions", "onBadBatch", "maxRetries",
-             "startingSeq", "endingSeq", "tlsCa", "tokenFile")
+             "startingSeq", "endingSeq", "tlsCa", "tokenFile",
+             "features", "featureBackend", "featureThreads")
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> "SourceOptions":
@@ -109,4 +117,32 @@ class SourceOptions:
             max_retries=_parse(options, "maxRetries", int, settings.DEFAULT_MAX_RETRIES, minimum=0),
             starting_seq=starting,
             ending_seq=ending,
+            **_feature_options(options),
         )
+
+
+def featured_options(config: FeatureConfig, backend: str = DEFAULT_BACKEND, n_threads: int = 1) -> dict[str, str]:
+    """The options that make the source's reader run the feature stage on each batch.
+
+    The rows then carry ``features`` and ``sift`` instead of ``pixels``: one Python worker
+    per task instead of two, and no pixels through the JVM (docs/consumer.md).
+    """
+    return {"features": json.dumps(config.to_dict(), sort_keys=True), "featureBackend": backend,
+            "featureThreads": str(n_threads)}
+
+
+def _feature_options(options: Mapping[str, str]) -> dict[str, Any]:
+    raw = _lookup(options, "features")
+    backend = (_lookup(options, "featureBackend") or DEFAULT_BACKEND).strip().lower()
+    if backend not in BACKENDS:
+        raise OptionError(f"chestct option 'featureBackend' must be one of {'|'.join(BACKENDS)}, "
+                          f"got {_lookup(options, 'featureBackend')!r}")
+    threads = _parse(options, "featureThreads", int, 1, minimum=1)
+    if raw is None:
+        return {}
+    try:
+        config = FeatureConfig.from_dict(json.loads(raw))
+    except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise OptionError(f"chestct option 'features' must be a feature configuration as JSON "
+                          f"(FeatureConfig.to_dict()): {exc}") from None
+    return {"features": config, "feature_backend": backend, "feature_threads": threads}

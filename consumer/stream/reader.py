@@ -24,6 +24,9 @@ log = logging.getLogger("chestct.source")
 #: Rows of the source, one per image (or one marker row per skipped batch).
 SCHEMA = ("seq long, epoch long, image_id string, label int, label_name string, "
           "height int, width int, channels int, pixels binary, error string")
+#: Rows when the reader runs the feature stage itself (option ``features``): the same
+#: without ``pixels``, plus the stage's ``features`` and ``sift`` (:mod:`consumer.features.stage`).
+FEATURED_SCHEMA = SCHEMA.replace("pixels binary, ", "") + ", features array<float>, sift binary"
 
 
 class BadBatch(RuntimeError):

@@ -32,7 +32,7 @@ from pyspark.sql.streaming.datasource import (
 
 from .client import StreamMismatch, fetch_hello
 from .options import SourceOptions
-from .reader import SCHEMA, BatchRange, read_range
+from .reader import FEATURED_SCHEMA, SCHEMA, BatchRange, read_range
 
 log = logging.getLogger("chestct.source")
 
@@ -154,7 +154,13 @@ class ChestCTStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     # -- executor side -------------------------------------------------------------
     def read(self, partition: InputPartition) -> Iterator[Any]:
         assert isinstance(partition, BatchRange), partition
-        return read_range(self.options, partition)
+        batches = read_range(self.options, partition)
+        if self.options.features is None:
+            return batches
+        from ..features.stage import transform_batch
+
+        opts = self.options
+        return (transform_batch(b, opts.features, opts.feature_backend, opts.feature_threads) for b in batches)
 
 
 class ChestCTDataSource(DataSource):
@@ -170,7 +176,7 @@ class ChestCTDataSource(DataSource):
         return SOURCE_NAME
 
     def schema(self) -> str:
-        return SCHEMA
+        return SCHEMA if self.parsed.features is None else FEATURED_SCHEMA
 
     def streamReader(self, schema: Any) -> DataSourceStreamReader:
         return ChestCTStreamReader(self.parsed)
