@@ -70,6 +70,11 @@ def test_pad(benchmark, crops):
     _run(benchmark, "aspect pad", lambda im: framing.pad_to_aspect(im, *SIZE), crops)
 
 
+@pytest.mark.parametrize("method", [m for m in framing.DENOISERS if m != "none"])
+def test_denoise(benchmark, crops, method):
+    _run(benchmark, f"denoise {method}", lambda im: framing.denoise(im, method), crops)
+
+
 @pytest.mark.parametrize("method", ["clahe", "percentile"])
 def test_normalize(benchmark, crops, method):
     _run(benchmark, f"normalize {method}", lambda im: framing.normalize(im, method), crops)

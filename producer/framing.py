@@ -9,8 +9,9 @@ the anatomy. These pure functions bring every slice to one framing:
 * :func:`body_box` finds the body (threshold, morphological opening that cuts thin
   table lines and text strokes, largest connected component) and :func:`crop` cuts
   the picture to it plus a margin;
-* :func:`denoise` smooths sensor noise and compression artefacts (median or Gaussian)
-  that fine texture features would otherwise read as texture;
+* :func:`denoise` smooths sensor noise and compression artefacts (median, Gaussian,
+  bilateral or a median followed by a Gaussian) that fine texture features would
+  otherwise read as texture;
 * :func:`normalize` rescales the grey levels (CLAHE or percentile scaling);
 * :func:`pad_to_aspect` pads a non-square crop with black so the resize does not
   stretch the anatomy.
@@ -28,7 +29,7 @@ CROPS = ("none", "body")
 #: ``Preprocessing.normalize`` choices.
 NORMALIZATIONS = ("none", "clahe", "percentile")
 #: ``Preprocessing.denoise`` choices.
-DENOISERS = ("none", "median", "gaussian")
+DENOISERS = ("none", "median", "gaussian", "median5", "median+gaussian", "median5+gaussian", "bilateral")
 #: ``Preprocessing.aspect`` choices for a crop that is not of the output's aspect ratio.
 ASPECTS = ("stretch", "pad")
 
@@ -57,6 +58,13 @@ PERCENTILES = (1.0, 99.0)
 #: Median filter aperture and Gaussian sigma, in pixels of the decoded picture (where the noise is).
 MEDIAN_APERTURE = 3
 GAUSSIAN_SIGMA = 1.0
+#: Aperture of the stronger median (``median5``, ``median5+gaussian``).
+STRONG_MEDIAN_APERTURE = 5
+#: Bilateral filter: neighbourhood diameter, and the sigmas in grey levels and in pixels. Grey
+#: steps much larger than BILATERAL_SIGMA_COLOR (organ edges) are kept, sensor noise is averaged.
+BILATERAL_DIAMETER = 5
+BILATERAL_SIGMA_COLOR = 25.0
+BILATERAL_SIGMA_SPACE = 5.0
 CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILES = (8, 8)
 
@@ -72,8 +80,9 @@ def _grey(image: np.ndarray) -> np.ndarray:
 def _check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise TypeError(f"image must be a uint8 ndarray, got {getattr(image, 'dtype', type(image))}")
-    if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"image must be a non-empty (H, W) or (H, W, 3) array, got shape {image.shape}")
+    if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0 \
+            or (image.ndim == 3 and image.shape[2] != 3):
+        raise ValueError(f"image must be a non-empty (H, W) grey or (H, W, 3) BGR array, got shape {image.shape}")
 
 
 def body_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -166,18 +175,32 @@ def denoise(image: np.ndarray, method: str) -> np.ndarray:
     Parameters
     ----------
     image : ndarray of uint8, shape (H, W) or (H, W, 3)
-    method : {"none", "median", "gaussian"}
-        ``median``: :data:`MEDIAN_APERTURE` x :data:`MEDIAN_APERTURE` median (keeps edges);
-        ``gaussian``: Gaussian blur of sigma :data:`GAUSSIAN_SIGMA`.
+    method : str
+        One of :data:`DENOISERS`. ``median``: :data:`MEDIAN_APERTURE` x :data:`MEDIAN_APERTURE`
+        median (keeps edges); ``median5``: the same with :data:`STRONG_MEDIAN_APERTURE`;
+        ``gaussian``: Gaussian blur of sigma :data:`GAUSSIAN_SIGMA`; ``median+gaussian`` and
+        ``median5+gaussian``: that median, then that Gaussian (the median removes the
+        outliers, the Gaussian the small residual noise); ``bilateral``: OpenCV's bilateral
+        filter (:data:`BILATERAL_DIAMETER`, :data:`BILATERAL_SIGMA_COLOR`,
+        :data:`BILATERAL_SIGMA_SPACE`), which averages only similar grey levels.
     """
     _check_image(image)
     if method == "none":
         return image
+    if method not in DENOISERS:
+        raise ValueError(f"denoise must be one of {', '.join(DENOISERS)}, got {method!r}")
+    image = np.ascontiguousarray(image)
     if method == "median":
-        return cv2.medianBlur(np.ascontiguousarray(image), MEDIAN_APERTURE)
+        return cv2.medianBlur(image, MEDIAN_APERTURE)
+    if method == "median5":
+        return cv2.medianBlur(image, STRONG_MEDIAN_APERTURE)
     if method == "gaussian":
         return cv2.GaussianBlur(image, (0, 0), GAUSSIAN_SIGMA)
-    raise ValueError(f"denoise must be one of {', '.join(DENOISERS)}, got {method!r}")
+    if method == "median+gaussian":
+        return cv2.GaussianBlur(cv2.medianBlur(image, MEDIAN_APERTURE), (0, 0), GAUSSIAN_SIGMA)
+    if method == "median5+gaussian":
+        return cv2.GaussianBlur(cv2.medianBlur(image, STRONG_MEDIAN_APERTURE), (0, 0), GAUSSIAN_SIGMA)
+    return cv2.bilateralFilter(image, BILATERAL_DIAMETER, BILATERAL_SIGMA_COLOR, BILATERAL_SIGMA_SPACE)
 
 
 def normalize(image: np.ndarray, method: str) -> np.ndarray:
@@ -230,8 +253,8 @@ def frame(image: np.ndarray, output_size: tuple[int, int], crop_to: str = DEFAUL
     normalize_with : {"none", "clahe", "percentile"}
         Applied after the crop and before the padding, so the percentiles and CLAHE
         tiles see the body, not the border.
-    denoise_with : {"none", "median", "gaussian"}
-        Applied after the crop, before the normalisation.
+    denoise_with : str
+        One of :data:`DENOISERS`, applied after the crop, before the normalisation.
     """
     if crop_to not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop_to!r}")

@@ -85,7 +85,8 @@ class Preprocessing:
     normalize : str
         Grey-level normalisation after the crop: ``"none"``, ``"clahe"`` or ``"percentile"``.
     denoise : str
-        Smoothing after the crop, before the normalisation: ``"none"``, ``"median"`` or ``"gaussian"``.
+        Smoothing after the crop, before the normalisation: one of :data:`framing.DENOISERS`
+        (``"none"``, ``"median"``, ``"gaussian"``, ``"median5"``, ``"median+gaussian"``, ...).
     """
 
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE

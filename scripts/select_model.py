@@ -238,7 +238,18 @@ FRAMINGS = {
                                         "denoise": "median"},
     "body crop + gaussian + percentile": {"crop": "body", "aspect": "stretch", "normalize": "percentile",
                                           "denoise": "gaussian"},
+    "body crop + median5": {"crop": "body", "aspect": "stretch", "normalize": "none", "denoise": "median5"},
+    "body crop + median+gaussian": {"crop": "body", "aspect": "stretch", "normalize": "none",
+                                    "denoise": "median+gaussian"},
+    "body crop + median5+gaussian": {"crop": "body", "aspect": "stretch", "normalize": "none",
+                                     "denoise": "median5+gaussian"},
+    "body crop + bilateral": {"crop": "body", "aspect": "stretch", "normalize": "none", "denoise": "bilateral"},
+    "body crop + median5+gaussian + percentile": {"crop": "body", "aspect": "stretch", "normalize": "percentile",
+                                                  "denoise": "median5+gaussian"},
 }
+#: The stronger denoisers of stage 7 (issue 12: sensor noise), each a producer.framing choice.
+STRONG_DENOISE = ("body crop + median5", "body crop + median+gaussian", "body crop + median5+gaussian",
+                  "body crop + bilateral", "body crop + median5+gaussian + percentile")
 
 
 def candidates(base: str = "body crop") -> list[Candidate]:
@@ -247,7 +258,8 @@ def candidates(base: str = "body crop") -> list[Candidate]:
     Stage 1 varies the framing under the earlier defaults (hog+lbp+glcm at 256 px,
     SVC C=10); stage 2 varies size, features and model on top of ``base`` framing.
     """
-    out = [Candidate(f"[{name}] hog+lbp+glcm 256px", 256, _cfg(), framing=dict(f)) for name, f in FRAMINGS.items()]
+    out = [Candidate(f"[{name}] hog+lbp+glcm 256px", 256, _cfg(), framing=dict(f)) for name, f in FRAMINGS.items()
+           if name not in STRONG_DENOISE]
     fr = dict(FRAMINGS[base])
     tag = f"[{base}]"
     out += [
@@ -312,6 +324,38 @@ def candidates(base: str = "body crop") -> list[Candidate]:
         for name in ("body crop + median", "body crop + gaussian + percentile"):
             out.append(Candidate(f"[{name}] {side}px", side, _cfg(hog_pixels_per_cell=(side // 4,)),
                                  framing=dict(FRAMINGS[name])))
+    # Stage 7 (issue 12, sensor noise): stronger denoisers, texture options that read less of the
+    # pixel-scale noise (LBP without R=1, GLCM without distance 1 or with fewer levels), and no
+    # LBP at all (the family the noise moves most), with GLCM given more room in its place.
+    lbp234 = dict(lbp_P=(16, 24, 24), lbp_R=(2, 3, 4))
+    lbp248 = dict(lbp_P=(16, 24, 24), lbp_R=(2, 4, 8))
+    hog_glcm = ("hog", "glcm")
+    stage7 = [
+        ("body crop + median5", "", {}),
+        ("body crop + median+gaussian", "", {}),
+        ("body crop + median5+gaussian", "", {}),
+        ("body crop + bilateral", "", {}),
+        ("body crop + median5+gaussian + percentile", "", {}),
+        ("body crop + median", ", lbp radii 2,4,8", lbp248),
+        ("body crop + median5+gaussian", ", lbp radii 2,3,4", lbp234),
+        ("body crop + median5+gaussian", ", lbp radii 2,4,8", lbp248),
+        ("body crop + median5+gaussian", ", glcm distances 2,4,8", dict(glcm_distances=(2, 4, 8))),
+        ("body crop + median5+gaussian", ", glcm 16 levels", dict(glcm_levels=16)),
+        ("body crop + median", ", hog+glcm", dict(features=hog_glcm)),
+        ("body crop + median", ", hog+glcm, glcm grid 3", dict(features=hog_glcm, glcm_grid=3)),
+        ("body crop + median", ", hog+glcm, glcm 16 levels", dict(features=hog_glcm, glcm_levels=16)),
+        ("body crop + median + percentile", ", hog+glcm", dict(features=hog_glcm)),
+        ("body crop + median+gaussian", ", hog+glcm", dict(features=hog_glcm)),
+        ("body crop + median5+gaussian", ", hog+glcm", dict(features=hog_glcm)),
+        ("body crop + median5+gaussian", ", hog+glcm, glcm grid 3", dict(features=hog_glcm, glcm_grid=3)),
+        ("body crop + median5+gaussian", ", hog+glcm, glcm distances 1..16",
+         dict(features=hog_glcm, glcm_distances=(1, 2, 4, 8, 16))),
+        ("body crop + median5+gaussian", ", hog+glcm, glcm 16 levels", dict(features=hog_glcm, glcm_levels=16)),
+        ("body crop + median5+gaussian + percentile", ", hog+glcm", dict(features=hog_glcm)),
+    ]
+    for name, suffix, options in stage7:
+        out.append(Candidate(f"[{name}] 512px{suffix}", 512, _cfg(**{"hog_pixels_per_cell": (128,), **options}),
+                             framing=dict(FRAMINGS[name])))
     return out
 
 
@@ -433,13 +477,14 @@ def parse_args(argv=None):
 
 def print_table(rows: list[dict]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"Cross-validation on train+valid ({N_FOLDS} folds, duplicate-grouped)")
     for col in ("candidate", "model", "dims", "CV macro F1", "± std", "CV acc", "valid F1"):
         table.add_column(col, justify="left" if col == "candidate" else "right")
     for r in sorted(rows, key=lambda r: -r["cv_macro_f1"]):
-        table.add_row(r["name"], r["model"], str(r["dims"]), f"{r['cv_macro_f1']:.3f}", f"{r['cv_macro_f1_std']:.3f}",
+        table.add_row(escape(r["name"]), r["model"], str(r["dims"]), f"{r['cv_macro_f1']:.3f}", f"{r['cv_macro_f1_std']:.3f}",
                       f"{r['cv_accuracy']:.3f}", f"{r['valid_macro_f1']:.3f}")
     Console().print(table)
 

@@ -1,6 +1,8 @@
 """The one check after the hello: refusals name the field and happen before Spark starts."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,6 +54,13 @@ def test_every_declared_preprocessing_field_is_compared_by_name():
         check_model(_hello(interpolation="nearest"), model.meta)
     with pytest.raises(ModelMismatch, match="preprocessing crop"):
         check_model(_hello(crop="body"), model.meta)
+    # Every denoiser is a declared choice, told apart by name like any other field.
+    trained = _meta(_hello(**imaging.Preprocessing(image_size=(SIZE, SIZE), denoise="median").describe()))
+    for other in ("median5", "median+gaussian", "median5+gaussian", "bilateral"):
+        served = _hello(**imaging.Preprocessing(image_size=(SIZE, SIZE), denoise=other).describe())
+        with pytest.raises(ModelMismatch, match=f"preprocessing denoise: producer sends '{re.escape(other)}'.*'median'"):
+            check_model(served, trained.meta)
+    check_model(_hello(**imaging.Preprocessing(image_size=(SIZE, SIZE), denoise="median").describe()), trained.meta)
     # A decoder's version alone changes nothing that is compared; a model without a record
     # of its preprocessing is compared on size, colour and classes only.
     assert preprocessing_differences({"decoder_version": "4.8"}, {"decoder_version": "4.12"}) == []

@@ -224,7 +224,7 @@ def test_producer_cli_carries_the_framing_options(tmp_path):
         ap.parse_args(["-d", str(tmp_path), "--normalize", "zscore"])
 
 
-@pytest.mark.parametrize("method", ["median", "gaussian"])
+@pytest.mark.parametrize("method", [m for m in framing.DENOISERS if m != "none"])
 def test_denoise_removes_most_sensor_noise_and_keeps_the_body(method):
     clean = cv2.GaussianBlur(ct_like(), (0, 0), 2.0)
     rng = np.random.default_rng(5)
@@ -238,10 +238,70 @@ def test_denoise_removes_most_sensor_noise_and_keeps_the_body(method):
     assert colour.shape == noisy.shape + (3,)
 
 
+def _median(img, aperture=framing.MEDIAN_APERTURE):
+    return cv2.medianBlur(img, aperture)
+
+
+def _gaussian(img):
+    return cv2.GaussianBlur(img, (0, 0), framing.GAUSSIAN_SIGMA)
+
+
+#: Every denoiser next to the OpenCV calls it wraps.
+OPENCV_DENOISERS = {
+    "median": _median,
+    "gaussian": _gaussian,
+    "median5": lambda img: _median(img, framing.STRONG_MEDIAN_APERTURE),
+    "median+gaussian": lambda img: _gaussian(_median(img)),
+    "median5+gaussian": lambda img: _gaussian(_median(img, framing.STRONG_MEDIAN_APERTURE)),
+    "bilateral": lambda img: cv2.bilateralFilter(img, framing.BILATERAL_DIAMETER, framing.BILATERAL_SIGMA_COLOR,
+                                                 framing.BILATERAL_SIGMA_SPACE),
+}
+
+
+def test_every_denoiser_is_compared_with_opencv():
+    assert set(OPENCV_DENOISERS) == set(framing.DENOISERS) - {"none"}
+    assert (framing.STRONG_MEDIAN_APERTURE, framing.BILATERAL_DIAMETER) == (5, 5)
+
+
+@pytest.mark.parametrize("method", sorted(OPENCV_DENOISERS))
+def test_denoise_is_the_opencv_call_it_wraps(method):
+    img = ct_like()
+    np.testing.assert_array_equal(framing.denoise(img, method), OPENCV_DENOISERS[method](img))
+    colour = np.ascontiguousarray(np.dstack([img, img[::-1], img[:, ::-1]]))
+    np.testing.assert_array_equal(framing.denoise(colour, method), OPENCV_DENOISERS[method](colour))
+    # A view (a crop) is smoothed like a copy of it.
+    view = img[40:260, 60:400]
+    np.testing.assert_array_equal(framing.denoise(view, method), OPENCV_DENOISERS[method](view.copy()))
+
+
+@pytest.mark.parametrize("method", sorted(OPENCV_DENOISERS))
+def test_decode_denoises_the_crop_before_the_resize(tmp_path, method):
+    img = ct_like()
+    path = tmp_path / "slice.png"
+    assert cv2.imwrite(str(path), img)
+    prep = imaging.Preprocessing(image_size=(64, 64), crop="body", crop_margin=0.0, normalize="none",
+                                 denoise=method)
+    top, bottom, left, right = framing.body_box(img)
+    expected = cv2.resize(OPENCV_DENOISERS[method](img[top:bottom, left:right].copy()), (64, 64),
+                          interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(imaging.load(path, prep)[..., 0], expected)
+    assert imaging.Preprocessing(denoise=method).describe()["denoise"] == method
+
+
+@pytest.mark.parametrize("bad", [np.zeros((8, 8), np.float32), np.zeros((0, 8), np.uint8),
+                                 np.zeros((8, 8, 3, 1), np.uint8), np.zeros((8, 8, 4), np.uint8)])
+@pytest.mark.parametrize("method", sorted(OPENCV_DENOISERS))
+def test_denoise_refuses_bad_images_clearly(bad, method):
+    with pytest.raises((TypeError, ValueError), match="image must be|expected"):
+        framing.denoise(bad, method)
+
+
 def test_denoise_none_is_the_identity_and_bad_names_raise():
     img = ct_like()
     assert framing.denoise(img, "none") is img
     with pytest.raises(ValueError, match="denoise must be one of"):
         framing.denoise(img, "wiener")
+    with pytest.raises(ValueError, match="denoise must be one of"):
+        framing.denoise(img, "nlmeans")
     with pytest.raises(ValueError, match="denoise must be one of"):
         imaging.Preprocessing(denoise="wiener")

@@ -46,6 +46,14 @@ def test_preprocessing_holds_exactly_the_pixel_shaping_fields():
                              "max_file_bytes": imaging.DEFAULT_MAX_FILE_BYTES}
 
 
+@pytest.mark.parametrize("denoise", framing.DENOISERS)
+def test_every_denoiser_reaches_the_hello(tiny_data, denoise):
+    prep = imaging.Preprocessing(image_size=(16, 16), denoise=denoise)
+    hello = StreamSpec.from_directory(tiny_data, "train", batch_size=2, preprocessing=prep).hello()
+    assert hello["preprocessing"]["denoise"] == denoise
+    assert hello["preprocessing"] == json.loads(json.dumps(prep.describe()))
+
+
 def test_new_fields_are_announced_without_touching_describe():
     info = _WithMoreFields(image_size=(8, 8)).describe()
     assert info["roi"] == [1, 2, 3, 4] and info["contrast"] == {"center": 40, "width": 400}
