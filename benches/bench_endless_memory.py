@@ -45,15 +45,18 @@ def _consumer_mib(driver: psutil.Process) -> dict[str, float]:
     out = {"driver_python": 0.0, "jvm": 0.0, "python_workers": 0.0}
     try:
         out["driver_python"] = driver.memory_info().rss / 2**20
-        for child in driver.children(recursive=True):
-            name = child.name()
-            rss = child.memory_info().rss / 2**20
-            if "java" in name:
-                out["jvm"] += rss
-            elif "python" in name:
-                out["python_workers"] += rss
+        children = driver.children(recursive=True)
     except psutil.NoSuchProcess:
-        pass
+        return out
+    for child in children:
+        try:  # Spark's short-lived Python workers come and go between two reads
+            name, rss = child.name(), child.memory_info().rss / 2**20
+        except psutil.NoSuchProcess:
+            continue
+        if "java" in name:
+            out["jvm"] += rss
+        elif "python" in name:
+            out["python_workers"] += rss
     return out
 
 

@@ -67,14 +67,20 @@ class Watched:
             try:
                 now = {"driver_python_mib": driver.memory_info().rss / 2**20, "jvm_mib": 0.0,
                        "python_workers_mib": 0.0}
-                tree = [driver, *driver.children(recursive=True)]
-                for child in tree[1:]:
-                    rss = child.memory_info().rss / 2**20
-                    now["jvm_mib" if "java" in child.name() else "python_workers_mib"] += rss
+                children = driver.children(recursive=True)
                 # RSS counts the pages forked workers share once per process; PSS splits them.
-                pss = sum(_pss_mib(p) for p in tree)
+                pss = _pss_mib(driver)
             except psutil.NoSuchProcess:
-                break
+                break  # the driver is gone
+            for child in children:
+                try:  # Spark's short-lived Python workers come and go between two reads
+                    rss = child.memory_info().rss / 2**20
+                    kind = "jvm_mib" if "java" in child.name() else "python_workers_mib"
+                    child_pss = _pss_mib(child)
+                except psutil.NoSuchProcess:
+                    continue
+                now[kind] += rss
+                pss += child_pss
             now["total_mib"] = sum(now.values())
             now["total_pss_mib"] = pss
             for k, v in now.items():
