@@ -108,6 +108,30 @@ def test_publisher_records_lineage_and_resumes_an_sgd_trainer(tmp_path):
     np.testing.assert_array_equal(restarted.model.predict(X), TrainedModel.load(versions.resolve(save)).predict(X))
 
 
+def test_a_crash_between_the_folder_and_the_pointer_resumes_from_the_newest_whole_version(tmp_path):
+    """Killed after ``versions/000002`` appeared but before ``LATEST`` named it: the restart
+    continues from 000002 (and points LATEST at it), so the lineage stays one line."""
+    save = tmp_path / "m"
+    trainer = IncrementalTrainer(config=CONFIG, model="sgd", classes=CLASSES, image_shape=(32, 32),
+                                 color_mode="grayscale")
+    rng = np.random.default_rng(4)
+    publisher = Publisher(save, every=8, describe={})
+    for seq in range(2):
+        trainer.partial_fit(rng.random((8, WIDTH), dtype=np.float32), np.arange(8) % 4)
+        publisher.publish(trainer.finish(), images_seen=trainer.n_images, seq_last=seq, prequential=None)
+    (save / versions.POINTER_FILE).write_text("000001\n")  # the pointer switch never happened
+    restarted = IncrementalTrainer(config=CONFIG, model="sgd", classes=CLASSES, image_shape=(32, 32),
+                                   color_mode="grayscale")
+    again = Publisher(save, every=8, describe={})
+    assert again.resume(restarted, lambda seq, n: None) == 2
+    assert again.parent == "000002" and restarted.n_images == 16
+    assert versions.latest(save) == "000002"
+    restarted.partial_fit(rng.random((8, WIDTH), dtype=np.float32), np.arange(8) % 4)
+    third = again.publish(restarted.finish(), images_seen=restarted.n_images, seq_last=2, prequential=None)
+    assert third == "000003"
+    assert TrainedModel.load(save / "versions" / third).meta["version"]["parent"] == "000002"
+
+
 def test_predict_follows_newer_versions_and_skips_unusable_ones(tmp_path):
     save = tmp_path / "m"
     versions.publish(save, _model(0).save)

@@ -65,7 +65,7 @@ class Publisher:
             ``read_window(seq_last, images)`` -> (features, labels, sift) of the table's last
             ``images`` images with ``seq <= seq_last`` (for svm/rf).
         """
-        name = versions.latest(self.save_path)
+        name = versions.repair_pointer(self.save_path)
         if name is None:
             return 0
         model = TrainedModel.load(versions.resolve(self.save_path), key=self.key)

@@ -10,7 +10,10 @@ Layout::
 Publishing writes the new version into ``versions/.incoming-<name>-<pid>/``, renames that
 folder to ``versions/<name>`` (one rename: it appears whole or not at all), then replaces
 ``LATEST`` by renaming a temporary file over it. A crash at any moment leaves only whole
-versions visible; an ``.incoming-*`` folder is a crashed publish and is never read.
+versions visible; an ``.incoming-*`` folder is a crashed publish and is never read. A crash
+between the two renames leaves a whole version that ``LATEST`` does not name yet:
+:func:`repair_pointer` (the next train's resume) points ``LATEST`` at it, so the lineage
+goes on from the newest whole version.
 ``SAVE_PATH`` itself resolves to its latest version, so a single-model user keeps working;
 a save path holding a ``model.json`` directly (the older layout) still loads as it is.
 """
@@ -61,6 +64,18 @@ def latest(save_path: str | Path) -> str | None:
     return name
 
 
+def repair_pointer(save_path: str | Path) -> str | None:
+    """Point ``LATEST`` at the newest whole version if a crash left it behind; return it."""
+    names = published(save_path)
+    if not names:
+        return latest(save_path)
+    pointed = Path(save_path) / POINTER_FILE
+    current = pointed.read_text().strip() if pointed.is_file() else None
+    if current != names[-1]:
+        _switch_pointer(Path(save_path), names[-1])
+    return names[-1]
+
+
 def resolve(save_path: str | Path) -> Path:
     """The model directory a save path stands for: its latest version, or itself (old layout).
 
@@ -105,11 +120,15 @@ def publish(save_path: str | Path, write: Callable[[Path], None]) -> str:
     write(incoming)
     os.replace(incoming, folder / name)
     _fsync_dir(folder)
+    _switch_pointer(root, name)
+    return name
+
+
+def _switch_pointer(root: Path, name: str) -> None:
     pointer = root / f".{POINTER_FILE}.{os.getpid()}"
     pointer.write_text(name + "\n")
     os.replace(pointer, root / POINTER_FILE)
     _fsync_dir(root)
-    return name
 
 
 def _check_save_path(root: Path) -> None:
