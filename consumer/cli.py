@@ -163,10 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, run)
     except KeyboardInterrupt:
-        console.mute()
-        print("\ninterrupted: stopping the streaming query and Spark", file=sys.stderr)
-        return console.EXIT_INTERRUPTED
+        return _interrupted(console)
     except Exception as exc:  # one clear line for the user; the traceback at DEBUG
+        if console.is_interrupt(exc):
+            return _interrupted(console)
         logging.getLogger("chestct").debug("failure", exc_info=True)
         print(f"chestct {args.command}: error: {console.short_error(exc)}", file=sys.stderr)
         return 1
@@ -175,6 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _stop_quietly(run)
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(console: Any) -> int:
+    console.mute()
+    print("\ninterrupted: stopping the streaming query and Spark", file=sys.stderr)
+    return console.EXIT_INTERRUPTED
 
 
 def _stop_quietly(run: Any) -> None:

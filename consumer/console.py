@@ -69,6 +69,23 @@ class _TqdmHandler(logging.StreamHandler):
 _MUTED = threading.Event()
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C, or an error raised while Ctrl-C unwound.
+
+    py4j handles a KeyboardInterrupt inside a gateway call by shutting the call's
+    connection down; when that connection is already closed it raises ``Py4JError``
+    ("Gateway must be connected ...") over the interrupt, which stays its context.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__context__
+    return False
+
+
 def mute() -> None:
     """After Ctrl-C: the JVM's and py4j's shutdown errors are the shutdown, not news."""
     _MUTED.set()

@@ -58,3 +58,34 @@ def test_train_console_has_no_collided_lines_no_banner_and_one_line_on_ctrl_c(tm
     from consumer.learn import versions
 
     assert versions.latest(tmp_path / "m") == "000001"
+
+
+def _py4j_error_over_an_interrupt() -> Exception:
+    """What py4j raises when Ctrl-C lands while the call's connection is already closed."""
+    from py4j.protocol import Py4JError
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise Py4JError("Gateway must be connected to send cancel cmd.")
+    except Py4JError as exc:
+        return exc
+
+
+def test_an_error_raised_while_ctrl_c_unwinds_counts_as_the_interrupt():
+    assert console.is_interrupt(KeyboardInterrupt())
+    assert console.is_interrupt(_py4j_error_over_an_interrupt())
+    assert not console.is_interrupt(ValueError("a real failure"))
+
+
+def test_the_cli_exits_130_when_py4j_replaces_ctrl_c_with_its_own_error(monkeypatch, capsys):
+    from consumer import cli, commands
+
+    def interrupted(args, run):
+        raise _py4j_error_over_an_interrupt()
+
+    monkeypatch.setitem(commands.COMMANDS, "ingest", interrupted)
+    assert cli.main(["ingest", "--no-progress"]) == console.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted:" in err and "Py4JError" not in err
