@@ -89,3 +89,17 @@ def test_the_cli_exits_130_when_py4j_replaces_ctrl_c_with_its_own_error(monkeypa
     assert cli.main(["ingest", "--no-progress"]) == console.EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "interrupted:" in err and "Py4JError" not in err
+
+
+def test_following_a_query_turns_py4j_s_error_over_ctrl_c_into_the_interrupt():
+    from consumer.stream.follow import follow_query
+
+    class Query:
+        isActive = True
+        recentProgress: list = []
+
+        def awaitTermination(self, seconds):
+            raise _py4j_error_over_an_interrupt()
+
+    with pytest.raises(KeyboardInterrupt):
+        follow_query(Query(), total_batches=None, progress_bar=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..console import EXIT_INTERRUPTED, emit, is_interrupt
+from ..console import EXIT_INTERRUPTED, emit
 from .common import Run, feature_config, fetch_stream_hello, log, output_dir, print_skipped, source_options
 
 
@@ -85,9 +85,9 @@ def _predict(args: argparse.Namespace, run: Run, tracking) -> int:
     try:
         follow_query(query, total_batches=hello.get("total_batches"), progress_bar=args.progress,
                      emit=emit, log_batches=False)
-    except BaseException as exc:
+    except KeyboardInterrupt:
         # An endless stream ends with Ctrl-C: report what was predicted until then.
-        if not is_interrupt(exc) or not predictor.history:
+        if not predictor.history:
             raise
         interrupted = True
         query.stop()

@@ -77,9 +77,7 @@ def _train(args: argparse.Namespace, run: Run, tracking) -> int:
     interrupted = False
     try:
         ingest_stream(run, hello, config, paths, on_batch=on_batch)
-    except BaseException as exc:
-        if not console.is_interrupt(exc):
-            raise
+    except KeyboardInterrupt:
         # Ctrl-C on an endless stream: stop the query, keep what was committed, publish it.
         interrupted = True
         console.mute()

@@ -119,6 +119,12 @@ def follow_query(query, *, total_batches: int | None,
             if until is not None and until():
                 return done
         drain()
+    except Exception as exc:
+        from ..console import is_interrupt
+
+        if is_interrupt(exc):  # py4j's error over a Ctrl-C is the Ctrl-C (console.is_interrupt)
+            raise KeyboardInterrupt from exc
+        raise
     finally:
         bar.close()
     error = query.exception()
