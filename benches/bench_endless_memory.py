@@ -28,36 +28,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from consumer_memory import PARTS, consumer_mib  # noqa: E402
 from fake_producer import Processes, consumer_args, producer_args  # noqa: E402
 from producer.launch import free_port, wait_for_port  # noqa: E402
 from quick import QUICK  # noqa: E402
 
 OUT = Path(os.environ.get("CHESTCT_BENCH_OUT", ROOT / ".benchmarks" / "endless-memory"))
-PARTS = ("driver_python", "jvm", "python_workers")
 MINUTES = 2.0 if QUICK else float(os.environ.get("CHESTCT_ENDLESS_MINUTES", "20"))
 INTERVAL = 10.0 if QUICK else 60.0
 #: Images per published version (the quick run must publish within its 2 minutes).
 PUBLISH_EVERY = 64 if QUICK else 500
-
-
-def _consumer_mib(driver: psutil.Process) -> dict[str, float]:
-    """RSS (MiB) of the driver's Python, its JVM and the JVM's Python workers."""
-    out = {"driver_python": 0.0, "jvm": 0.0, "python_workers": 0.0}
-    try:
-        out["driver_python"] = driver.memory_info().rss / 2**20
-        children = driver.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return out
-    for child in children:
-        try:  # Spark's short-lived Python workers come and go between two reads
-            name, rss = child.name(), child.memory_info().rss / 2**20
-        except psutil.NoSuchProcess:
-            continue
-        if "java" in name:
-            out["jvm"] += rss
-        elif "python" in name:
-            out["python_workers"] += rss
-    return out
 
 
 def _write_samples(samples: list[dict], drift: float | None) -> Path:
@@ -100,17 +80,8 @@ def test_endless_train_memory_stays_flat(benchmark, run_dir, capsys):
         pytest.skip("set CHESTCT_DATA to the chest-ctscan folder to run the endless-memory benchmark")
     data = Path(env).resolve()
     samples: list[dict] = []
-    failures: list[BaseException] = []
 
     def run():
-        # A failure inside the timed call leaves pytest-benchmark without a time, and its
-        # JSON writer then crashes over the failure's report: keep it and raise it after.
-        try:
-            _run()
-        except BaseException as exc:  # noqa: BLE001 (re-raised below)
-            failures.append(exc)
-
-    def _run():
         procs = Processes()
         port = free_port()
         try:
@@ -125,9 +96,9 @@ def test_endless_train_memory_stays_flat(benchmark, run_dir, capsys):
             while time.monotonic() - t0 < MINUTES * 60:
                 time.sleep(INTERVAL)
                 assert train.poll() is None, (run_dir / "train.log").read_text()[-3000:]
-                sample = _consumer_mib(driver)
+                sample = consumer_mib(driver)
+                assert sample is not None, "the train driver is gone"
                 sample["minute"] = (time.monotonic() - t0) / 60
-                sample["total"] = sample["driver_python"] + sample["jvm"] + sample["python_workers"]
                 samples.append(sample)
                 with capsys.disabled():  # a 20-minute run shows its progress
                     print(f"minute {sample['minute']:5.1f}: total {sample['total']:7.0f} MiB (driver "
@@ -141,8 +112,6 @@ def test_endless_train_memory_stays_flat(benchmark, run_dir, capsys):
     benchmark.group = "endless train memory"
     benchmark.extra_info["impl"] = "svm-window"
     benchmark.pedantic(run, rounds=1, iterations=1)
-    if failures:
-        raise failures[0]
     log = (run_dir / "train.log").read_text()
     published = log.count("published version")
     benchmark.extra_info.update({"minutes": MINUTES, "versions_published": published,

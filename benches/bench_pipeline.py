@@ -34,6 +34,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from consumer_memory import consumer_mib  # noqa: E402
 from fake_producer import Processes, process_env, producer_args  # noqa: E402
 from producer.launch import free_port, wait_for_port  # noqa: E402
 from quick import QUICK  # noqa: E402
@@ -64,27 +65,11 @@ class Watched:
     def _sample(self) -> None:
         driver = psutil.Process(self.proc.pid)
         while self.proc.poll() is None:
-            try:
-                now = {"driver_python_mib": driver.memory_info().rss / 2**20, "jvm_mib": 0.0,
-                       "python_workers_mib": 0.0}
-                children = driver.children(recursive=True)
-                # RSS counts the pages forked workers share once per process; PSS splits them.
-                pss = _pss_mib(driver)
-            except psutil.NoSuchProcess:
-                break  # the driver is gone
-            for child in children:
-                try:  # Spark's short-lived Python workers come and go between two reads
-                    rss = child.memory_info().rss / 2**20
-                    kind = "jvm_mib" if "java" in child.name() else "python_workers_mib"
-                    child_pss = _pss_mib(child)
-                except psutil.NoSuchProcess:
-                    continue
-                now[kind] += rss
-                pss += child_pss
-            now["total_mib"] = sum(now.values())
-            now["total_pss_mib"] = pss
+            now = consumer_mib(driver, pss=True)
+            if now is None:
+                break
             for k, v in now.items():
-                self.peaks[k] = max(self.peaks[k], v)
+                self.peaks[f"{k}_mib"] = max(self.peaks[f"{k}_mib"], v)
             time.sleep(0.2)
 
     def wait(self, timeout: float) -> int:
@@ -94,14 +79,6 @@ class Watched:
 
     def output(self) -> str:
         return "\n".join(line for _, line in self.lines)
-
-
-def _pss_mib(proc: psutil.Process) -> float:
-    """Proportional set size: shared pages divided among the processes that map them."""
-    try:
-        return proc.memory_full_info().pss / 2**20
-    except (psutil.AccessDenied, AttributeError):
-        return proc.memory_info().rss / 2**20
 
 
 def _steady(lines: list[tuple[float, str]]) -> float:

@@ -35,6 +35,7 @@ from consumer.features import FeatureConfig
 from producer.launch import Processes, free_port, tree_env, wait_for_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from consumer_memory import consumer_mib  # noqa: E402
 from quick import QUICK, STREAM_SPLIT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,22 +66,10 @@ class PeakMemory:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
-        me = psutil.Process()
-        sizes = {"driver_python_mb": me.memory_info().rss, "driver_jvm_mb": 0, "python_workers_mb": 0}
-        for child in me.children(recursive=True):
-            try:
-                if child.pid in self.exclude or child.ppid() in self.exclude:
-                    continue
-                rss = child.memory_info().rss
-                name = child.name()
-            except psutil.Error:
-                continue
-            if name.startswith("java"):
-                sizes["driver_jvm_mb"] += rss
-            elif name.startswith("python"):
-                sizes["python_workers_mb"] += rss
-        for key, value in sizes.items():
-            self.peaks[key] = max(self.peaks[key], value / 2**20)
+        sizes = consumer_mib(psutil.Process(), exclude=self.exclude)
+        names = {"driver_python": "driver_python_mb", "jvm": "driver_jvm_mb", "python_workers": "python_workers_mb"}
+        for part, key in names.items():
+            self.peaks[key] = max(self.peaks[key], sizes[part])
 
     def _run(self) -> None:
         while not self._stop.is_set():
