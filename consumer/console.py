@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -112,6 +113,38 @@ def mute_on_interrupt() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, handler)
+
+
+@contextlib.contextmanager
+def interrupt_deferred():
+    """Hold a Ctrl-C that arrives inside the block until the block is done, then deliver it.
+
+    For work that must finish whole once begun, such as publishing a model version and
+    recording it as the next one's parent. A second Ctrl-C inside the block raises at once.
+    Only the main thread receives signals, so elsewhere this does nothing.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    held: list[tuple[int, object]] = []
+
+    def hold(signum, frame):
+        if held:  # a second Ctrl-C: the user means it
+            raise KeyboardInterrupt
+        held.append((signum, frame))
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        if callable(previous):
+            previous(*held[0])
+        raise KeyboardInterrupt
 
 
 def java_options(level: str) -> str:

@@ -103,3 +103,20 @@ def test_following_a_query_turns_py4j_s_error_over_ctrl_c_into_the_interrupt():
 
     with pytest.raises(KeyboardInterrupt):
         follow_query(Query(), total_batches=None, progress_bar=False)
+
+
+def test_a_held_ctrl_c_is_delivered_after_the_block_and_a_second_one_at_once():
+    before = signal.getsignal(signal.SIGINT)
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with console.interrupt_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("finished")
+    assert done == ["finished"]
+    with pytest.raises(KeyboardInterrupt):
+        with console.interrupt_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("not reached")
+    assert done == ["finished"]
+    assert signal.getsignal(signal.SIGINT) is before

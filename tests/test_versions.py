@@ -132,6 +132,35 @@ def test_a_crash_between_the_folder_and_the_pointer_resumes_from_the_newest_whol
     assert TrainedModel.load(save / "versions" / third).meta["version"]["parent"] == "000002"
 
 
+def test_ctrl_c_during_a_publish_lands_after_it_so_the_next_version_names_it_as_parent(tmp_path):
+    """Ctrl-C arriving while a version is written (seen in the continuous test: ``000005``
+    named ``000003`` as parent) waits until the publish is whole and recorded, then raises."""
+    import signal
+
+    save = tmp_path / "m"
+    trainer = IncrementalTrainer(config=CONFIG, model="sgd", classes=CLASSES, image_shape=(32, 32),
+                                 color_mode="grayscale")
+    rng = np.random.default_rng(5)
+    trainer.partial_fit(rng.random((8, WIDTH), dtype=np.float32), np.arange(8) % 4)
+    published = []
+    publisher = Publisher(save, every=8, describe={}, on_publish=lambda folder, model: published.append(folder.name))
+    model = trainer.finish()
+    save_model = model.save
+
+    def save_interrupted(folder, key=None):
+        save_model(folder, key=key)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the version is being written
+
+    model.save = save_interrupted
+    with pytest.raises(KeyboardInterrupt):
+        publisher.publish(model, images_seen=8, seq_last=0, prequential=None)
+    del model.save
+    assert published == ["000001"] and publisher.parent == "000001" and publisher.names == ["000001"]
+    assert versions.latest(save) == "000001"
+    second = publisher.publish(trainer.finish(), images_seen=8, seq_last=0, prequential=None)
+    assert TrainedModel.load(save / "versions" / second).meta["version"]["parent"] == "000001"
+
+
 def test_predict_follows_newer_versions_and_skips_unusable_ones(tmp_path):
     save = tmp_path / "m"
     versions.publish(save, _model(0).save)

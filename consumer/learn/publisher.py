@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..console import interrupt_deferred
 from . import versions
 from .model import TrainedModel
 
@@ -99,10 +100,14 @@ class Publisher:
             "prequential": {k: prequential[k] for k in _METRIC_KEYS if k in prequential} if prequential else None,
             "published_at": self.clock(),
         }
-        name = versions.publish(self.save_path, lambda folder: model.save(folder, key=self.key))
-        self.parent = name
-        self.published_images = int(images_seen)
-        self.names.append(name)
-        if self.on_publish is not None:
-            self.on_publish(Path(self.save_path) / versions.VERSIONS_DIR / name, model)
+        # A Ctrl-C landing between the folder appearing and ``parent`` moving on would make
+        # the final version on the way out name the one before as its parent: hold it (a
+        # second Ctrl-C still stops at once).
+        with interrupt_deferred():
+            name = versions.publish(self.save_path, lambda folder: model.save(folder, key=self.key))
+            self.parent = name
+            self.published_images = int(images_seen)
+            self.names.append(name)
+            if self.on_publish is not None:
+                self.on_publish(Path(self.save_path) / versions.VERSIONS_DIR / name, model)
         return name
