@@ -31,6 +31,8 @@ $(STAMP): pyproject.toml featrs/Cargo.toml $(shell find featrs/src -name '*.rs')
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -c "import featrs, producer, consumer; print('featrs', featrs.__version__, 'ready')"
+	# Spark's classes for the driver JVM, mapped instead of parsed at each start (consumer/jvm_classes.py).
+	PYSPARK_PYTHON=$(abspath $(PY)) $(PY) -m consumer.jvm_classes || true
 	touch $@
 
 # Rebuild only the Rust extension in place (development loop).

@@ -148,9 +148,13 @@ def interrupt_deferred():
 
 
 def java_options(level: str) -> str:
-    """``spark.driver.extraJavaOptions`` for the log level: our log4j2 configuration."""
+    """``spark.driver.extraJavaOptions``: our log4j2 configuration at the log level, and the
+    class-data archive when there is one (:mod:`consumer.jvm_classes`)."""
+    from .jvm_classes import java_option
+
     root = "INFO" if level == "DEBUG" else "WARN"
-    return f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} -Dchestct.log.level={root}"
+    return " ".join(filter(None, (f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}",
+                                  f"-Dchestct.log.level={root}", java_option())))
 
 
 class JvmOutput:

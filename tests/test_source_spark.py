@@ -153,3 +153,13 @@ def test_ingest_table_is_exactly_once_across_restarts(spark, tmp_path):
     expected = features.extract(STREAM.images_of(0)[2], CHEAP, backend="skimage")
     order = np.argsort(STREAM.images_of(0)[0])
     np.testing.assert_array_equal(np.stack(first["features"].to_numpy()), expected[order])
+
+
+def test_the_driver_jvm_maps_the_class_archive_when_make_setup_wrote_one(spark):
+    from consumer import jvm_classes
+
+    path = jvm_classes.archive_path()
+    if path is None or not path.is_file():
+        pytest.skip("no JVM class archive here (make setup writes one)")
+    bean = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    assert f"-XX:SharedArchiveFile={path}" in list(bean.getInputArguments())
