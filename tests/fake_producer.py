@@ -285,6 +285,26 @@ class Processes(launch.Processes):
         return super().start(args, log, env=kw.pop("env", process_env()), **kw)
 
 
+def group_gone(proc: subprocess.Popen, timeout: float = 20.0) -> bool:
+    """Whether ``proc``'s whole process group (a CLI's JVM and Python workers) is gone within
+    ``timeout`` seconds."""
+    import os
+
+    def gone() -> bool:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    deadline = time.monotonic() + timeout
+    while not gone():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def producer_args(data: Path, split: str, port: int, *extra: str) -> list[str]:
     """Command line of the real producer."""
     return [sys.executable, "-m", "producer", "--directory", str(data), "--split", split,

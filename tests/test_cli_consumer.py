@@ -1,27 +1,26 @@
 """The chestct CLI: argument handling in-process; train/predict/failures as subprocesses.
 
 The subprocess runs talk to the fake producer (a thread of this test process) and are
-always stopped with their whole process group; each test checks that nothing of the
-consumer (driver, JVM, Python workers) is left behind.
+always stopped with their whole process group. The sgd train and predict runs are also
+tracked in MLflow and checked there; a failed run must leave nothing of the consumer
+(driver, JVM, Python workers) behind. Ctrl-C: tests/test_console.py (train),
+tests/test_continuous.py (predict on an endless stream).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from consumer.learn import versions
 
-from consumer import cli, commands, console
+from consumer import cli, commands
 from consumer.features import FeatureConfig
-from fake_producer import FakeProducer, FakeStream, Processes, consumer_args, process_env
+from fake_producer import FakeProducer, FakeStream, Processes, consumer_args, group_gone, process_env
 
 STREAM = FakeStream(total_images=40, batch_size=8, image_shape=(32, 32, 1))  # 5 batches
 FEATURES = ["--features", "hog,lbp", "--feature-option", "hog.pixels_per_cell=8",
@@ -107,17 +106,6 @@ def test_no_producer_fails_fast_with_a_clear_message(port, capsys):
 # ------------------------------------------------------------------ whole runs
 
 
-def _group_gone(proc: subprocess.Popen, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def _run(procs: Processes, args: list[str], log: Path, timeout: float = 300) -> tuple[int, str]:
     proc = procs.start(args, log, env=process_env())
     try:
@@ -129,16 +117,18 @@ def _run(procs: Processes, args: list[str], log: Path, timeout: float = 300) -> 
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_train_sgd_then_predict_writes_report_and_plots(tmp_path):
+def test_train_sgd_then_predict_writes_report_and_plots_and_tracks_both_in_mlflow(tmp_path):
     procs = Processes()
     work = tmp_path / "work"
     model = tmp_path / "model"
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracked = ["--mlflow", store, "--mlflow-model", "ct"] if HAVE_MLFLOW else []
     try:
         with FakeProducer(stream=STREAM) as fp:
             code, out = _run(procs, consumer_args(
                 "train", "--model", "sgd", "--save-path", str(model), "--port", str(fp.port),
                 "--work-dir", str(work), "--master", "local[2]", "--max-batches-per-trigger", "2",
-                *FEATURES), tmp_path / "train.log")
+                *tracked, *FEATURES), tmp_path / "train.log")
             assert code == 0, out[-3000:]
             assert "micro-batch 0" in out
             lines = _train_lines(out)
@@ -155,7 +145,7 @@ def test_train_sgd_then_predict_writes_report_and_plots(tmp_path):
             code, out = _run(procs, legacy + [
                 "--save_path", str(model), "--port", str(fp.port),
                 "--work-dir", str(work), "--master", "local[2]", "--backend", "skimage",
-                "--report", str(report), "--plots-dir", str(plots)], tmp_path / "predict.log")
+                "--report", str(report), "--plots-dir", str(plots), *tracked], tmp_path / "predict.log")
             assert code == 0, out[-3000:]
     finally:
         procs.stop_all()
@@ -169,6 +159,37 @@ def test_train_sgd_then_predict_writes_report_and_plots(tmp_path):
     for png in ("confusion_matrix.png", "accuracy_over_batches.png"):
         assert (plots / png).read_bytes()[:4] == b"\x89PNG"
     assert len(list(work.glob("streams/*/*/table"))) == 1
+    if HAVE_MLFLOW:
+        _check_tracked(store)
+
+
+HAVE_MLFLOW = importlib.util.find_spec("mlflow") is not None
+
+
+def _check_tracked(store: str) -> None:
+    """The train and predict runs above are in MLflow, and the model is registered and loads."""
+    import numpy as np
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    runs = client.search_runs([client.get_experiment_by_name("chestct").experiment_id])
+    train = next(r for r in runs if r.data.params.get("model") == "sgd")
+    predict = next(r for r in runs if r.info.run_id != train.info.run_id)
+    assert train.data.params["engine"] == "sklearn" and any(k.startswith("features") for k in train.data.params)
+    speed = client.get_metric_history(train.info.run_id, "images_per_s")
+    assert [m.step for m in speed] == [8, 16, 24, 32, 40]  # one point per producer batch, step = images seen
+    assert len(client.get_metric_history(train.info.run_id, "macro_f1")) >= 4
+    assert any(a.path.endswith("model.json") or a.is_dir for a in client.list_artifacts(train.info.run_id))
+    (version,) = client.search_model_versions("name='ct'")
+    assert predict.data.tags["chestct.model_version"] == str(version.version)
+    assert predict.data.metrics["n_images"] == STREAM.total_images
+    assert {a.path for a in client.list_artifacts(predict.info.run_id)} >= {"report.json"}
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    loaded = mlflow.sklearn.load_model(f"models:/ct/{version.version}")
+    width = loaded.named_steps["scaler"].mean_.shape[0]
+    assert loaded.predict(np.zeros((2, width), np.float32)).shape == (2,)
 
 
 def _train_lines(out: str) -> list[tuple[int, str]]:
@@ -181,31 +202,6 @@ def test_refit_every_defaults_to_a_few_batches():
     assert args.refit_every == cli.DEFAULT_REFIT_EVERY == 8
     args = cli.build_parser().parse_args(["train", "--save-path", "m", "--refit-every", "2"])
     assert args.refit_every == 2
-
-
-@pytest.mark.spark
-@pytest.mark.slow
-def test_train_rf_logs_running_training_metrics_and_saves_the_full_fit(tmp_path):
-    procs = Processes()
-    model = tmp_path / "model"
-    try:
-        with FakeProducer(stream=STREAM) as fp:
-            code, out = _run(procs, consumer_args(
-                "train", "--model", "rf", "--refit-every", "2", "--save-path", str(model),
-                "--port", str(fp.port), "--work-dir", str(tmp_path / "work"), "--master", "local[2]",
-                "--max-batches-per-trigger", "2", *FEATURES), tmp_path / "train.log")
-    finally:
-        procs.stop_all()
-    assert code == 0, out[-3000:]
-    lines = _train_lines(out)
-    assert [seq for seq, _ in lines] == list(range(STREAM.batches_per_epoch))
-    # Refits after batches 1 and 3: batches 0, 1 have no model; 2.. are predicted first.
-    assert all("no model yet" in line for _, line in lines[:2])
-    assert all(re.search(r"images=\s*\d+ acc=[\d.]+ P=[\d.]+ R=[\d.]+ F1=[\d.]+ .* img/s", line)
-               for _, line in lines[2:])
-    assert "(on 24 unseen)" in lines[-1][1]
-    meta = json.loads((versions.resolve(model) / "model.json").read_text())["meta"]
-    assert meta["model"] == "rf" and meta["n_train_images"] == STREAM.total_images
 
 
 @pytest.mark.spark
@@ -235,39 +231,13 @@ def test_bad_batch_fails_the_run_naming_it_and_stops_everything(tmp_path):
                 "ingest", "--port", str(fp.port), "--work-dir", str(tmp_path / "work"),
                 "--master", "local[2]", *FEATURES), tmp_path / "ingest.log", env=process_env())
             code = proc.wait(300)
-            gone = _group_gone(proc)
+            gone = group_gone(proc)
     finally:
         procs.stop_all()
     out = (tmp_path / "ingest.log").read_text()
     assert code == 1, out[-3000:]
     assert "chestct ingest: error: BadBatch: batch 3 is bad" in out and "crc32" in out
     assert gone, "the consumer left processes behind"
-
-
-@pytest.mark.spark
-@pytest.mark.slow
-def test_ctrl_c_stops_the_query_and_spark(tmp_path):
-    slow = FakeStream(total_images=400, batch_size=8, image_shape=(32, 32, 1))
-    procs = Processes()
-    work = tmp_path / "work"
-    try:
-        with FakeProducer(stream=slow, delay=0.5) as fp:
-            proc = procs.start(consumer_args(
-                "ingest", "--port", str(fp.port), "--work-dir", str(work), "--master", "local[2]",
-                "--max-batches-per-trigger", "1", *FEATURES), tmp_path / "ingest.log", env=process_env())
-            deadline = time.monotonic() + 180
-            while not list(work.glob("streams/*/*/checkpoint/commits/0")):
-                assert time.monotonic() < deadline and proc.poll() is None, "the stream did not start"
-                time.sleep(0.2)
-            os.kill(proc.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C reaches it
-            code = proc.wait(60)
-            gone = _group_gone(proc)
-    finally:
-        procs.stop_all()
-    out = (tmp_path / "ingest.log").read_text()
-    assert code == console.EXIT_INTERRUPTED, out[-3000:]
-    assert "interrupted: stopping the streaming query and Spark" in out
-    assert gone, "the JVM or Python workers outlived the CLI"
 
 
 def test_stream_predictor_counts_skips_and_reports_per_producer_batch():
@@ -308,34 +278,3 @@ def test_stream_predictor_with_no_images_says_so():
 
     with pytest.raises(RuntimeError, match="no image was predicted"):
         StreamPredictor(Model()).report()
-
-
-@pytest.mark.spark
-@pytest.mark.slow
-def test_predict_on_an_endless_stream_reports_what_it_saw_on_ctrl_c(tmp_path):
-    _save_random_sgd(tmp_path / "model", side=32, n_images=40, seed=2)
-    endless = FakeStream(total_images=40, batch_size=8, image_shape=(32, 32, 1), endless=True)
-    procs = Processes()
-    log = tmp_path / "predict.log"
-    try:
-        with FakeProducer(stream=endless, delay=0.2) as fp:
-            proc = procs.start(consumer_args(
-                "predict", "--save-path", str(tmp_path / "model"), "--port", str(fp.port),
-                "--work-dir", str(tmp_path / "work"), "--master", "local[2]", "--backend", "skimage",
-                "--max-batches-per-trigger", "2"), log, env=process_env())
-            deadline = time.monotonic() + 180
-            while log.read_text().count("batch seq=") < 7:  # past the first epoch (5 batches)
-                assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
-                time.sleep(0.3)
-            os.kill(proc.pid, signal.SIGINT)
-            code = proc.wait(60)
-            gone = _group_gone(proc)
-    finally:
-        procs.stop_all()
-    out = log.read_text()
-    assert code == console.EXIT_INTERRUPTED, out[-3000:]
-    report = json.loads((tmp_path / "work" / "report.json").read_text())
-    assert report["interrupted"] is True and report["n_images"] >= 7 * 8
-    seqs = [b["seq"] for b in report["batches"]]
-    assert seqs == list(range(len(seqs)))  # in order, none twice, across epochs
-    assert gone

@@ -1,4 +1,5 @@
-"""What a user sees from ``chestct train``: no collided lines, no JVM banners, one line on Ctrl-C."""
+"""What a user sees from ``chestct train``: no collided lines, no JVM banners, one line on Ctrl-C,
+and nothing of the consumer (JVM, Python workers) left running after it."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ import time
 import pytest
 
 from consumer import console
-from fake_producer import FakeProducer, FakeStream, Processes, process_env
+from fake_producer import FakeProducer, FakeStream, Processes, group_gone, process_env
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -38,8 +39,9 @@ def test_train_console_has_no_collided_lines_no_banner_and_one_line_on_ctrl_c(tm
                 assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-3000:]
                 time.sleep(0.3)
             interrupted_at = len(log.read_bytes())
-            os.kill(proc.pid, signal.SIGINT)
+            os.kill(proc.pid, signal.SIGINT)  # the driver only, as a terminal's Ctrl-C reaches it
             code = proc.wait(90)
+            gone = group_gone(proc)
     finally:
         procs.stop_all()
     out = log.read_text(errors="replace")
@@ -58,6 +60,7 @@ def test_train_console_has_no_collided_lines_no_banner_and_one_line_on_ctrl_c(tm
     from consumer.learn import versions
 
     assert versions.latest(tmp_path / "m") == "000001"
+    assert gone, "the JVM or Python workers outlived the CLI"
 
 
 def _py4j_error_over_an_interrupt() -> Exception:
@@ -89,6 +92,18 @@ def test_the_cli_exits_130_when_py4j_replaces_ctrl_c_with_its_own_error(monkeypa
     assert cli.main(["ingest", "--no-progress"]) == console.EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "interrupted:" in err and "Py4JError" not in err
+
+
+def test_ctrl_c_out_of_a_command_stops_it_with_one_line_and_exit_130(monkeypatch, capsys):
+    from consumer import cli, commands
+
+    def interrupted(args, run):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(commands.COMMANDS, "ingest", interrupted)
+    assert cli.main(["ingest", "--no-progress"]) == console.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["interrupted: stopping the streaming query and Spark"]
 
 
 def test_following_a_query_turns_py4j_s_error_over_ctrl_c_into_the_interrupt():

@@ -1,13 +1,15 @@
 """Continuous learning end to end: an endless producer, ``train --publish-every`` and
 ``predict --follow`` side by side; train is SIGKILLed and restarted once, the producer is
-stopped with SIGTERM and restarted once.
+stopped with SIGTERM and restarted once; train and predict end with Ctrl-C.
 
 Checked: versions appear in increasing order and each loads; no torn version is ever
-visible (a watcher polls the save path the whole time); predict switched versions; the
-feature table holds each streamed image once per epoch.
+visible (a watcher polls the save path the whole time); predict switched versions and its
+report on Ctrl-C holds every batch it saw, in order and once; the feature table holds each
+streamed image once per epoch.
 """
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -117,6 +119,12 @@ def test_endless_train_publishes_and_predict_follows_through_restarts(tmp_path):
     images_seen = [TrainedModel.load(save / "versions" / n).meta["version"]["images_seen"] for n in names]
     assert images_seen == sorted(images_seen)
     assert "switched to model version" in logs["predict"].read_text()
+    # predict's report on Ctrl-C: what it saw, across epochs and the producer's restart.
+    report = json.loads((tmp_path / "report.json").read_text())
+    seqs = [b["seq"] for b in report["batches"]]
+    assert report["interrupted"] is True and seqs == list(range(len(seqs)))  # in order, none twice
+    assert len(seqs) > 4 and report["n_images"] == 4 * len(seqs)  # past the first epoch (4 batches of 4)
+    assert len(report["model_versions"]) >= 2
     assert "Traceback" not in logs["train2"].read_text()
     (table,) = (work / "train").glob("streams/*/*/table")
     rows = read_table(table)

@@ -1,13 +1,15 @@
 """The consumer on a real Spark standalone cluster (master + worker from the pyspark install).
 
 Master and worker run on 127.0.0.1 with free ports, in their own process groups, and are
-killed afterwards whatever happens. ``chestct train --master spark://...`` streams from the
-fake producer, builds the features table in the worker's executor and saves a model.
+killed afterwards whatever happens. ``chestct train --model rf --master spark://...`` streams
+from the fake producer, builds the features table in the worker's executor, logs the running
+rf's test-then-train metrics, refitting it every 2 batches, and saves the full fit.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -65,7 +67,8 @@ def test_train_runs_on_a_standalone_master_and_worker(tmp_path):
 
         with FakeProducer(stream=STREAM) as fp:
             consumer = procs.start(consumer_args(
-                "train", "--model", "rf", "--save-path", str(tmp_path / "model"), "--port", str(fp.port),
+                "train", "--model", "rf", "--refit-every", "2", "--max-batches-per-trigger", "2",
+                "--save-path", str(tmp_path / "model"), "--port", str(fp.port),
                 "--work-dir", str(tmp_path / "work"), "--master", master_url, "--executor-cores", "2",
                 "--features", "hog", "--feature-option", "hog.pixels_per_cell=8",
                 "--feature-option", "hog.cells_per_block=2", "--backend", "skimage",
@@ -79,6 +82,14 @@ def test_train_runs_on_a_standalone_master_and_worker(tmp_path):
     assert all(port_is_free(p) for p in (master_port, worker_port))
 
     assert f"on {master_url}" in out
+    # The running rf is refitted every 2 producer batches (after 1, 3, 5): 0 and 1 have no
+    # model yet, 2.. are predicted before they are learned; the saved model is the full fit.
+    lines = [m.group(0) for m in re.finditer(r"train seq=\s*\d+ images=.*", out)]
+    assert len(lines) == STREAM.batches_per_epoch
+    assert all("no model yet" in line for line in lines[:2])
+    assert all(re.search(r"images=\s*\d+ acc=[\d.]+ P=[\d.]+ R=[\d.]+ F1=[\d.]+ .* img/s", line)
+               for line in lines[2:])
+    assert "(on 32 unseen)" in lines[-1]
     meta = json.loads((versions.resolve(tmp_path / "model") / "model.json").read_text())["meta"]
     assert meta["n_train_images"] == STREAM.total_images
     # The batches were read by the worker's executor, which logged into its app folder.
