@@ -59,6 +59,17 @@ def synthetic_dataset(tmp_path_factory):
     return make
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession (the consumer's, ``chestct`` source registered) per test
+    process: every in-process Spark test shares its JVM instead of starting its own."""
+    from consumer.spark import build_session
+
+    session, _ = build_session("local[2]", app_name="chestct-tests")
+    yield session
+    session.stop()
+
+
 @pytest.fixture
 def port() -> int:
     return free_port()

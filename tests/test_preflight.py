@@ -67,7 +67,11 @@ def test_every_declared_preprocessing_field_is_compared_by_name():
     assert preprocessing_differences(None, _hello()["preprocessing"]) == []
 
 
-def test_predict_refuses_a_producer_with_another_interpolation_before_spark(tmp_path, capsys):
+def test_predict_refuses_a_producer_with_another_interpolation_before_spark(tmp_path, capsys, monkeypatch):
+    from consumer import spark as spark_module
+
+    sessions = []
+    monkeypatch.setattr(spark_module, "build_session", lambda *a, **k: sessions.append(a) or pytest.fail("Spark started"))
     data = tmp_path / "data"
     synthetic.generate(data, per_class=2, progress=False)
     trained = StreamSpec.from_directory(data, "test", batch_size=4, preprocessing=imaging.Preprocessing(
@@ -82,7 +86,5 @@ def test_predict_refuses_a_producer_with_another_interpolation_before_spark(tmp_
     err = capsys.readouterr().err
     assert code == 1
     assert "ModelMismatch" in err and "preprocessing interpolation: producer sends 'nearest'" in err
-    from pyspark.sql import SparkSession
-
-    assert SparkSession.getActiveSession() is None, "Spark must not start for a refused model"
+    assert sessions == [], "Spark must not start for a refused model"
     assert not (tmp_path / "work").exists()

@@ -27,15 +27,6 @@ CHEAP = FeatureConfig(features=("hog",), hog_pixels_per_cell=(8,), hog_cells_per
 STREAM = FakeStream(total_images=22, batch_size=4, image_shape=(16, 16, 1))  # 6 batches
 
 
-@pytest.fixture(scope="module")
-def spark():
-    from consumer.spark import build_session
-
-    session, _ = build_session("local[2]", app_name="chestct-tests")
-    yield session
-    session.stop()
-
-
 def _collect(spark, port: int, name: str, **options):
     opts = {"port": str(port), "readTimeout": "10", "connectTimeout": "10", **options}
     df = spark.readStream.format("chestct").options(**opts).load()

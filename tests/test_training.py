@@ -220,19 +220,6 @@ def test_mllib_linear_svm_on_a_spark_dataframe(spark):
     np.testing.assert_array_equal(trained.predict(X_new), predicted)
 
 
-@pytest.fixture(scope="module")
-def spark():
-    from pyspark.sql import SparkSession
-
-    existing = SparkSession.getActiveSession()
-    session = existing or (SparkSession.builder.master("local[2]").appName("chestct-test-training")
-                           .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-                           .getOrCreate())
-    yield session
-    if existing is None:  # stop only the session this module started
-        session.stop()
-
-
 # -- prequential (test-then-train) running metrics ---------------------------------------
 def _sklearn_scores(y_true, y_pred):
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
