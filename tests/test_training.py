@@ -186,7 +186,7 @@ def test_mllib_random_forest_with_sift_from_pandas(tmp_path, spark):
     X_new, y_new = _data(60, 1)
     sift, sift_new = _sift_blobs(y, 0), _sift_blobs(y_new, 1)
     trained = fit(_table(X, y, sift), config=config, model="rf", engine="mllib", classes=CLASSES,
-                  image_shape=SHAPE, color_mode="grayscale", seed=3, spark=spark, params={"numTrees": 20})
+                  image_shape=SHAPE, color_mode="grayscale", seed=3, spark=spark, params={"numTrees": 5})
     assert trained.codebook.shape == (8, 128)
     predicted = trained.predict(X_new, sift_new)
     assert (predicted == y_new).mean() > 0.9
@@ -212,7 +212,7 @@ def test_mllib_linear_svm_on_a_spark_dataframe(spark):
             "image_id string, label long, seq long, features array<float>, sift binary")
 
     trained = fit(frame(X, y), config=CONFIG, model="svm", engine="mllib", classes=CLASSES, image_shape=SHAPE,
-                  color_mode="grayscale", seed=3, spark=spark, params={"maxIter": 10})
+                  color_mode="grayscale", seed=3, spark=spark, params={"maxIter": 4})
     assert trained.meta["n_train_images"] == 160
     rows = trained.transform(frame(X_new, y_new)).select("image_id", "prediction").toPandas()
     predicted = rows.sort_values("image_id")["prediction"].to_numpy().astype(int)
