@@ -19,7 +19,11 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 # The tests' JVMs live for seconds: most of their CPU went to the optimising JIT (C2) and
 # parallel GC threads, which only pay off in long runs. The client JIT and serial GC run
 # the same code (spark-submit adds SPARK_SUBMIT_OPTS to the driver JVM; subprocesses inherit it).
-os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+#: JVM options for the tests' short-lived JVMs: the driver (SPARK_SUBMIT_OPTS), standalone
+#: masters and workers (SPARK_DAEMON_JAVA_OPTS) and, passed by the cluster tests, executors.
+SHORT_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+os.environ.setdefault("SPARK_SUBMIT_OPTS", SHORT_JVM_OPTS)
+os.environ.setdefault("SPARK_DAEMON_JAVA_OPTS", SHORT_JVM_OPTS)
 
 
 def real_data_dir() -> Path | None:

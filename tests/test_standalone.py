@@ -16,7 +16,7 @@ import pytest
 
 from consumer.learn import versions
 
-from conftest import free_port
+from conftest import SHORT_JVM_OPTS, free_port
 from fake_producer import (
     FakeProducer,
     FakeStream,
@@ -72,7 +72,8 @@ def test_train_runs_on_a_standalone_master_and_worker(tmp_path):
                 "--work-dir", str(tmp_path / "work"), "--master", master_url, "--executor-cores", "2",
                 "--features", "hog", "--feature-option", "hog.pixels_per_cell=8",
                 "--feature-option", "hog.cells_per_block=2", "--backend", "skimage",
-                "--spark-conf", "spark.executor.memory=1g"), tmp_path / "consumer.log", env=env)
+                "--spark-conf", "spark.executor.memory=1g",
+                "--spark-conf", f"spark.executor.extraJavaOptions={SHORT_JVM_OPTS}"), tmp_path / "consumer.log", env=env)
             code = consumer.wait(420)
             subscriptions = list(fp.subscriptions)
         out = (tmp_path / "consumer.log").read_text()
