@@ -49,27 +49,35 @@ def _craft_tree(model: TrainedModel, field: str, value: int) -> None:
     tree.__setstate__(state)
 
 
+def _save_crafted_forest(directory, field: str, value: int) -> None:
+    """A forest whose first tree's ``field`` is ``value``, saved with valid hashes."""
+    import skops.io as sio
+
+    model = _fit("rf")
+    model.save(directory)
+    _craft_tree(model, field, value)
+    sio.dump(model.estimator, directory / "estimator.skops")
+    _rehash(directory)
+
+
 @pytest.mark.parametrize("field, value, words", [
     ("feature", 50_000_000, "features outside"),
     ("left_child", 2_000_000_000, "children outside"),
     ("right_child", 0, "children outside|before its parent"),
 ])
 def test_a_crafted_tree_is_refused_with_a_clear_error(tmp_path, field, value, words):
-    import skops.io as sio
-
-    model = _fit("rf")
-    model.save(tmp_path / "m")
-    _craft_tree(model, field, value)
-    sio.dump(model.estimator, tmp_path / "m" / "estimator.skops")
-    _rehash(tmp_path / "m")
+    _save_crafted_forest(tmp_path / "m", field, value)
     model_store.read_meta(tmp_path / "m")  # the hashes pass: only the array check stands
     with pytest.raises(model_store.ModelRefused, match=words):
         TrainedModel.load(tmp_path / "m")
-    # And through the command line: a clear error line and exit 1, not a signal.
+
+
+def test_a_crafted_tree_fails_a_fresh_interpreter_with_a_clear_error_not_a_signal(tmp_path):
+    _save_crafted_forest(tmp_path / "m", "feature", 50_000_000)
     code = ("from consumer.learn.model import TrainedModel\n"
             f"TrainedModel.load({str(tmp_path / 'm')!r})")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.returncode == 1 and "ModelRefused" in run.stderr
+    assert run.returncode == 1 and "ModelRefused" in run.stderr and "features outside" in run.stderr
 
 
 def test_a_crafted_svm_is_refused(tmp_path):
