@@ -157,8 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
     console.configure_logging(args.log_level)
-    # SIGTERM (a supervisor stopping us) takes the same cleanup path as Ctrl-C.
+    # SIGTERM (a supervisor stopping us) takes the same cleanup path as Ctrl-C. Both
+    # handlers are put back at the end, for a caller that runs commands in-process.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_sigint = signal.getsignal(signal.SIGINT)
     run = Run(args)
     try:
         return COMMANDS[args.command](args, run)
@@ -175,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _stop_quietly(run)
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_sigint)
 
 
 def _interrupted(console: Any) -> int:

@@ -94,16 +94,17 @@ def mute() -> None:
         logging.getLogger(noisy).setLevel(logging.CRITICAL + 1)
 
 
-def mute_on_interrupt() -> None:
+def mute_on_interrupt():
     """Mute *before* the KeyboardInterrupt unwinds through py4j (which logs what it interrupts).
 
     Call after the SparkContext exists: it chains to the SIGINT handler pyspark installed
-    (which cancels the running jobs, then raises KeyboardInterrupt).
+    (which cancels the running jobs, then raises KeyboardInterrupt). Returns the handler it
+    replaced (None off the main thread, where it does nothing).
     """
     import signal
 
     if threading.current_thread() is not threading.main_thread():
-        return
+        return None
     previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum, frame):
@@ -113,6 +114,7 @@ def mute_on_interrupt() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, handler)
+    return previous
 
 
 @contextlib.contextmanager

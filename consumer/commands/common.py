@@ -76,10 +76,16 @@ class Run:
         self.args = args
         self.spark = None
         self.parallelism = None
+        self.owns_session = False
 
     def start_spark(self) -> None:
+        from pyspark import SparkContext
+
         from ..spark import build_session
 
+        # A command run inside a process that already has a session (a notebook, a test)
+        # works in that session and leaves it running afterwards.
+        self.owns_session = SparkContext._active_spark_context is None
         self.spark, self.parallelism = build_session(
             self.args.master, threads_per_task=self.args.threads_per_task,
             executor_cores=self.args.executor_cores, extra=dict(self.args.spark_conf),
@@ -101,7 +107,8 @@ class Run:
         if self.spark is None:
             return
         self.stop_queries()
-        self.spark.stop()
+        if self.owns_session:
+            self.spark.stop()
         self.spark = None
 
 
