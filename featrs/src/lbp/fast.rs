@@ -234,7 +234,7 @@ impl Lbp {
             return value_err!("counts hold {} values, expected {}", counts.len(), 4 * n_bins);
         }
         scratch.clear();
-        scratch.resize(2 * plan.padded_cols(), 0);
+        scratch.resize(3 * plan.padded_cols(), 0);
         match crate::simd::level() {
             // SAFETY (both): simd::level() only reports instruction sets this CPU has.
             #[cfg(target_arch = "x86_64")]
@@ -271,27 +271,39 @@ impl Lbp {
     ) {
         let (cols, pad) = (plan.cols, plan.pad);
         let width = plan.width();
-        let (masks, near) = scratch.split_at_mut(plan.padded_cols());
+        let (masks, rest) = scratch.split_at_mut(plan.padded_cols());
+        let (near, flagged) = rest.split_at_mut(plan.padded_cols());
         for r in 0..plan.rows {
             // Blocks of LANES columns; the plane's right margin makes the reads of the
             // last block valid (their bits beyond `cols` are dropped).
             for x in (0..cols).step_by(LANES) {
                 block((r + pad) * width + pad + x, &mut masks[x..x + LANES], &mut near[x..x + LANES]);
             }
-            self.settle_near(plan, plane, r, &mut masks[..cols], &near[..cols]);
+            self.settle_near(plan, plane, r, &mut masks[..cols], &near[..cols], &mut flagged[..cols]);
             self.tally(&mut masks[..cols], counts);
         }
     }
 
-    /// Redo the comparisons flagged in `near` with skimage's float64 arithmetic.
+    /// Redo the comparisons flagged in `near` with skimage's float64 arithmetic
+    /// (`flagged`: room for a column number per column).
     #[inline(never)]
-    fn settle_near(&self, plan: &FastPlan, plane: &[f32], r: usize, masks: &mut [u32], near: &[u32]) {
-        let (cols, pad) = (plan.cols, plan.pad);
+    fn settle_near(&self, plan: &FastPlan, plane: &[f32], r: usize, masks: &mut [u32], near: &[u32], flagged: &mut [u32]) {
+        let pad = plan.pad;
         let width = plan.width();
         let px = |dr: isize, c: usize, dc: isize| {
             plane[((r + pad) as isize + dr) as usize * width + ((c + pad) as isize + dc) as usize] as f64
         };
-        for c in 0..cols {
+        // The flagged columns first, branch-free: a branch per column mispredicts on
+        // scattered flags. The last slot is written at most once past the count.
+        let mut n = 0;
+        for (c, &flags) in near.iter().enumerate() {
+            if let Some(slot) = flagged.get_mut(n) {
+                *slot = c as u32;
+            }
+            n += (flags != 0) as usize;
+        }
+        for &c in &flagged[..n] {
+            let c = c as usize;
             let mut pending = near[c];
             while pending != 0 {
                 let i = pending.trailing_zeros() as usize;
