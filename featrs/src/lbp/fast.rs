@@ -75,6 +75,10 @@ pub struct FastPlan {
     /// Plane offsets and bits of the [`Sample::Pixel`] neighbours.
     pub(super) pixels: Vec<(isize, u32)>,
     pub(super) quads: Vec<Quad>,
+    /// Bits of the quads.
+    pub(super) quad_bits: u32,
+    /// Every quad's `flat_sets` is set.
+    pub(super) all_flat_sets: bool,
 }
 
 impl FastPlan {
@@ -219,7 +223,9 @@ impl Lbp {
                 }),
             }
         }
-        Ok(Some(FastPlan { rows, cols, pad, samples, zero_bits, pixels, quads }))
+        let quad_bits = quads.iter().fold(0, |acc, q| acc | q.bit);
+        let all_flat_sets = quads.iter().all(|q| q.flat_sets != 0);
+        Ok(Some(FastPlan { rows, cols, pad, samples, zero_bits, pixels, quads, quad_bits, all_flat_sets }))
     }
 
     /// Code counts of one padded uint8 image (`plane`: [`FastPlan::plane_len`] float32
