@@ -212,8 +212,23 @@ fn props_body(view: &View<'_>, spec: &Spec<'_>, s: &mut SmallScratch, out: &mut 
     let entropy = spec.props.contains(&Prop::Entropy);
     let mut counts = vec![0u32; levels * levels];
     for (o, &off) in spec.offsets.iter().enumerate() {
+        // Distances and angles can round to the same pixel offset (the defaults' d = 1
+        // and d = 2 at 45 and 135 degrees are both one pixel diagonally): count it once.
+        if let Some(first) = spec.offsets[..o].iter().position(|&e| e == off) {
+            copy_props(spec, first, o, out, unsure);
+            continue;
+        }
         let pairs = count(view, off, levels, s, &mut counts);
         let st = stats(&counts, levels, pairs, symmetric, entropy);
         write_props(&st, spec, o, out, unsure);
     }
+}
+
+/// The properties of offset `from` (already written) again as those of offset `to`.
+fn copy_props(spec: &Spec<'_>, from: usize, to: usize, out: &mut [f64], unsure: &mut [u8]) {
+    let n = spec.offsets.len();
+    for k in 0..spec.props.len() {
+        out[k * n + to] = out[k * n + from];
+    }
+    unsure[to] = unsure[from];
 }

@@ -116,3 +116,34 @@ fn tiles_follow_numpy_linspace() {
     assert!(tiles(5, 9, 6).is_err());
     assert!(tiles(5, 9, 0).is_err());
 }
+
+#[test]
+fn few_levels_repeated_offsets_equal_dense_props() {
+    // The product's defaults: d = 1 and d = 2 round to the same offsets at 45 and 135
+    // degrees, which the few-levels path counts once and copies.
+    use super::small::{props_small, SmallScratch, View};
+    let (rows, cols, levels) = (40, 37, 32usize);
+    let img: Vec<u8> = (0..rows * cols).map(|k| if k / cols < 9 { 0 } else { ((k * 131 + k / cols * 7) % levels) as u8 }).collect();
+    let q = std::f64::consts::FRAC_PI_4;
+    let off = offsets(&[1.0, 2.0, 4.0, 8.0], &[0.0, q, 2.0 * q, 3.0 * q]).unwrap();
+    assert_eq!(off[1], off[5], "d = 1 and d = 2 at 45 degrees are one offset");
+    let all = Prop::ALL;
+    for symmetric in [false, true] {
+        let view = View { data: &img, rows, cols, stride: cols };
+        let mut fast = vec![0.0; all.len() * off.len()];
+        let mut unsure = vec![0u8; off.len()];
+        let spec = Spec { offsets: &off, levels, symmetric, props: &all };
+        props_small(&view, &spec, &mut SmallScratch::default(), &mut fast, &mut unsure).unwrap();
+        let mut p = vec![0u32; levels * levels * off.len()];
+        cooccurrence(&img, rows, cols, &off, levels, symmetric, &mut p).unwrap();
+        for (k, &prop) in all.iter().enumerate() {
+            let (mut dense, mut u) = (vec![0.0; off.len()], vec![0u8; off.len()]);
+            props_dense(&p, levels, off.len(), prop, &mut dense, &mut u).unwrap();
+            for o in 0..off.len() {
+                let f = fast[k * off.len() + o];
+                assert!((f - dense[o]).abs() <= 1e-12 * dense[o].abs().max(1.0), "{prop:?} {o}: {f} vs {}", dense[o]);
+            }
+        }
+        assert_eq!(unsure[1], unsure[5]);
+    }
+}

@@ -149,3 +149,60 @@ fn fast_plan_declines_what_it_cannot_do_exactly() {
     assert!(op.fast_plan(10, 10, 1).unwrap().is_none(), "padding smaller than the reach");
     assert!(op.fast_plan(0, 10, 4).is_err());
 }
+
+/// Plateaus of several grey levels with steps and single-pixel specks: most
+/// neighbourhoods are flat or flat on one side (the comparisons closest to zero).
+fn plateaus(rows: usize, cols: usize) -> Vec<u8> {
+    (0..rows * cols)
+        .map(|k| {
+            let (r, c) = (k / cols, k % cols);
+            if (r * 13 + c * 7) % 97 == 0 {
+                ((k * 7919) % 256) as u8
+            } else {
+                [0u8, 1, 40, 41, 200, 255][(r / 6 + c / 9) % 6]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn fast_grid_equals_exact_histograms_on_plateaus() {
+    let (rows, cols) = (61, 53);
+    let img = plateaus(rows, cols);
+    // Radii whose weights include 0.5 (R = 3 at 30 degrees) and odd ones.
+    let pairs = [(8, 1.0), (16, 2.0), (24, 3.0), (8, 1.5), (12, 2.5), (32, 4.0)];
+    let ops: Vec<Lbp> = pairs.iter().map(|&(p, r)| {
+        let (rp, cp) = offsets(p, r);
+        Lbp::new(p, &rp, &cp, Method::Uniform).unwrap()
+    }).collect();
+    for grid in [1, 2, 3] {
+        let plan = GridPlan::new(&ops, rows, cols, grid).unwrap();
+        let mut out = vec![0.0; plan.row_len()];
+        histogram_grid(&ops, &plan, &img, &mut GridScratch::default(), &mut out).unwrap();
+        let mut at = 0;
+        for op in &ops {
+            for t in crate::tiles::tiles(rows, cols, grid).unwrap() {
+                let tile: Vec<u8> = (t.r0..t.r1).flat_map(|r| img[r * cols + t.c0..r * cols + t.c1].to_vec()).collect();
+                let n = op.method().n_codes(op.points()).unwrap();
+                let mut exact = vec![0.0; n];
+                op.histogram_with(&op.plan(t.r1 - t.r0, t.c1 - t.c0).unwrap(), &tile, &mut exact).unwrap();
+                assert_eq!(&out[at..at + n], &exact[..], "P={} grid={grid} tile={t:?}", op.points());
+                at += n;
+            }
+        }
+    }
+}
+
+#[test]
+fn default_neighbours_may_skip_flat_samples() {
+    // The shortcut the AVX-512 block takes must apply at the product's defaults, or it
+    // would silently cost nothing and save nothing.
+    for (p, r) in [(8, 1.0), (16, 2.0), (24, 3.0)] {
+        let (rp, cp) = offsets(p, r);
+        let op = Lbp::new(p, &rp, &cp, Method::Uniform).unwrap();
+        for side in [85, 86, 170, 171] {
+            let plan = op.fast_plan(side, side, op.fast_pad(side, side)).unwrap().unwrap();
+            assert!(plan.all_flat_sets, "P={p} R={r} side={side}");
+        }
+    }
+}
