@@ -425,6 +425,9 @@ def evaluate(cand: Candidate, ds: Dataset, X: np.ndarray, groups: np.ndarray, se
             "cv_macro_f1": float(np.mean(f1s)), "cv_macro_f1_std": float(np.std(f1s)),
             "cv_accuracy": float(np.mean(accs)), "valid_macro_f1": v["macro_f1"], "valid_accuracy": v["accuracy"],
             "cv_perturbed_macro_f1": next(iter(cv_perturbed.values()), None), "cv_perturbed": cv_perturbed,
+            # Per fold (seed-major, same folds for every candidate): paired comparisons between rows.
+            "cv_fold_macro_f1": [float(f) for f in f1s],
+            "cv_fold_perturbed": {name: [float(f) for f in s] for name, s in scores.items()},
             "augment": [list(a) for a in cand.augment], "lbp_tolerance": cand.lbp_tolerance,
             "n_groups": int(groups.max() + 1)}
 

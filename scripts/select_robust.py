@@ -95,7 +95,9 @@ def stage8() -> list[sm.Candidate]:
         ("body crop + median", ", augmented all x1", {}, (all1,), None),
         ("body crop + median", ", augmented all x2", {}, (all1, all2), None),
         ("body crop + median", ", augmented all + noise", {}, (all1, noise3), None),
+        ("body crop + median", ", augmented noise x1", {}, (noise3,), None),
         ("body crop + median5+gaussian", ", augmented all x1", {}, (all1,), None),
+        ("body crop + median5+gaussian", ", augmented all x2", {}, (all1, all2), None),
         ("body crop + median", ", hog+glcm, augmented all x1", dict(features=hog_glcm), (all1,), None),
         ("body crop + median", ", lbp radii 2,4,8, augmented all x1", lbp248, (all1,), None),
         ("body crop + median", ", lbp grid 2, augmented all x1", dict(lbp_grid=2), (all1,), None),
@@ -104,9 +106,14 @@ def stage8() -> list[sm.Candidate]:
         ("body crop + median", ", lbp tolerance 8", {}, (), 8.0),
         ("body crop + median", ", lbp tolerance 4, augmented all x1", {}, (all1,), 4.0),
     ]
-    return [sm.Candidate(f"[{framing}] 512px{suffix}", 512, sm._cfg(**{**hog128, **options}),
-                         framing=dict(sm.FRAMINGS[framing]), augment=augment, lbp_tolerance=tolerance)
-            for framing, suffix, options, augment, tolerance in rows]
+    out = [sm.Candidate(f"[{framing}] 512px{suffix}", 512, sm._cfg(**{**hog128, **options}),
+                        framing=dict(sm.FRAMINGS[framing]), augment=augment, lbp_tolerance=tolerance)
+           for framing, suffix, options, augment, tolerance in rows]
+    # Twice the training rows, and rows that disagree more: the SVM may want a wider margin.
+    for c in (3.0, 30.0):
+        out.append(sm.Candidate(f"[body crop + median] 512px, augmented all x1, svm C={c:g}", 512, sm._cfg(**hog128),
+                                "svm", {"C": c}, framing=dict(sm.FRAMINGS["body crop + median"]), augment=(all1,)))
+    return out
 
 
 def markdown(rows: list[dict]) -> str:
