@@ -101,17 +101,18 @@ class StreamSpec:
             object.__setattr__(self, "root", Path(common))
 
     @classmethod
-    def from_directory(cls, directory: Path | str, split: str, progress: bool = False, augment: int | None = None,
+    def from_directory(cls, directory: Path | str, split: str, progress: bool = False, augment: int = 0,
                        **kwargs) -> "StreamSpec":
         """Build the spec of ``directory``'s ``split`` (``dev`` means ``valid``), hashing every file.
 
         ``progress`` shows a bar while the files are hashed (they are read once here).
-        ``augment`` copies of every picture are added (:func:`augmented_copies`); None
-        means :func:`producer.augment.default_copies` of the split (one on ``train``).
+        ``augment`` copies of every picture are added (:func:`augmented_copies`). The
+        library streams what it is asked for; the command line applies the product's
+        default (:func:`producer.augment.default_copies`).
         """
         root = Path(directory).resolve()
         folder = dataset.split_folder(split)
-        copies = augmenting.check_copies(augmenting.default_copies(folder) if augment is None else augment)
+        copies = augmenting.check_copies(augment)
         classes, files = dataset.list_images(root, split)
         prep = kwargs.get("preprocessing") or imaging.Preprocessing()
         files = augmented_copies(reading.digest_files(files, root, prep, progress=progress), copies)
@@ -264,7 +265,7 @@ def load_image(file: dataset.ImageFile, spec: "StreamSpec") -> np.ndarray | imag
         data = reading.read_image(file, spec.root, spec.preprocessing)
         if file.augment is not None:
             try:
-                data = augmenting.rerender(data, augmenting.DEFAULT_PERTURBATION,
+                data = augmenting.rerender(data, augmenting.perturbation_of(file.augment),
                                            augmenting.copy_rng(file.digest, file.augment))
             except ValueError as exc:
                 raise imaging.ImageSkipped(f"augmented copy {file.augment}: {exc}") from None

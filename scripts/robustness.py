@@ -104,9 +104,13 @@ def parse_args(argv=None):
 
 
 def run(data: Path, out: Path, cache: Path, backend: str, seed: int, perturbations) -> dict:
+    import select_robust
+
     cand = sm.CHOSEN
     ds, X = sm.candidate_matrix(cand, data, cache, backend, jobs=1)
-    model = sm.fit_chosen(ds, X, cand)
+    # The chosen configuration trains with augmented copies of the train split (drawn with
+    # seeds apart from --seed's evaluation draws, which only ever render the test split).
+    model = sm.fit_chosen(ds, X, cand, augment=select_robust.augmented_matrices(cand, data, cache, backend, jobs=1))
     test = np.where(ds.splits == "test")[0]
     base = classification_metrics(ds.labels[test], model.predict(X[test]), ds.classes)
     rows = {}
@@ -117,7 +121,7 @@ def run(data: Path, out: Path, cache: Path, backend: str, seed: int, perturbatio
         print(f"{name:>9}: macro-F1 {m['macro_f1']:.3f} (drop {rows[name]['drop']:+.3f})", flush=True)
     worst = max(r["drop"] for r in rows.values()) if rows else 0.0
     return {"candidate": {"size": cand.size, "framing": cand.framing, "model": cand.model, "params": cand.params,
-                          "features": cand.config.to_dict()},
+                          "features": cand.config.to_dict(), "augment": [list(a) for a in cand.augment]},
             "seed": seed, "unperturbed": {"macro_f1": base["macro_f1"], "accuracy": base["accuracy"]},
             "perturbations": rows, "worst_drop": worst, "max_drop_target": MAX_DROP,
             "within_target": bool(worst <= MAX_DROP)}

@@ -96,6 +96,15 @@ def stage8() -> list[sm.Candidate]:
         ("body crop + median", ", augmented all x2", {}, (all1, all2), None),
         ("body crop + median", ", augmented all + noise", {}, (all1, noise3), None),
         ("body crop + median", ", augmented noise x1", {}, (noise3,), None),
+        # Which part of "all" costs clean CV: noise plus one other acquisition change per copy.
+        ("body crop + median", ", augmented noise + contrast", {}, (noise3, ("contrast", 4)), None),
+        ("body crop + median", ", augmented noise + rotation", {}, (noise3, ("rotation", 5)), None),
+        ("body crop + median", ", augmented noise + jpeg", {}, (noise3, ("jpeg", 6)), None),
+        # Each change in a copy of its own, instead of all of them in one copy.
+        ("body crop + median", ", augmented noise, contrast, rotation, jpeg apart", {},
+         (noise3, ("contrast", 4), ("rotation", 5), ("jpeg", 6)), None),
+        ("body crop + median", ", augmented noise, contrast, rotation, jpeg apart + all", {}, sm.CHOSEN_AUGMENT,
+         None),
         ("body crop + median5+gaussian", ", augmented all x1", {}, (all1,), None),
         ("body crop + median5+gaussian", ", augmented all x2", {}, (all1, all2), None),
         ("body crop + median", ", hog+glcm, augmented all x1", dict(features=hog_glcm), (all1,), None),
@@ -105,6 +114,8 @@ def stage8() -> list[sm.Candidate]:
         ("body crop + median", ", lbp tolerance 4", {}, (), 4.0),
         ("body crop + median", ", lbp tolerance 8", {}, (), 8.0),
         ("body crop + median", ", lbp tolerance 4, augmented all x1", {}, (all1,), 4.0),
+        ("body crop + median", ", lbp tolerance 8, augmented all x1", {}, (all1,), 8.0),
+        ("body crop + median", ", lbp tolerance 8, augmented noise x1", {}, (noise3,), 8.0),
     ]
     out = [sm.Candidate(f"[{framing}] 512px{suffix}", 512, sm._cfg(**{**hog128, **options}),
                         framing=dict(sm.FRAMINGS[framing]), augment=augment, lbp_tolerance=tolerance)

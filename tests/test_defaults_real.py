@@ -28,7 +28,9 @@ def test_no_flags_on_either_side_train_then_predict_reaches_the_readme_accuracy(
                                ("test", ["predict", "--save-path", str(model), "--report",
                                          str(tmp_path / "report.json")])):
             port = free_port()
-            producer = procs.start(producer_args(real_data, split, port), tmp_path / f"producer-{split}.log")
+            # augment=None: no flag at all, so the train stream carries the default augmented copies.
+            producer = procs.start(producer_args(real_data, split, port, augment=None),
+                                   tmp_path / f"producer-{split}.log")
             wait_for_port(port, producer)
             consumer = procs.start(consumer_args(*command, "--port", str(port), "--work-dir", str(work)),
                                    tmp_path / f"{command[0]}.log")

@@ -28,10 +28,19 @@ def _originals(spec: StreamSpec) -> list[str]:
     return [f.id for f in spec.files if f.augment is None]
 
 
-def test_a_train_stream_gets_the_default_copies_without_a_flag(tiny):
-    spec = StreamSpec.from_directory(tiny, "train", batch_size=4)
-    assert spec.augment == augment.DEFAULT_TRAIN_COPIES
+def test_the_command_line_augments_the_train_split_by_default(tiny):
+    ap = cli.build_parser()
+    spec = cli.spec_from_args(ap.parse_args(["--directory", str(tiny), "--no-progress"]), ap)
+    assert spec.split == "train"
+    assert spec.augment == augment.DEFAULT_TRAIN_COPIES == len(augment.COPY_PERTURBATIONS)
     assert len(spec.files) == (1 + augment.DEFAULT_TRAIN_COPIES) * len(_originals(spec))
+    for split in ("valid", "dev", "test"):
+        other = cli.spec_from_args(ap.parse_args(["--directory", str(tiny), "--split", split, "--no-progress"]), ap)
+        assert other.augment == 0 and "augment" not in other.hello(), split
+
+
+def test_the_library_streams_only_the_copies_it_is_asked_for(tiny):
+    assert StreamSpec.from_directory(tiny, "train", batch_size=4).augment == 0
 
 
 def test_one_copy_per_picture(tiny):
@@ -40,16 +49,8 @@ def test_one_copy_per_picture(tiny):
     assert len(spec.files) == 2 * len(originals)
     assert sorted(f.id for f in spec.files if f.augment == 1) == sorted(f"{i}#augment=1" for i in originals)
     assert spec.hello()["augment"]["copies"] == 1
-    assert spec.hello()["augment"]["perturbation"] == augment.DEFAULT_PERTURBATION
+    assert spec.hello()["augment"]["perturbations"] == [augment.COPY_PERTURBATIONS[0]]
     assert spec.hello()["images_per_epoch"] == len(spec.files)
-
-
-@pytest.mark.parametrize("split", ["valid", "test"])
-def test_other_splits_are_streamed_as_acquired(tiny, split):
-    spec = StreamSpec.from_directory(tiny, split, batch_size=4)
-    assert spec.augment == 0
-    assert all(f.augment is None for f in spec.files)
-    assert "augment" not in spec.hello()
 
 
 def test_augment_zero_gives_the_unaugmented_stream_and_its_id(tiny):
@@ -69,9 +70,10 @@ def test_a_copy_is_the_picture_rerendered_the_same_way_every_time(tiny):
     a, b, o = load_image(copy, spec), load_image(copy, spec), load_image(original, spec)
     assert a.shape == o.shape == spec.preprocessing.image_shape
     np.testing.assert_array_equal(a, b)
-    assert np.mean(a != o) > 0.5  # noise alone changes most pixels
+    assert augment.perturbation_of(1) == "noise"
+    assert np.mean(a != o) > 0.5  # noise changes most pixels
     # The copy is what scripts/robustness.py would write for the same draws, decoded as usual.
-    expected = robustness.render(original.path, Path(str(copy.path) + "-x"), augment.DEFAULT_PERTURBATION,
+    expected = robustness.render(original.path, Path(str(copy.path) + "-x"), augment.perturbation_of(1),
                                  augment.copy_rng(copy.digest, 1))
     try:
         from producer import imaging
@@ -136,3 +138,17 @@ def test_the_cli_passes_augment_and_refuses_negative_counts(tiny, capsys):
     with pytest.raises(SystemExit):
         cli.spec_from_args(ap.parse_args(["--directory", str(tiny), "--augment", "99"]), ap)
     assert "--augment must be" in capsys.readouterr().err
+
+
+def test_copies_take_the_perturbations_in_turn(tiny):
+    n = len(augment.COPY_PERTURBATIONS)
+    assert [augment.perturbation_of(k) for k in range(1, 2 * n + 1)] == 2 * list(augment.COPY_PERTURBATIONS)
+    spec = StreamSpec.from_directory(tiny, "train", batch_size=4, augment=n)
+    assert spec.hello()["augment"]["perturbations"] == list(augment.COPY_PERTURBATIONS)
+    # Each copy differs from the picture and from the other copies.
+    name = _originals(spec)[0]
+    images = [load_image(f, spec) for f in spec.files if f.id.split("#")[0] == name]
+    assert len(images) == n + 1
+    for i in range(len(images)):
+        for j in range(i + 1, len(images)):
+            assert not np.array_equal(images[i], images[j]), (i, j)

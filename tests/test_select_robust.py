@@ -109,3 +109,18 @@ def test_the_table_has_a_column_and_a_drop_per_perturbation():
     assert lines[2].startswith("| x |")  # the smaller worst drop first
     assert "| 0.020 | 0.050 | 0.050 |" in lines[2]
     assert "all (seed 1)" in lines[2] and "| none |" in lines[3]
+
+
+def test_the_chosen_augmentation_is_what_the_producer_streams_by_default():
+    from producer import augment
+
+    assert [name for name, _ in sm.CHOSEN.augment] == list(augment.COPY_PERTURBATIONS)
+    assert len(sm.CHOSEN.augment) == augment.DEFAULT_TRAIN_COPIES
+    select_robust._check_seeds(sm.CHOSEN.augment)
+
+
+def test_fit_chosen_refuses_missing_augmented_copies():
+    ds = sm.Dataset(np.zeros((4, 2, 2), np.uint8), np.array([0, 1, 0, 1]), np.array(["train"] * 4),
+                    np.array(list("abcd")), ["a", "b"])
+    with pytest.raises(ValueError, match="augmented copies"):
+        sm.fit_chosen(ds, np.zeros((4, 3), np.float32), sm.CHOSEN, augment=None)
