@@ -379,11 +379,6 @@ CHOSEN = Candidate("chosen", 512, _cfg(hog_pixels_per_cell=(128,)), "svm", {},
 
 
 # -- evaluation ---------------------------------------------------------------------------
-def score(cand: Candidate, X: np.ndarray, y: np.ndarray, train_idx, test_idx, seed: int, classes) -> dict:
-    model = build_model(cand, seed).fit(X[train_idx], y[train_idx])
-    return classification_metrics(y[test_idx], model.predict(X[test_idx]), classes)
-
-
 def training_rows(X: np.ndarray, y: np.ndarray, rows: np.ndarray,
                   augment: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Features and labels of ``rows``, followed by each augmented copy of the same rows.
