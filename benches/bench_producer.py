@@ -88,7 +88,8 @@ def producer_process():
     procs = Processes()
     try:
         proc = procs.start(
-            [sys.executable, "-m", "producer", "--directory", str(data), "--split", "train",
+            # --augment 0: the producer's throughput per picture, comparable with earlier runs.
+            [sys.executable, "-m", "producer", "--directory", str(data), "--split", "train", "--augment", "0",
              "--batch-size", str(BATCH), "--image-size", *map(str, SIZE), "--color-mode", "grayscale",
              "--no-shuffle", "--workers", str(THREADS), "--port", str(port), "--no-progress",
              "--log-level", "WARNING"],

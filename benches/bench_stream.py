@@ -93,8 +93,9 @@ def producer():
     port = free_port()
     procs = Processes()
     try:
-        proc = procs.start([sys.executable, "-m", "producer", "--directory", str(data), "--split", STREAM_SPLIT,
-                            "--port", str(port), "--endless", "--image-size", *map(str, SIZE),
+        # --augment 0: the stream's throughput per picture, comparable with earlier runs.
+        proc = procs.start([sys.executable, "-m", "producer", "--augment", "0", "--directory", str(data),
+                            "--split", STREAM_SPLIT, "--port", str(port), "--endless", "--image-size", *map(str, SIZE),
                             "--color-mode", "grayscale", "--batch-size", str(BATCH), "--no-progress"],
                            env=tree_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(port, proc)

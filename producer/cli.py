@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import budget, dataset, dicom, framing, imaging, server, stream, transport, wire
+from . import augment, budget, dataset, dicom, framing, imaging, server, stream, transport, wire
 from .argtypes import float_at_least, int_at_least, port
 from .running import serve
 from .server import ServerConfig
@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="grey-level normalisation after the crop (default: %(default)s)")
     data.add_argument("--denoise", choices=framing.DENOISERS, default=framing.DEFAULT_DENOISE,
                       help="smoothing after the crop, before the normalisation (default: %(default)s)")
+    data.add_argument("--augment", type=int_at_least(0), default=None, metavar="N",
+                      help=f"also stream N copies of every picture re-rendered with seeded acquisition changes, "
+                           f"copy k with the k-th of {', '.join(augment.COPY_PERTURBATIONS)} in turn, so a model "
+                           f"trained on them ignores those; for training streams, at most {augment.MAX_COPIES} "
+                           f"(default: {augment.DEFAULT_TRAIN_COPIES} on the train split, 0 on the others)")
 
     net = ap.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -146,7 +151,9 @@ def spec_from_args(args: argparse.Namespace, ap: argparse.ArgumentParser) -> Str
         spec = StreamSpec.from_directory(args.directory, args.split, progress=args.progress,
                                          batch_size=args.batch_size, preprocessing=prep, shuffle=args.shuffle,
                                          seed=args.seed, endless=args.endless,
-                                         on_changed_file=args.on_changed_file)
+                                         on_changed_file=args.on_changed_file,
+                                         augment=(augment.default_copies(dataset.split_folder(args.split))
+                                                  if args.augment is None else args.augment))
     except (dataset.DatasetError, ValueError) as exc:
         ap.error(str(exc))
     needed = max_batch_frame_bytes(spec)

@@ -54,6 +54,9 @@ class ImageFile:
         Why the entry is never opened (e.g. it resolves outside the dataset root).
     frame : int or None
         1-based frame of a multi-frame DICOM file (its id ends in ``#frame=N``).
+    augment : int or None
+        Augmented copy number (from 1) of a training picture: the file's bytes re-rendered
+        by :func:`producer.augment.rerender` (its id ends in ``#augment=N``).
     """
 
     id: str
@@ -64,6 +67,7 @@ class ImageFile:
     digest: str | None = None
     refused: str | None = None
     frame: int | None = None
+    augment: int | None = None
 
 
 def class_name(folder_name: str) -> str:

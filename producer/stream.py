@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import functools
 import hashlib
 import json
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import augment as augmenting
 from . import dataset, imaging, reading, wire
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,9 @@ class StreamSpec:
         common folder of the files' split (specs built by hand in tests).
     on_changed_file : str
         One of :data:`CHANGED_FILE_POLICIES`.
+    augment : int
+        Augmented copies per picture that ``files`` holds (:func:`augmented_copies`); 0 for
+        none. Part of the identity and the hello when not 0.
     """
 
     split: str
@@ -78,6 +83,7 @@ class StreamSpec:
     endless: bool = False
     root: Path | None = None
     on_changed_file: str = DEFAULT_ON_CHANGED_FILE
+    augment: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -86,6 +92,7 @@ class StreamSpec:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not self.files:
             raise ValueError("a stream needs at least one file")
+        augmenting.check_copies(self.augment)
         if self.on_changed_file not in CHANGED_FILE_POLICIES:
             raise ValueError(f"on_changed_file must be one of {', '.join(CHANGED_FILE_POLICIES)}, "
                              f"got {self.on_changed_file!r}")
@@ -94,17 +101,22 @@ class StreamSpec:
             object.__setattr__(self, "root", Path(common))
 
     @classmethod
-    def from_directory(cls, directory: Path | str, split: str, progress: bool = False, **kwargs) -> "StreamSpec":
+    def from_directory(cls, directory: Path | str, split: str, progress: bool = False, augment: int = 0,
+                       **kwargs) -> "StreamSpec":
         """Build the spec of ``directory``'s ``split`` (``dev`` means ``valid``), hashing every file.
 
         ``progress`` shows a bar while the files are hashed (they are read once here).
+        ``augment`` copies of every picture are added (:func:`augmented_copies`). The
+        library streams what it is asked for; the command line applies the product's
+        default (:func:`producer.augment.default_copies`).
         """
         root = Path(directory).resolve()
+        folder = dataset.split_folder(split)
+        copies = augmenting.check_copies(augment)
         classes, files = dataset.list_images(root, split)
         prep = kwargs.get("preprocessing") or imaging.Preprocessing()
-        files = reading.digest_files(files, root, prep, progress=progress)
-        return cls(split=dataset.split_folder(split), classes=tuple(classes), files=files, root=root,
-                   **kwargs)
+        files = augmented_copies(reading.digest_files(files, root, prep, progress=progress), copies)
+        return cls(split=folder, classes=tuple(classes), files=files, root=root, augment=copies, **kwargs)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -141,6 +153,8 @@ class StreamSpec:
             "preprocessing": self.preprocessing.describe(),
             "limits": self.preprocessing.limits(),
         }
+        if self.augment:  # left out when off: the ids of unaugmented streams stay as they were
+            identity["augment"] = augmenting.describe(self.augment)
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -154,6 +168,7 @@ class StreamSpec:
             shuffle=self.shuffle, seed=self.seed, endless=self.endless,
             preprocessing=self.preprocessing.describe(), limits=self.preprocessing.limits(),
             on_changed_file=self.on_changed_file,
+            **({"augment": augmenting.describe(self.augment)} if self.augment else {}),
         )
 
     def epoch_order(self, epoch: int) -> np.ndarray:
@@ -174,6 +189,25 @@ class StreamSpec:
         order = self.epoch_order(epoch)
         picked = order[index * self.batch_size:(index + 1) * self.batch_size]
         return epoch, [self.files[i] for i in picked]
+
+
+def augmented_copies(files, copies: int) -> tuple[dataset.ImageFile, ...]:
+    """``files`` and ``copies`` augmented copies of each PNG/JPEG picture, sorted by id.
+
+    Copy ``k`` of ``normal/7.png`` is ``normal/7.png#augment=k``: the same file, read and
+    checked the same way, re-rendered at decode time with draws seeded by its content
+    digest. Files that are refused or were not read (no digest) and DICOM files get no
+    copies: the first are skipped anyway, the perturbations are defined on 8-bit pictures.
+    """
+    files = tuple(files)
+    if not copies:
+        return files
+    extra = [dataclasses.replace(f, id=f"{f.id}#augment={k}", augment=k)
+             for f in files
+             if f.refused is None and f.digest is not None and f.frame is None
+             and f.path.suffix.lower() in dataset.IMAGE_EXTENSIONS
+             for k in range(1, copies + 1)]
+    return tuple(sorted(files + tuple(extra), key=lambda f: f.id))
 
 
 @functools.lru_cache(maxsize=8)
@@ -228,8 +262,14 @@ def load_image(file: dataset.ImageFile, spec: "StreamSpec") -> np.ndarray | imag
     ``file_changed`` error by :func:`assemble_batch`.
     """
     try:
-        return imaging.decode(reading.read_image(file, spec.root, spec.preprocessing), spec.preprocessing,
-                              frame=file.frame)
+        data = reading.read_image(file, spec.root, spec.preprocessing)
+        if file.augment is not None:
+            try:
+                data = augmenting.rerender(data, augmenting.perturbation_of(file.augment),
+                                           augmenting.copy_rng(file.digest, file.augment))
+            except ValueError as exc:
+                raise imaging.ImageSkipped(f"augmented copy {file.augment}: {exc}") from None
+        return imaging.decode(data, spec.preprocessing, frame=file.frame)
     except imaging.ImageSkipped as exc:
         _warn_skip(file.path, exc.reason)
         return exc

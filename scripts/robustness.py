@@ -8,14 +8,9 @@ chosen ``Preprocessing``, and the model trained on the train split (select_model
 ``CHOSEN``) scores it. The report gives each perturbation's macro-F1 and its drop
 against the unperturbed test split.
 
-Perturbations (applied to the decoded picture, alpha dropped, 16-bit scaled to 8):
-
-* ``contrast``: levels times U(0.85, 1.15) plus U(-15, 15);
-* ``gamma``: levels ** U(0.8, 1.25) on [0, 1];
-* ``rotation``: U(-5, 5) degrees about the centre, black fill;
-* ``noise``: Gaussian sensor noise, sigma 5 levels;
-* ``jpeg``: saved as JPEG, quality U(60, 85);
-* ``all``: all of the above in that order.
+Perturbations: those of :mod:`producer.augment` (their owner; the producer's augmented
+training copies draw them with other seeds): ``contrast``, ``gamma``, ``rotation``,
+``noise``, ``jpeg`` and ``all``.
 
 Usage::
 
@@ -29,7 +24,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -38,79 +32,32 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import select_model as sm  # noqa: E402
+from producer import augment  # noqa: E402
 from consumer.evaluate.metrics import classification_metrics  # noqa: E402
 
-CONTRAST = (0.85, 1.15)
-BRIGHTNESS = (-15.0, 15.0)
-GAMMA = (0.8, 1.25)
-ROTATION_DEGREES = 5.0
-NOISE_SIGMA = 5.0
-JPEG_QUALITY = (60, 85)
 #: Largest acceptable macro-F1 drop (the target the report checks).
 MAX_DROP = 0.03
-
-
-def _levels(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    out = image.astype(np.float32) * rng.uniform(*CONTRAST) + rng.uniform(*BRIGHTNESS)
-    return np.clip(out, 0, 255).round().astype(np.uint8)
-
-
-def _gamma(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    import cv2
-
-    lut = (255.0 * (np.arange(256) / 255.0) ** rng.uniform(*GAMMA)).round().astype(np.uint8)
-    return cv2.LUT(image, lut)
-
-
-def _rotation(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    import cv2
-
-    h, w = image.shape[:2]
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-ROTATION_DEGREES, ROTATION_DEGREES), 1.0)
-    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
-
-
-def _noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    out = image.astype(np.float32) + rng.normal(0, NOISE_SIGMA, image.shape)
-    return np.clip(out, 0, 255).round().astype(np.uint8)
-
-
-#: Pixel perturbations; ``jpeg`` is the file format, applied when the picture is written.
-PIXEL_STEPS: dict[str, Callable] = {"contrast": _levels, "gamma": _gamma, "rotation": _rotation, "noise": _noise}
-PERTURBATIONS = (*PIXEL_STEPS, "jpeg", "all")
+PIXEL_STEPS = augment.PIXEL_STEPS
+PERTURBATIONS = augment.PERTURBATIONS
 
 
 def picture(path: Path) -> np.ndarray:
     """The 8-bit grey or BGR pixels of ``path`` as the producer sees them (alpha dropped)."""
-    import cv2
-
-    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise SystemExit(f"OpenCV cannot decode {path}")
-    if image.dtype == np.uint16:
-        image = (image.astype(np.float32) / 257.0).round().astype(np.uint8)
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    return np.ascontiguousarray(image)
+    try:
+        return augment.picture(path.read_bytes())
+    except ValueError:
+        raise SystemExit(f"OpenCV cannot decode {path}") from None
 
 
 def render(source: Path, target: Path, perturbation: str, rng: np.random.Generator) -> Path:
     """Write ``source`` perturbed under ``target`` (suffix .jpg for JPEG); returns the file written."""
-    import cv2
-
-    image = picture(source)
-    steps = PIXEL_STEPS if perturbation == "all" else {k: v for k, v in PIXEL_STEPS.items() if k == perturbation}
-    for step in steps.values():
-        image = step(image, rng)
+    image, quality = augment.perturb(picture(source), perturbation, rng)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if perturbation in ("jpeg", "all"):
-        path = target.with_suffix(".jpg")
-        ok = cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*JPEG_QUALITY, endpoint=True))])
-    else:
-        path = target.with_suffix(".png")
-        ok = cv2.imwrite(str(path), image)
-    if not ok:
-        raise SystemExit(f"cannot write {path}")
+    path = target.with_suffix(".png" if quality is None else ".jpg")
+    try:
+        path.write_bytes(augment.encode(image, quality))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"cannot write {path}: {exc}") from None
     return path
 
 
@@ -157,9 +104,13 @@ def parse_args(argv=None):
 
 
 def run(data: Path, out: Path, cache: Path, backend: str, seed: int, perturbations) -> dict:
+    import select_robust
+
     cand = sm.CHOSEN
     ds, X = sm.candidate_matrix(cand, data, cache, backend, jobs=1)
-    model = sm.fit_chosen(ds, X, cand)
+    # The chosen configuration trains with augmented copies of the train split (drawn with
+    # seeds apart from --seed's evaluation draws, which only ever render the test split).
+    model = sm.fit_chosen(ds, X, cand, augment=select_robust.augmented_matrices(cand, data, cache, backend, jobs=1))
     test = np.where(ds.splits == "test")[0]
     base = classification_metrics(ds.labels[test], model.predict(X[test]), ds.classes)
     rows = {}
@@ -170,7 +121,7 @@ def run(data: Path, out: Path, cache: Path, backend: str, seed: int, perturbatio
         print(f"{name:>9}: macro-F1 {m['macro_f1']:.3f} (drop {rows[name]['drop']:+.3f})", flush=True)
     worst = max(r["drop"] for r in rows.values()) if rows else 0.0
     return {"candidate": {"size": cand.size, "framing": cand.framing, "model": cand.model, "params": cand.params,
-                          "features": cand.config.to_dict()},
+                          "features": cand.config.to_dict(), "augment": [list(a) for a in cand.augment]},
             "seed": seed, "unperturbed": {"macro_f1": base["macro_f1"], "accuracy": base["accuracy"]},
             "perturbations": rows, "worst_drop": worst, "max_drop_target": MAX_DROP,
             "within_target": bool(worst <= MAX_DROP)}

@@ -197,6 +197,12 @@ class Candidate:
     model: str = "svm"
     params: dict = field(default_factory=dict)
     framing: dict = field(default_factory=lambda: dict(PLAIN))
+    #: Augmented training copies (stage 8): one ``(perturbation, seed)`` of scripts/robustness.py
+    #: per copy of every training picture; the seeds are never the evaluation's (select_robust).
+    augment: tuple[tuple[str, int], ...] = ()
+    #: Stage 8 prototype: LBP bits set only for ``neighbour - centre >= lbp_tolerance`` grey
+    #: levels (scripts/lbp_tolerance.py) instead of featrs' LBP; None is featrs' LBP.
+    lbp_tolerance: float | None = None
 
 
 #: Model names beyond consumer.models: soft-voting ensembles and a calibrated SVM.
@@ -356,45 +362,72 @@ def candidates(base: str = "body crop") -> list[Candidate]:
     for name, suffix, options in stage7:
         out.append(Candidate(f"[{name}] 512px{suffix}", 512, _cfg(**{"hog_pixels_per_cell": (128,), **options}),
                              framing=dict(FRAMINGS[name])))
-    return out
+    # Stage 8 (issue 12, the levers stage 7 left): perturbation-augmented training, a
+    # noise-tolerant LBP prototype and per-family LBP choices (scripts/select_robust.py).
+    import select_robust
+    return out + select_robust.stage8()
 
 
-#: The configuration --final and scripts/robustness.py use: the highest mean of clean and perturbed
-#: ("all") grouped-CV macro-F1 (docs/model-selection.md).
+#: Stage 8's augmented copies of the chosen configuration: one per change, then all of them
+#: (``(perturbation, seed)``; the producer's ``producer.augment.COPY_PERTURBATIONS``, in order).
+CHOSEN_AUGMENT = (("noise", 3), ("contrast", 4), ("rotation", 5), ("jpeg", 6), ("all", 1))
+#: The configuration --final and scripts/robustness.py use (docs/model-selection.md): stage 6's
+#: framing and features, trained with stage 8's augmented copies (the issue-12 drop target
+#: met in grouped CV, clean macro-F1 about the unaugmented one's).
 CHOSEN = Candidate("chosen", 512, _cfg(hog_pixels_per_cell=(128,)), "svm", {},
-                   framing=dict(FRAMINGS["body crop + median"]))
+                   framing=dict(FRAMINGS["body crop + median"]), augment=CHOSEN_AUGMENT)
 
 
 # -- evaluation ---------------------------------------------------------------------------
-def score(cand: Candidate, X: np.ndarray, y: np.ndarray, train_idx, test_idx, seed: int, classes) -> dict:
-    model = build_model(cand, seed).fit(X[train_idx], y[train_idx])
-    return classification_metrics(y[test_idx], model.predict(X[test_idx]), classes)
+def training_rows(X: np.ndarray, y: np.ndarray, rows: np.ndarray,
+                  augment: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of ``rows``, followed by each augmented copy of the same rows.
+
+    Only the training rows' own copies are added, so a held-out picture never has a
+    perturbed twin in training: the copies stay in their picture's fold group.
+    """
+    copies = [X[rows]] + [A[rows] for A in augment or []]
+    if any(np.isnan(c).any() for c in copies[1:]):
+        raise ValueError("an augmented copy is missing for some training rows (NaN features)")
+    return np.vstack(copies), np.tile(y[rows], len(copies))
 
 
 def evaluate(cand: Candidate, ds: Dataset, X: np.ndarray, groups: np.ndarray, seeds,
-             X_perturbed: np.ndarray | None = None) -> dict:
+             perturbed: dict[str, np.ndarray] | None = None, augment: list[np.ndarray] | None = None) -> dict:
+    """Grouped CV of ``cand`` on train+valid, clean and on each ``perturbed`` re-rendering of the held-out folds.
+
+    ``augment`` holds the candidate's augmented copies (rows aligned with ``X``); each fold
+    trains on its training rows and their copies only.
+    """
     from sklearn.model_selection import StratifiedGroupKFold
 
+    perturbed = perturbed or {}
     dev = np.where(ds.splits != "test")[0]
-    f1s, accs, perturbed = [], [], []
+    f1s, accs, scores = [], [], {name: [] for name in perturbed}
     for seed in seeds:
         folds = StratifiedGroupKFold(N_FOLDS, shuffle=True, random_state=seed).split(dev, ds.labels[dev], groups)
         for tr, te in folds:
-            model = build_model(cand, seed).fit(X[dev[tr]], ds.labels[dev[tr]])
+            model = build_model(cand, seed).fit(*training_rows(X, ds.labels, dev[tr], augment))
             m = classification_metrics(ds.labels[dev[te]], model.predict(X[dev[te]]), ds.classes)
             f1s.append(m["macro_f1"])
             accs.append(m["accuracy"])
-            if X_perturbed is not None:
-                p = classification_metrics(ds.labels[dev[te]], model.predict(X_perturbed[dev[te]]), ds.classes)
-                perturbed.append(p["macro_f1"])
+            for name, Xp in perturbed.items():
+                p = classification_metrics(ds.labels[dev[te]], model.predict(Xp[dev[te]]), ds.classes)
+                scores[name].append(p["macro_f1"])
     train = np.where(ds.splits == "train")[0]
     valid = np.where(ds.splits == "valid")[0]
-    v = score(cand, X, ds.labels, train, valid, seeds[0], ds.classes)
+    model = build_model(cand, seeds[0]).fit(*training_rows(X, ds.labels, train, augment))
+    v = classification_metrics(ds.labels[valid], model.predict(X[valid]), ds.classes)
+    cv_perturbed = {name: float(np.mean(s)) for name, s in scores.items()}
     return {"name": cand.name, "size": cand.size, "model": cand.model, "params": cand.params,
             "framing": cand.framing, "features": cand.config.to_dict(), "dims": int(X.shape[1]),
             "cv_macro_f1": float(np.mean(f1s)), "cv_macro_f1_std": float(np.std(f1s)),
             "cv_accuracy": float(np.mean(accs)), "valid_macro_f1": v["macro_f1"], "valid_accuracy": v["accuracy"],
-            "cv_perturbed_macro_f1": float(np.mean(perturbed)) if perturbed else None,
+            "cv_perturbed_macro_f1": next(iter(cv_perturbed.values()), None), "cv_perturbed": cv_perturbed,
+            # Per fold (seed-major, same folds for every candidate): paired comparisons between rows.
+            "cv_fold_macro_f1": [float(f) for f in f1s],
+            "cv_fold_perturbed": {name: [float(f) for f in s] for name, s in scores.items()},
+            "augment": [list(a) for a in cand.augment], "lbp_tolerance": cand.lbp_tolerance,
             "n_groups": int(groups.max() + 1)}
 
 
@@ -402,9 +435,21 @@ def candidate_matrix(cand: Candidate, data: Path, cache: Path, backend: str, job
     if cand.config.sift:
         raise SystemExit("SIFT is not compared here any more (the earlier study: it adds nothing)")
     ds = load_dataset(data, cand.size, cache, cand.framing)
-    blocks = [family_block(ds, cand.size, cand.framing, cand.config, f, cache, backend, jobs)
-              for f in cand.config.features]
+    blocks = [candidate_block(ds, cand, cand.framing, f, cache, backend, jobs) for f in cand.config.features]
     return ds, np.hstack(blocks)
+
+
+def candidate_block(ds: Dataset, cand: Candidate, key: dict, family: str, cache: Path, backend: str,
+                    jobs: int) -> np.ndarray:
+    """One family's block for ``cand``: featrs' kernels, or the tolerant-LBP prototype (stage 8).
+
+    ``key`` names the pictures (the framing, plus the perturbation for re-rendered ones) in
+    the cache key.
+    """
+    if family == "lbp" and cand.lbp_tolerance is not None:
+        import select_robust
+        return select_robust.tolerant_lbp_block(ds, cand, key, cache, jobs)
+    return family_block(ds, cand.size, key, cand.config, family, cache, backend, jobs)
 
 
 def groups_of_dev(data: Path, cache: Path, correlation: float = NEAR_DUPLICATE_CORRELATION) -> np.ndarray:
@@ -418,16 +463,17 @@ CV_PERTURBATION = ("all", 0)
 
 
 def perturbed_matrix(cand: Candidate, data: Path, cache: Path, backend: str, jobs: int,
-                     perturbation: str = CV_PERTURBATION[0]) -> np.ndarray:
+                     perturbation: str = CV_PERTURBATION[0], seed: int = CV_PERTURBATION[1]) -> np.ndarray:
     """Features of train+valid re-rendered with ``perturbation`` (rows of the test split are NaN).
 
     Scoring the held-out folds on these (the model trained on clean pictures) shows which
-    levers survive acquisition changes without touching the test split.
+    levers survive acquisition changes without touching the test split. With another
+    ``seed`` the same function draws the augmented training copies of stage 8.
     """
     import robustness
     from tqdm import tqdm
 
-    name, seed = perturbation, CV_PERTURBATION[1]
+    name = perturbation
     ds = load_dataset(data, cand.size, cache, cand.framing)
     dev = np.where(ds.splits != "test")[0]
     key = {**cand.framing, "perturbed": f"{name}-{seed}"}
@@ -436,12 +482,14 @@ def perturbed_matrix(cand: Candidate, data: Path, cache: Path, backend: str, job
     if path.exists():
         images = np.load(path, allow_pickle=False)["images"]
     else:
-        files = robustness.render_split(data, cache / "perturbed", name, seed, splits=("train", "valid"))
+        # One folder per seed: the files of one draw must not overwrite another's.
+        files = robustness.render_split(data, cache / "perturbed" / f"seed{seed}", name, seed,
+                                        splits=("train", "valid"))
         prep = preprocessing(cand.size, cand.framing)
         images = np.stack([decode(p, prep)[0] for _, p in tqdm(files, desc="decode perturbed", unit="img")])
         np.savez(path, images=images)
     fake = Dataset(images, ds.labels[dev], ds.splits[dev], ds.hashes[dev], ds.classes)
-    blocks = [family_block(fake, cand.size, key, cand.config, f, cache, backend, jobs) for f in cand.config.features]
+    blocks = [candidate_block(fake, cand, key, f, cache, backend, jobs) for f in cand.config.features]
     out = np.full((len(ds.images), sum(b.shape[1] for b in blocks)), np.nan, np.float32)
     out[dev] = np.hstack(blocks)
     return out
@@ -461,15 +509,25 @@ def parse_args(argv=None):
                         help="framing the stage-2 candidates build on")
     parser.add_argument("--correlation", type=float, default=NEAR_DUPLICATE_CORRELATION,
                         help="thumbnail correlation that joins near duplicates into one group")
-    parser.add_argument("--perturbed", nargs="?", const=CV_PERTURBATION[0], default=None,
-                        help="also score the held-out folds on pictures re-rendered with this perturbation of "
-                             "scripts/robustness.py (default when given without a value: %(const)s)")
+    parser.add_argument("--perturbed", nargs="*", default=None,
+                        help="also score the held-out folds on pictures re-rendered with these perturbations of "
+                             f"scripts/robustness.py (given without a value: {CV_PERTURBATION[0]}); with several, "
+                             "the table has a column and a drop for each")
     parser.add_argument("--results", default="cv_results", help="name of the results files in --cache")
     parser.add_argument("--only", nargs="*", help="evaluate only candidates whose name contains one of these")
+    parser.add_argument("--names", nargs="*", default=[],
+                        help="also evaluate the candidates of exactly these names (with --only, or alone)")
     parser.add_argument("--no-cv", action="store_true", help="skip the cross-validation table")
     parser.add_argument("--final", action="store_true",
                         help="after the CV table, train CHOSEN on train and score test once")
     args = parser.parse_args(argv)
+    if args.perturbed == []:
+        args.perturbed = [CV_PERTURBATION[0]]
+    import robustness
+    unknown = sorted(set(args.perturbed or ()) - set(robustness.PERTURBATIONS))
+    if unknown:
+        parser.error(f"--perturbed: unknown perturbation {', '.join(unknown)} "
+                     f"(choose from {', '.join(robustness.PERTURBATIONS)})")
     if args.data is None or not (Path(args.data) / "train").is_dir():
         parser.error("set CHESTCT_DATA or --data to the chest-ctscan folder (train/valid/test)")
     return args
@@ -490,6 +548,9 @@ def print_table(rows: list[dict]) -> None:
 
 
 def markdown(rows: list[dict]) -> str:
+    if any(len(r.get("cv_perturbed") or {}) > 1 for r in rows):
+        import select_robust
+        return select_robust.markdown(rows)
     perturbed = any(r.get("cv_perturbed_macro_f1") is not None for r in rows)
     head = "| candidate | model | dims | CV macro-F1 (± std) | CV accuracy | train→valid macro-F1 |"
     lines = [head + (" CV macro-F1, perturbed |" if perturbed else ""),
@@ -514,10 +575,18 @@ def bootstrap_macro_f1(y_true, y_pred, classes, n_resamples: int = 2000, seed: i
     return float(low), float(high)
 
 
-def fit_chosen(ds: Dataset, X: np.ndarray, cand: Candidate = CHOSEN, seed: int = 0):
-    """``cand``'s estimator trained on the train split (what the streaming pipeline trains on)."""
+def fit_chosen(ds: Dataset, X: np.ndarray, cand: Candidate = CHOSEN, seed: int = 0,
+               augment: list[np.ndarray] | None = None):
+    """``cand``'s estimator trained on the train split (what the streaming pipeline trains on).
+
+    ``augment``: the feature matrices of ``cand.augment``'s copies (rows as ``X``), which
+    join their training pictures as in CV.
+    """
+    if bool(cand.augment) != bool(augment) or len(augment or ()) != len(cand.augment):
+        raise ValueError(f"{cand.name} trains with {len(cand.augment)} augmented copies, "
+                         f"got {len(augment or ())} matrices")
     train = np.where(ds.splits == "train")[0]
-    return build_model(cand, seed).fit(X[train], ds.labels[train])
+    return build_model(cand, seed).fit(*training_rows(X, ds.labels, train, augment))
 
 
 def test_report(y_true, y_pred, classes) -> dict:
@@ -530,9 +599,12 @@ def final_test(data: Path, cache: Path, backend: str, jobs: int, cand: Candidate
     """Train ``cand`` on the train split; score the test split once, also without train duplicates."""
     from consumer.evaluate.report import print_report
 
+    import select_robust
+
     ds, X = candidate_matrix(cand, data, cache, backend, jobs)
+    augment = select_robust.augmented_matrices(cand, data, cache, backend, jobs)
     started = time.perf_counter()
-    model = fit_chosen(ds, X, cand)
+    model = fit_chosen(ds, X, cand, augment=augment)
     fit_seconds = time.perf_counter() - started
     test = np.where(ds.splits == "test")[0]
     predicted = model.predict(X[test])
@@ -544,6 +616,7 @@ def final_test(data: Path, cache: Path, backend: str, jobs: int, cand: Candidate
         "n_images_left_out": int((~fresh).sum()),
         "n_pictures_left_out": int(len(set(ds.hashes[test][~fresh])))})
     report.update({"model": cand.model, "params": cand.params, "image_size": cand.size, "framing": cand.framing,
+                   "augment": [list(a) for a in cand.augment],
                    "feature_config": cand.config.to_dict(), "n_train_images": int((ds.splits == "train").sum()),
                    "fit_seconds": fit_seconds})
     print_report(report)
@@ -562,19 +635,25 @@ def main(argv=None) -> int:
     data, cache = Path(args.data), Path(args.cache)
     rows = []
     todo = [] if args.no_cv else [c for c in candidates(args.base)
-                                  if not args.only or any(s in c.name for s in args.only)]
+                                  if (not args.only and not args.names) or c.name in args.names
+                                  or any(s in c.name for s in args.only or ())]
+    missing = sorted(set(args.names) - {c.name for c in todo})
+    if missing:
+        raise SystemExit(f"--names: no candidate is called {', '.join(map(repr, missing))}")
     groups = groups_of_dev(data, cache, args.correlation) if todo else None
     for i, cand in enumerate(todo, 1):
         print(f"[{i}/{len(todo)}] {cand.name}", flush=True)
         ds, X = candidate_matrix(cand, data, cache, args.backend, args.jobs)
         started = time.perf_counter()
-        X_pert = (perturbed_matrix(cand, data, cache, args.backend, args.jobs, args.perturbed)
-                  if args.perturbed else None)
-        row = evaluate(cand, ds, X, groups, args.seeds, X_pert)
+        perturbed = {name: perturbed_matrix(cand, data, cache, args.backend, args.jobs, name)
+                     for name in args.perturbed or ()}
+        import select_robust
+        augment = select_robust.augmented_matrices(cand, data, cache, args.backend, args.jobs)
+        row = evaluate(cand, ds, X, groups, args.seeds, perturbed, augment)
         row["correlation"] = args.correlation
-        row["perturbation"] = args.perturbed
+        row["perturbation"] = args.perturbed[0] if args.perturbed else None
         row["seconds"] = time.perf_counter() - started
-        shown = "" if X_pert is None else f", perturbed {row['cv_perturbed_macro_f1']:.3f}"
+        shown = "".join(f", {name} {f1:.3f}" for name, f1 in row["cv_perturbed"].items())
         print(f"    CV macro-F1 {row['cv_macro_f1']:.3f} ± {row['cv_macro_f1_std']:.3f}{shown}, "
               f"train→valid {row['valid_macro_f1']:.3f} ({row['seconds']:.0f}s)", flush=True)
         rows.append(row)

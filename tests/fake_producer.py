@@ -305,10 +305,16 @@ def group_gone(proc: subprocess.Popen, timeout: float = 20.0) -> bool:
     return True
 
 
-def producer_args(data: Path, split: str, port: int, *extra: str) -> list[str]:
-    """Command line of the real producer."""
+def producer_args(data: Path, split: str, port: int, *extra: str, augment: int | None = 0) -> list[str]:
+    """Command line of the real producer.
+
+    ``augment``: ``--augment`` copies; 0 by default, so tests about other behaviour stream
+    each picture once (and as fast as before); None leaves the flag out (the product's
+    default, one copy per change on the train split: tests/test_defaults_real.py).
+    """
+    flag = [] if augment is None else ["--augment", str(augment)]
     return [sys.executable, "-m", "producer", "--directory", str(data), "--split", split,
-            "--port", str(port), "--no-progress", *extra]
+            "--port", str(port), "--no-progress", *flag, *extra]
 
 
 def consumer_args(command: str, *extra: str) -> list[str]:

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from consumer.learn import versions
+from producer import augment
 from test_demo import check_demo_output, run_demo
 
 pytestmark = [pytest.mark.realdata, pytest.mark.spark, pytest.mark.slow]
@@ -28,6 +29,9 @@ def test_no_flags_on_either_side_train_then_predict_reaches_the_readme_accuracy(
     assert "SYNTHETIC" not in output
     assert report["n_images"] == 315
     assert meta["preprocessing"] == report["stream"]["preprocessing"]
+    # The train stream carried the default augmented copies (issue 12), the test stream none.
+    assert meta["training_stream"]["augment"]["copies"] == augment.DEFAULT_TRAIN_COPIES
+    assert meta["training_stream"]["total_images"] == 613 * (1 + augment.DEFAULT_TRAIN_COPIES)
     assert report["macro_f1"] >= README_MACRO_F1 - MARGIN, report["macro_f1"]
     assert min(c["f1"] for c in report["per_class"].values()) >= CLASS_F1, report["per_class"]
     print(f"\ndefault path: test accuracy {report['accuracy']:.3f}, macro F1 {report['macro_f1']:.3f}")

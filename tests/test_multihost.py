@@ -94,7 +94,8 @@ def test_train_and_predict_across_five_hosts_with_a_worker_lost(real_data, tmp_p
 
         def producer(split: str):
             return procs.start(producer_host.run([
-                sys.executable, "-m", "producer", "--directory", str(real_data), "--split", split,
+                # --augment 0: the hosts and the network are under test, not the training copies.
+                sys.executable, "-m", "producer", "--augment", "0", "--directory", str(real_data), "--split", split,
                 "--host", producer_host.address, "--port", str(PORT), "--no-progress", "--image-size", "64", "64",
                 "--tls-cert", str(cert), "--tls-key", str(key), "--token-file", str(token)]),
                 tmp_path / f"producer-{split}.log", env=env_for(producer_host))

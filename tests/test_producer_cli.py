@@ -30,7 +30,8 @@ class Producer:
     """A producer subprocess that is always stopped."""
 
     def __init__(self, *args: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "producer", "--no-progress", *args],
+        # --augment 0: these tests count a stream's images (tests/test_producer_augment.py covers the copies).
+        self.proc = subprocess.Popen([sys.executable, "-m", "producer", "--no-progress", "--augment", "0", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=tree_env(), cwd=ROOT)
 

@@ -233,7 +233,7 @@ def test_cli_refuses_an_exposed_address_without_tls_and_token(tiny_data, certs, 
 
 
 def test_cli_insecure_binds_with_a_warning(tiny_data, port):
-    proc = subprocess.Popen([sys.executable, "-m", "producer", "--no-progress", "--directory", str(tiny_data),
+    proc = subprocess.Popen([sys.executable, "-m", "producer", "--no-progress", "--augment", "0", "--directory", str(tiny_data),
                              "--host", "0.0.0.0", "--port", str(port), "--insecure"],
                             stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             env=tree_env())
@@ -250,7 +250,7 @@ def test_cli_insecure_binds_with_a_warning(tiny_data, port):
 
 def test_cli_serves_tls_with_a_token(tiny_data, certs, tmp_path, port):
     token = token_file(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "producer", "--no-progress", "--directory", str(tiny_data),
+    proc = subprocess.Popen([sys.executable, "-m", "producer", "--no-progress", "--augment", "0", "--directory", str(tiny_data),
                              "--port", str(port), "--tls-cert", str(certs["cert"]), "--tls-key",
                              str(certs["key"]), "--token-file", str(token)],
                             stderr=subprocess.PIPE, text=True, cwd=ROOT,

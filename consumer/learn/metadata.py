@@ -77,6 +77,7 @@ def stream_meta(hello: dict, skipped_files: list[dict]) -> dict:
     preprocessing (which predict then requires) and every file the producer skipped."""
     return {
         "preprocessing": hello.get("preprocessing"),
-        "training_stream": {k: hello.get(k) for k in ("stream_id", "split", "total_images")},
+        # "augment": the producer's augmented training copies (None when there were none).
+        "training_stream": {k: hello.get(k) for k in ("stream_id", "split", "total_images", "augment")},
         "skipped_files": list(skipped_files),
     }

@@ -1,0 +1,154 @@
+"""producer.augment and the augmented training copies of a train stream (issue 12)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from producer import augment, cli, synthetic
+from producer.stream import StreamSpec, build_batch, load_image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import robustness  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("augment-data")
+    synthetic.generate(root, per_class=3, progress=False)
+    return root
+
+
+def _originals(spec: StreamSpec) -> list[str]:
+    return [f.id for f in spec.files if f.augment is None]
+
+
+def test_the_command_line_augments_the_train_split_by_default(tiny):
+    ap = cli.build_parser()
+    spec = cli.spec_from_args(ap.parse_args(["--directory", str(tiny), "--no-progress"]), ap)
+    assert spec.split == "train"
+    assert spec.augment == augment.DEFAULT_TRAIN_COPIES == len(augment.COPY_PERTURBATIONS)
+    assert len(spec.files) == (1 + augment.DEFAULT_TRAIN_COPIES) * len(_originals(spec))
+    for split in ("valid", "dev", "test"):
+        other = cli.spec_from_args(ap.parse_args(["--directory", str(tiny), "--split", split, "--no-progress"]), ap)
+        assert other.augment == 0 and "augment" not in other.hello(), split
+
+
+def test_the_library_streams_only_the_copies_it_is_asked_for(tiny):
+    assert StreamSpec.from_directory(tiny, "train", batch_size=4).augment == 0
+
+
+def test_one_copy_per_picture(tiny):
+    spec = StreamSpec.from_directory(tiny, "train", batch_size=4, augment=1)
+    originals = _originals(spec)
+    assert len(spec.files) == 2 * len(originals)
+    assert sorted(f.id for f in spec.files if f.augment == 1) == sorted(f"{i}#augment=1" for i in originals)
+    assert spec.hello()["augment"]["copies"] == 1
+    assert spec.hello()["augment"]["perturbations"] == [augment.COPY_PERTURBATIONS[0]]
+    assert spec.hello()["images_per_epoch"] == len(spec.files)
+
+
+def test_augment_zero_gives_the_unaugmented_stream_and_its_id(tiny):
+    off = StreamSpec.from_directory(tiny, "train", batch_size=4, augment=0)
+    on = StreamSpec.from_directory(tiny, "train", batch_size=4, augment=1)
+    two = StreamSpec.from_directory(tiny, "train", batch_size=4, augment=2)
+    assert [f.id for f in off.files] == _originals(on)
+    assert "augment" not in off.hello()
+    assert len({off.stream_id, on.stream_id, two.stream_id}) == 3
+    assert len(two.files) == 3 * len(off.files)
+
+
+def test_a_copy_is_the_picture_rerendered_the_same_way_every_time(tiny):
+    spec = StreamSpec.from_directory(tiny, "train", batch_size=4, augment=1)
+    copy = next(f for f in spec.files if f.augment == 1)
+    original = next(f for f in spec.files if f.id == copy.id.split("#")[0])
+    a, b, o = load_image(copy, spec), load_image(copy, spec), load_image(original, spec)
+    assert a.shape == o.shape == spec.preprocessing.image_shape
+    np.testing.assert_array_equal(a, b)
+    assert augment.perturbation_of(1) == "noise"
+    assert np.mean(a != o) > 0.5  # noise changes most pixels
+    # The copy is what scripts/robustness.py would write for the same draws, decoded as usual.
+    expected = robustness.render(original.path, Path(str(copy.path) + "-x"), augment.perturbation_of(1),
+                                 augment.copy_rng(copy.digest, 1))
+    try:
+        from producer import imaging
+        np.testing.assert_array_equal(a, imaging.decode(expected.read_bytes(), spec.preprocessing))
+    finally:
+        expected.unlink()
+
+
+def test_batches_with_copies_rebuild_byte_for_byte(tiny):
+    spec = StreamSpec.from_directory(tiny, "train", batch_size=4, augment=1)
+    again = StreamSpec.from_directory(tiny, "train", batch_size=4, augment=1)
+    assert spec.stream_id == again.stream_id
+    for seq in range(spec.batches_per_epoch):
+        assert build_batch(spec, seq).frame == build_batch(again, seq).frame
+
+
+def test_copy_draws_never_repeat_the_robustness_seeds():
+    digest = "ab" * 32
+    draws = augment.copy_rng(digest, 1).random(4)
+    assert not np.array_equal(draws, augment.copy_rng(digest, 2).random(4))
+    for seed in range(3):
+        for index in range(len(augment.PERTURBATIONS)):
+            assert not np.array_equal(draws, np.random.default_rng([seed, index, 0]).random(4))
+
+
+def test_perturbations_change_the_picture_and_keep_its_size():
+    image = np.full((40, 50), 120, np.uint8)
+    image[10:30, 10:40] = 200
+    for name in augment.PERTURBATIONS:
+        data = augment.rerender(augment.encode(image, None), name, np.random.default_rng(0))
+        out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert out.shape == image.shape, name
+        assert not np.array_equal(out, image), name
+
+
+@pytest.mark.parametrize("bad", [-1, augment.MAX_COPIES + 1, 1.5, True, "1"])
+def test_bad_copy_counts_are_refused(tiny, bad):
+    with pytest.raises(ValueError, match="--augment"):
+        StreamSpec.from_directory(tiny, "train", batch_size=4, augment=bad)
+
+
+def test_unknown_perturbation_and_undecodable_bytes_are_clear_errors():
+    with pytest.raises(ValueError, match="perturbation must be one of"):
+        augment.perturb(np.zeros((4, 4), np.uint8), "blur", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="cannot decode"):
+        augment.rerender(b"not a picture", "all", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="copy must be"):
+        augment.copy_rng("ab" * 32, 0)
+
+
+def test_the_cli_passes_augment_and_refuses_negative_counts(tiny, capsys):
+    ap = cli.build_parser()
+    spec = cli.spec_from_args(ap.parse_args(["--directory", str(tiny), "--augment", "0", "--no-progress"]), ap)
+    assert spec.augment == 0
+    assert cli.spec_from_args(ap.parse_args(["--directory", str(tiny), "--augment", "2", "--no-progress"]),
+                              ap).augment == 2
+    assert cli.spec_from_args(ap.parse_args(["--directory", str(tiny), "--no-progress"]),
+                              ap).augment == augment.DEFAULT_TRAIN_COPIES
+    with pytest.raises(SystemExit):
+        ap.parse_args(["--directory", str(tiny), "--augment", "-1"])
+    assert "--augment" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.spec_from_args(ap.parse_args(["--directory", str(tiny), "--augment", "99"]), ap)
+    assert "--augment must be" in capsys.readouterr().err
+
+
+def test_copies_take_the_perturbations_in_turn(tiny):
+    n = len(augment.COPY_PERTURBATIONS)
+    assert [augment.perturbation_of(k) for k in range(1, 2 * n + 1)] == 2 * list(augment.COPY_PERTURBATIONS)
+    spec = StreamSpec.from_directory(tiny, "train", batch_size=4, augment=n)
+    assert spec.hello()["augment"]["perturbations"] == list(augment.COPY_PERTURBATIONS)
+    # Each copy differs from the picture and from the other copies.
+    name = _originals(spec)[0]
+    images = [load_image(f, spec) for f in spec.files if f.id.split("#")[0] == name]
+    assert len(images) == n + 1
+    for i in range(len(images)):
+        for j in range(i + 1, len(images)):
+            assert not np.array_equal(images[i], images[j]), (i, j)
