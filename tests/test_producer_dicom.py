@@ -406,7 +406,7 @@ def test_the_producer_cli_sends_and_logs_no_patient_identifier(tmp_path):
     port = free_port()
     procs = Processes()
     try:
-        proc = procs.start([sys.executable, "-m", "producer", "-d", str(root), "--split", "train",
+        proc = procs.start([sys.executable, "-m", "producer", "-d", str(root), "--split", "train", "--augment", "0",
                             "--batch-size", "4", "--port", str(port), "--no-progress", "--log-level", "DEBUG",
                             "--window", "mediastinum"], log=log, cwd=Path(__file__).resolve().parents[1])
         wait_for_port(port, proc)
