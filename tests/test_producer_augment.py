@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from producer import augment, cli, synthetic
+from producer import augment, cli
 from producer.stream import StreamSpec, build_batch, load_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,11 +17,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import robustness  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("augment-data")
-    synthetic.generate(root, per_class=3, progress=False)
-    return root
+@pytest.fixture
+def tiny(synthetic_dataset) -> Path:
+    return synthetic_dataset(3)
 
 
 def _originals(spec: StreamSpec) -> list[str]:

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from producer import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -17,11 +16,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import robustness  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("robust-data")
-    synthetic.generate(root, per_class=4, progress=False)
-    return root
+@pytest.fixture
+def tiny(synthetic_dataset) -> Path:
+    return synthetic_dataset(4)
 
 
 def test_runs_end_to_end_and_reports_every_perturbation(tiny, tmp_path):

@@ -116,23 +116,28 @@ fn fast_grid_equals_exact_histograms_per_tile() {
             let (rp, cp) = offsets(p, r);
             Lbp::new(p, &rp, &cp, method).unwrap()
         }).collect();
-        for grid in [1, 2, 3] {
-            let plan = GridPlan::new(&ops, rows, cols, grid).unwrap();
-            let mut out = vec![0.0; plan.row_len()];
-            histogram_grid(&ops, &plan, &img, &mut GridScratch::default(), &mut out).unwrap();
-            let mut at = 0;
-            for op in &ops {
-                for t in crate::tiles::tiles(rows, cols, grid).unwrap() {
-                    let tile: Vec<u8> = (t.r0..t.r1).flat_map(|r| img[r * cols + t.c0..r * cols + t.c1].to_vec()).collect();
-                    let n = op.method().n_codes(op.points()).unwrap();
-                    let mut exact = vec![0.0; n];
-                    op.histogram_with(&op.plan(t.r1 - t.r0, t.c1 - t.c0).unwrap(), &tile, &mut exact).unwrap();
-                    assert_eq!(&out[at..at + n], &exact[..], "{method:?} P={} grid={grid} tile={t:?}", op.points());
-                    at += n;
-                }
+        assert_grid_equals_exact_tiles(&ops, &img, rows, cols, &format!("{method:?}"));
+    }
+}
+
+/// The multi-radius grid pass over `img` equals each operator's exact histogram of each tile.
+fn assert_grid_equals_exact_tiles(ops: &[Lbp], img: &[u8], rows: usize, cols: usize, label: &str) {
+    for grid in [1, 2, 3] {
+        let plan = GridPlan::new(ops, rows, cols, grid).unwrap();
+        let mut out = vec![0.0; plan.row_len()];
+        histogram_grid(ops, &plan, img, &mut GridScratch::default(), &mut out).unwrap();
+        let mut at = 0;
+        for op in ops {
+            for t in crate::tiles::tiles(rows, cols, grid).unwrap() {
+                let tile: Vec<u8> = (t.r0..t.r1).flat_map(|r| img[r * cols + t.c0..r * cols + t.c1].to_vec()).collect();
+                let n = op.method().n_codes(op.points()).unwrap();
+                let mut exact = vec![0.0; n];
+                op.histogram_with(&op.plan(t.r1 - t.r0, t.c1 - t.c0).unwrap(), &tile, &mut exact).unwrap();
+                assert_eq!(&out[at..at + n], &exact[..], "{label} P={} grid={grid} tile={t:?}", op.points());
+                at += n;
             }
-            assert_eq!(at, out.len());
         }
+        assert_eq!(at, out.len());
     }
 }
 
@@ -175,22 +180,7 @@ fn fast_grid_equals_exact_histograms_on_plateaus() {
         let (rp, cp) = offsets(p, r);
         Lbp::new(p, &rp, &cp, Method::Uniform).unwrap()
     }).collect();
-    for grid in [1, 2, 3] {
-        let plan = GridPlan::new(&ops, rows, cols, grid).unwrap();
-        let mut out = vec![0.0; plan.row_len()];
-        histogram_grid(&ops, &plan, &img, &mut GridScratch::default(), &mut out).unwrap();
-        let mut at = 0;
-        for op in &ops {
-            for t in crate::tiles::tiles(rows, cols, grid).unwrap() {
-                let tile: Vec<u8> = (t.r0..t.r1).flat_map(|r| img[r * cols + t.c0..r * cols + t.c1].to_vec()).collect();
-                let n = op.method().n_codes(op.points()).unwrap();
-                let mut exact = vec![0.0; n];
-                op.histogram_with(&op.plan(t.r1 - t.r0, t.c1 - t.c0).unwrap(), &tile, &mut exact).unwrap();
-                assert_eq!(&out[at..at + n], &exact[..], "P={} grid={grid} tile={t:?}", op.points());
-                at += n;
-            }
-        }
-    }
+    assert_grid_equals_exact_tiles(&ops, &img, rows, cols, "plateaus");
 }
 
 #[test]
