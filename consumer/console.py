@@ -94,17 +94,16 @@ def mute() -> None:
         logging.getLogger(noisy).setLevel(logging.CRITICAL + 1)
 
 
-def mute_on_interrupt():
+def mute_on_interrupt() -> None:
     """Mute *before* the KeyboardInterrupt unwinds through py4j (which logs what it interrupts).
 
     Call after the SparkContext exists: it chains to the SIGINT handler pyspark installed
-    (which cancels the running jobs, then raises KeyboardInterrupt). Returns the handler it
-    replaced (None off the main thread, where it does nothing).
+    (which cancels the running jobs, then raises KeyboardInterrupt).
     """
     import signal
 
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return
     previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum, frame):
@@ -114,7 +113,6 @@ def mute_on_interrupt():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, handler)
-    return previous
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ archive itself: one written by another JVM build or for other jars is ignored si
 so a stale archive costs only the speed.
 
 Where: ``$CHESTCT_JVM_ARCHIVE`` if set (``off`` turns it off), else
-``<python prefix>/share/chestct/spark-<pyspark version>.jsa`` (about 150 MB).
+``<python prefix>/share/chestct/spark-<pyspark version>.jsa`` (about 180 MiB).
 """
 from __future__ import annotations
 
