@@ -297,11 +297,10 @@ def group_gone(proc: subprocess.Popen, timeout: float = 20.0) -> bool:
             return True
         return False
 
-    deadline = time.monotonic() + timeout
-    while not gone():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
+    try:
+        wait_until(gone, "the process group to end", timeout, interval=0.2)
+    except AssertionError:
+        return False
     return True
 
 
