@@ -1,6 +1,6 @@
 """``chestct``: the Spark consumer's command line (train, predict, ingest).
 
-    chestct train   --save-path DIR [--model svm|rf|sgd] [--engine sklearn|mllib] [--refit-every N] [common]
+    chestct train   --save-path DIR [--model svm|rf|sgd] [--engine sklearn|mllib] [--refit-every N] [--refit-growth F] [common]
     chestct predict --save-path DIR [--report report.json] [--plots-dir DIR] [common]
     chestct ingest  [common]           # only stream the split into the features table
 
@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import Any, Sequence
 
-from producer.argtypes import float_at_least, int_at_least, key_value, port
+from producer.argtypes import float_at_least, float_in, int_at_least, key_value, port
 
 DEFAULT_WORK_DIR = "chestct-work"
 #: Producer batches between refits of the running svm/rf model: early numbers, few refits.
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .learn.estimators import DEFAULT_MODEL, MODELS
     from .learn.fit import DEFAULT_ENGINE, ENGINES
-    from .learn.incremental import DEFAULT_WINDOW
+    from .learn.incremental import DEFAULT_REFIT_GROWTH, DEFAULT_WINDOW, MAX_REFIT_GROWTH
 
     parser = argparse.ArgumentParser(prog="chestct",
                                      description="chestct: the Spark consumer (train, predict, ingest)")
@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--refit-every", type=_positive_int, default=DEFAULT_REFIT_EVERY, metavar="N",
                        help="svm/rf: refit the running model (for the per-batch training metrics) "
                             "every N producer batches (default: %(default)s)")
+    train.add_argument("--refit-growth", type=float_in(0, MAX_REFIT_GROWTH), default=DEFAULT_REFIT_GROWTH,
+                       metavar="F", help="svm/rf: refit only once the images added since the last refit are at "
+                       "least F times the images it learned from, so refits stay cheap on a long stream "
+                       "(0: every --refit-every batches; default: %(default)s)")
     train.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW, metavar="N",
                        help="svm/rf learn from the newest N images, so memory stays flat on an endless "
                             "stream (default: %(default)s)")

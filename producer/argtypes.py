@@ -33,6 +33,19 @@ def float_at_least(minimum: float, strict: bool = False):
     return parse
 
 
+def float_in(minimum: float, maximum: float):
+    """An argparse type: a finite number from ``minimum`` to ``maximum``."""
+    at_least = float_at_least(minimum)
+
+    def parse(text: str) -> float:
+        value = at_least(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum:g}, got {text}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
 def port(minimum: int = 1):
     """An argparse type: a TCP port from ``minimum`` (0 lets a server pick one) to 65535."""
     at_least = int_at_least(minimum)

@@ -204,6 +204,18 @@ def test_refit_every_defaults_to_a_few_batches():
     assert args.refit_every == 2
 
 
+def test_refit_growth_defaults_to_the_trainers_and_is_bounded(capsys):
+    from consumer.learn.incremental import DEFAULT_REFIT_GROWTH, MAX_REFIT_GROWTH
+
+    parse = cli.build_parser().parse_args
+    assert parse(["train", "--save-path", "m"]).refit_growth == DEFAULT_REFIT_GROWTH
+    assert parse(["train", "--save-path", "m", "--refit-growth", "0"]).refit_growth == 0
+    for bad in ("-1", str(MAX_REFIT_GROWTH + 1), "inf", "x"):
+        with pytest.raises(SystemExit):
+            parse(["train", "--save-path", "m", "--refit-growth", bad])
+        assert "--refit-growth" in capsys.readouterr().err
+
+
 @pytest.mark.spark
 @pytest.mark.slow
 def test_a_model_for_other_images_is_refused_before_spark(tmp_path):

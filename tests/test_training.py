@@ -317,3 +317,32 @@ def test_prequential_process_groups_rows_by_seq_and_lines_say_no_model_yet():
     assert f"acc={expected:.3f}" in lines[1] and "F1=" in lines[2] and "(on 40 unseen)" in lines[2]
     assert entries[2]["images_per_s"] == pytest.approx(60 / 3)  # 60 images in 3 s
     assert "images=    60" in lines[2] and "20.0 img/s" in lines[2]
+
+
+def _refits(model="svm", n_batches=8, **kw):
+    X, y = _data(10 * n_batches, 3)
+    trainer = IncrementalTrainer(config=CONFIG, model=model, classes=CLASSES, image_shape=SHAPE,
+                                 color_mode="grayscale", seed=7, **kw)
+    return [trainer.partial_fit(bx, by) for bx, by in _batches(X, y, n_batches)], trainer
+
+
+def test_refits_wait_until_the_new_images_are_a_share_of_the_fitted_ones():
+    # Batches of 10 images; the model learned from 10, 20, 40, 80 images in turn.
+    updates, trainer = _refits(refit_every=1, refit_growth=1.0)
+    assert updates == [True, True, False, True, False, False, False, True]
+    assert trainer.model.meta["n_train_images"] == 80
+    # 0: the batch count alone decides, as before the growth rule.
+    assert _refits(refit_every=2, refit_growth=0)[0] == [False, True] * 4
+
+
+def test_a_full_window_refits_every_growth_share_of_it():
+    # Window 40 and growth 0.5: once full, a refit every 20 new images (2 batches).
+    updates, trainer = _refits(n_batches=10, refit_every=1, refit_growth=0.5, window=40)
+    assert updates == [True, True, True, False, True, False, True, False, True, False]
+    assert trainer.model.meta["n_train_images"] == 40
+
+
+@pytest.mark.parametrize("growth", [-0.1, 10.5, float("nan")])
+def test_refit_growth_out_of_range_is_refused(growth):
+    with pytest.raises(ValueError, match="refit_growth must be from 0 to 10"):
+        _refits(refit_growth=growth)

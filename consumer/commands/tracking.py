@@ -29,6 +29,7 @@ class Tracking:
         if self.tracker is None:
             return
         params = {"model": args.model, "engine": args.engine, "seed": args.seed, "refit_every": args.refit_every,
+                  "refit_growth": args.refit_growth,
                   "window": args.window, "publish_every": args.publish_every, "backend": args.backend,
                   "features": config.to_dict()}
         self.tracker.start_train_run(params, tags={"chestct.split": hello["split"]})

@@ -54,7 +54,8 @@ def _train(args: argparse.Namespace, run: Run, tracking) -> int:
     t0 = time.perf_counter()
     # Every model trains while the stream flows, on a bounded window of the newest images:
     # the per-batch (test-then-train) metrics and the published versions come from it.
-    running = IncrementalTrainer(model=args.model, refit_every=args.refit_every, window=args.window, **common)
+    running = IncrementalTrainer(model=args.model, refit_every=args.refit_every,
+                                 refit_growth=args.refit_growth, window=args.window, **common)
     publisher = Publisher(args.save_path, args.publish_every, stream_meta(hello, []),
                           key=load_key(args.model_key_file), on_publish=tracking.published)
     read = lambda seq: read_table(run.spark, paths.table, min_seq=seq)  # noqa: E731

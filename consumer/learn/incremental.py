@@ -16,6 +16,13 @@ from .model import TrainedModel
 #: Images the svm/rf running model (and a finite stream's final fit) learns from: the newest
 #: ones, so that memory stays flat on an endless stream. The whole train split fits in it.
 DEFAULT_WINDOW = 5000
+#: svm/rf refit the running model only once the images added since the last refit are at
+#: least this share of the images it was fitted on. Refitting every few batches instead made
+#: the refits' cost grow with the square of the stream (on the augmented train split they took
+#: most of the driver's time); growing geometrically, they cost a few times one final fit.
+DEFAULT_REFIT_GROWTH = 0.25
+#: Largest ``refit_growth``: beyond it a long stream would hardly ever refit.
+MAX_REFIT_GROWTH = 10.0
 
 
 class IncrementalTrainer:
@@ -24,8 +31,10 @@ class IncrementalTrainer:
     ``sgd`` updates a :class:`~sklearn.preprocessing.StandardScaler` and a hinge-loss
     :class:`~sklearn.linear_model.SGDClassifier` (an incremental linear SVM) with
     ``partial_fit`` on every batch. ``svm`` and ``rf`` keep every row seen (or the last
-    ``window`` images) and refit from scratch every ``refit_every`` batches (once the rows
-    hold at least two classes).
+    ``window`` images) and refit from scratch every ``refit_every`` batches, once the rows
+    hold at least two classes and the images added since the last refit are at least
+    ``refit_growth`` times the images that refit learned from (0: every ``refit_every``
+    batches).
 
     With SIFT on, ``sgd`` buffers batches until they hold ``10 * sift.n_words``
     descriptors, learns the codebook from them once, then trains on the buffer.
@@ -33,11 +42,14 @@ class IncrementalTrainer:
 
     def __init__(self, *, config: FeatureConfig, model: str = "sgd", classes: Sequence[str],
                  image_shape: Sequence[int], color_mode: str, seed: int = 0, params: Mapping | None = None,
-                 refit_every: int = 5, window: int | None = None):
+                 refit_every: int = 5, window: int | None = None,
+                 refit_growth: float = DEFAULT_REFIT_GROWTH):
         if model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
         if int(refit_every) < 1:
             raise ValueError(f"refit_every must be >= 1, got {refit_every}")
+        if not 0 <= float(refit_growth) <= MAX_REFIT_GROWTH:
+            raise ValueError(f"refit_growth must be from 0 to {MAX_REFIT_GROWTH}, got {refit_growth}")
         if window is not None and int(window) < 1:
             raise ValueError(f"window must be >= 1 or None, got {window}")
         self.config = config
@@ -48,6 +60,7 @@ class IncrementalTrainer:
         self.seed = seed
         self.params = dict(params or {})
         self.refit_every = int(refit_every)
+        self.refit_growth = float(refit_growth)
         self.window = window
         self.n_batches = 0
         self.n_images = 0
@@ -56,6 +69,8 @@ class IncrementalTrainer:
         self._labels: list[np.ndarray] = []
         self._sift: list[bytes | None] = []
         self._pending = 0  # batches not yet in the current model
+        self._pending_images = 0  # their images
+        self._fitted_images = 0  # images the current svm/rf model learned from
         self._model: TrainedModel | None = None
         self._codebook: np.ndarray | None = None
         if model == "sgd":
@@ -85,14 +100,19 @@ class IncrementalTrainer:
         self._labels.append(labels)
         self._sift.extend(sift if self.config.sift else [None] * len(labels))
         self._pending += 1
+        self._pending_images += len(labels)
         if self.model_name == "sgd":
             return self._sgd_step(final=False)
         self._trim()
         # A classifier needs two classes; a stream ordered by class may start with one.
-        if self._pending >= self.refit_every and self._n_classes_seen() >= 2:
+        if self._refit_due() and self._n_classes_seen() >= 2:
             self._refit()
             return True
         return False
+
+    def _refit_due(self) -> bool:
+        return (self._pending >= self.refit_every
+                and self._pending_images >= self.refit_growth * self._fitted_images)
 
     def resume(self, model: TrainedModel, n_images: int, window_rows=None) -> None:
         """Continue from a published version after a restart.
@@ -147,7 +167,8 @@ class IncrementalTrainer:
         self._model = fit(table, config=self.config, model=self.model_name, classes=self.classes,
                           image_shape=self.image_shape, color_mode=self.color_mode, seed=self.seed,
                           params=self.params)
-        self._pending = 0
+        self._fitted_images = len(features)
+        self._pending = self._pending_images = 0
 
     def _sgd_step(self, final: bool) -> bool:
         from sklearn.pipeline import Pipeline
@@ -165,7 +186,7 @@ class IncrementalTrainer:
         self._scaler.partial_fit(X)
         self._classifier.partial_fit(self._scaler.transform(X), labels, classes=np.arange(len(self.classes)))
         self._features, self._labels, self._sift = [], [], []
-        self._pending = 0
+        self._pending = self._pending_images = 0
         estimator = Pipeline([("scaler", self._scaler), ("classifier", self._classifier)])
         meta = model_meta(config=self.config, model="sgd", engine="sklearn", params=model_params("sgd", self.params),
                      seed=self.seed, classes=self.classes, image_shape=self.image_shape,
