@@ -133,3 +133,20 @@ def test_session_conf_makes_spark_enforce_the_plan():
     assert cluster["spark.executor.cores"] == "2" and cluster["spark.cores.max"] == "2"
     with pytest.raises(ValueError, match="threads per task"):
         plan_parallelism("local[2]", 0)
+
+
+def test_a_grey_stream_executor_does_not_load_opencv():
+    # An executor process imports what the stage uses; OpenCV (tens of MiB per worker)
+    # only for colour images or SIFT.
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np\n"
+            "from consumer.features import FeatureConfig\n"
+            "from consumer.features.stage import compute_features\n"
+            "images = np.random.default_rng(0).integers(0, 256, (2, 40, 40, 1), dtype=np.uint8)\n"
+            "config = FeatureConfig(features=('hog', 'lbp', 'glcm'), hog_pixels_per_cell=(8,), lbp_grid=1, glcm_grid=1)\n"
+            "values, _ = compute_features(images, config, 'rust', 1)\n"
+            "assert values.shape[0] == 2 and np.isfinite(values).all()\n"
+            "print('cv2' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

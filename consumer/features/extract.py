@@ -17,8 +17,6 @@ def to_grey(images: np.ndarray) -> np.ndarray:
 
     Colour uses OpenCV's ITU-R 601 weights (``cv2.COLOR_RGB2GRAY``), as the producer does.
     """
-    import cv2
-
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise TypeError(f"images must be uint8, got dtype {images.dtype}")
@@ -28,6 +26,9 @@ def to_grey(images: np.ndarray) -> np.ndarray:
         raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got {images.shape}")
     if images.shape[3] == 1:
         return images[..., 0]
+    # Imported only for colour: OpenCV costs a grey stream's executors tens of MiB each.
+    import cv2
+
     code = cv2.COLOR_RGB2GRAY if images.shape[3] == 3 else cv2.COLOR_RGBA2GRAY
     out = np.empty(images.shape[:3], np.uint8)
     for i, img in enumerate(images):
