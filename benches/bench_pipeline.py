@@ -97,25 +97,18 @@ def _bound(data: Path, split: str, n: int = 32) -> dict:
     The decode is the producer's work per image of the split's default stream: on ``train``
     a picture and its augmented copies (re-rendered, then decoded), averaged over them all.
     """
-    import hashlib
-
     from consumer.features import FeatureConfig, extract
-    from producer import augment, imaging
+    from producer import augment
+    from producer.stream import StreamSpec, load_image
 
-    prep = imaging.Preprocessing()
     copies = augment.default_copies(split)
-    files = sorted(p for p in (data / split).rglob("*") if p.is_file())[:n]
-    blobs = [p.read_bytes() for p in files]
+    # The producer's own files and decode path: a picture's copies follow it in id order.
+    spec = StreamSpec.from_directory(data, split, augment=copies, batch_size=1)  # no batches built here
+    files = spec.files[: n * (1 + copies)]
     t0 = time.perf_counter()
-    images = []
-    for blob in blobs:
-        images.append(imaging.decode(blob, prep))
-        digest = hashlib.sha256(blob).hexdigest()
-        for k in range(1, copies + 1):
-            copy = augment.rerender(blob, augment.perturbation_of(k), augment.copy_rng(digest, k))
-            images.append(imaging.decode(copy, prep))
-    decode = (time.perf_counter() - t0) / len(images)
-    stack = np.stack(images[:: 1 + copies])
+    loaded = [(f, load_image(f, spec)) for f in files]
+    decode = (time.perf_counter() - t0) / len(files)
+    stack = np.stack([img for f, img in loaded if f.augment is None and isinstance(img, np.ndarray)])
     config = FeatureConfig()
     extract(stack[:2], config, backend="rust", n_threads=1)  # warm-up
     t0 = time.perf_counter()
