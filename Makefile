@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.chestct-installed
 DATA   ?= $(CHESTCT_DATA)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: setup demo test bench bench-check fuzz featrs clean help
+.PHONY: setup demo test test-durations bench bench-check fuzz featrs clean help
 
 # The suite mostly waits (JVM start-up, streams): more workers than cores pays off.
 TEST_WORKERS ?= 4
@@ -19,6 +19,7 @@ WIRE_FUZZ_EXAMPLES ?= 20000
 help:
 	@echo "make demo    # train on the train split, predict on test, print the report (DATA=... for real data)"
 	@echo "make test    # the whole test suite"
+	@echo "make test-durations  # the suite, storing each test's seconds (tests/durations.json orders make test)"
 	@echo "make bench   # benchmarks with a table of medians and ratios"
 	@echo "make bench-check  # every benchmark once, on less data (what CI runs)"
 	@echo "make fuzz    # featrs: cargo test + cargo fuzz per kernel; the wire decoder and readers"
@@ -44,6 +45,10 @@ demo: setup
 
 test: setup
 	PYSPARK_PYTHON=$(abspath $(PY)) $(PY) -m pytest tests -n $(TEST_WORKERS) --dist worksteal --durations=15
+
+# The suite's order spreads the long tests over the workers from their stored durations.
+test-durations: setup
+	PYSPARK_PYTHON=$(abspath $(PY)) $(PY) -m pytest tests -n $(TEST_WORKERS) --dist worksteal -q --store-durations
 
 bench: setup
 	PYSPARK_PYTHON=$(abspath $(PY)) $(PY) scripts/bench.py

@@ -10,6 +10,8 @@ import pytest
 from producer import synthetic
 from producer.launch import free_port
 
+import suite_order
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Spark's Python workers must run this interpreter (not the system python), on loopback.
@@ -79,6 +81,33 @@ def port() -> int:
     return free_port()
 
 
-def pytest_collection_modifyitems(items):
-    """Slow tests first: with several workers (make test) they overlap instead of forming a tail."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
+def pytest_addoption(parser):
+    parser.addoption(
+        "--store-durations", action="store_true",
+        help="write each test's seconds to tests/durations.json, which orders make test",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Spread the long tests over the xdist workers' first shares (see tests/suite_order.py)."""
+    durations = suite_order.load_durations()
+    costs = [
+        durations.get(item.nodeid, suite_order.UNKNOWN_SLOW_SECONDS
+                      if item.get_closest_marker("slow") else suite_order.UNKNOWN_SECONDS)
+        for item in items
+    ]
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    items[:] = [items[i] for i in suite_order.schedule(costs, workers)]
+
+
+_measured: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    _measured[report.nodeid] = _measured.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Only the controller (or a plain run) writes: it sees every worker's reports.
+    if session.config.getoption("--store-durations") and not hasattr(session.config, "workerinput"):
+        suite_order.store_durations(_measured)
