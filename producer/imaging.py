@@ -294,6 +294,17 @@ def decode(data: bytes, prep: Preprocessing, frame: int | None = None) -> np.nda
         raise ImageSkipped("OpenCV cannot decode it (corrupt or truncated image data)")
     if image.dtype != np.uint8:  # these flags make OpenCV scale 16-bit to 8; anything else is exotic
         raise ImageSkipped(f"unsupported sample type {image.dtype}")
+    return preprocess(image, prep)
+
+
+def preprocess(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """Frame and resize decoded pixels into a ``uint8`` array of ``prep.image_shape``.
+
+    Parameters
+    ----------
+    image : ndarray of uint8
+        What ``cv2.imdecode`` gives with ``prep``'s flag: 2-D for grey, BGR for colour.
+    """
     height, width = prep.image_size
     image = framing.frame(image, (height, width), crop_to=prep.crop, margin=prep.crop_margin,
                           aspect=prep.aspect, normalize_with=prep.normalize, denoise_with=prep.denoise)

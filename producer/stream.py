@@ -262,14 +262,20 @@ def load_image(file: dataset.ImageFile, spec: "StreamSpec") -> np.ndarray | imag
     ``file_changed`` error by :func:`assemble_batch`.
     """
     try:
-        data = reading.read_image(file, spec.root, spec.preprocessing)
+        prep = spec.preprocessing
+        data = reading.read_image(file, spec.root, prep)
+        copy = None
         if file.augment is not None:
             try:
-                data = augmenting.rerender(data, augmenting.perturbation_of(file.augment),
-                                           augmenting.copy_rng(file.digest, file.augment))
+                copy, quality = augmenting.perturb(augmenting.picture(data), augmenting.perturbation_of(file.augment),
+                                                   augmenting.copy_rng(file.digest, file.augment))
+                if quality is not None:
+                    data, copy = augmenting.encode(copy, quality), None
             except ValueError as exc:
                 raise imaging.ImageSkipped(f"augmented copy {file.augment}: {exc}") from None
-        return imaging.decode(data, spec.preprocessing, frame=file.frame)
+        if copy is not None:  # a PNG copy: lossless, so its decoded pixels are known without the round trip
+            return imaging.preprocess(augmenting.as_png_decoded(copy, grey=prep.color_mode == "grayscale"), prep)
+        return imaging.decode(data, prep, frame=file.frame)
     except imaging.ImageSkipped as exc:
         _warn_skip(file.path, exc.reason)
         return exc

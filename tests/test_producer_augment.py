@@ -150,3 +150,74 @@ def test_copies_take_the_perturbations_in_turn(tiny):
     for i in range(len(images)):
         for j in range(i + 1, len(images)):
             assert not np.array_equal(images[i], images[j]), (i, j)
+
+
+def _round_trip(spec: StreamSpec, file) -> np.ndarray:
+    """A copy as a re-rendered file would give it: PNG/JPEG bytes, then the usual decode."""
+    from producer import imaging, reading
+    data = augment.rerender(reading.read_image(file, spec.root, spec.preprocessing),
+                            augment.perturbation_of(file.augment), augment.copy_rng(file.digest, file.augment))
+    return imaging.decode(data, spec.preprocessing)
+
+
+def _both_colour_modes(root: Path, size: tuple[int, int]):
+    from producer import imaging
+    for mode in ("grayscale", "rgb"):
+        yield StreamSpec.from_directory(root, "train", batch_size=4, augment=len(augment.COPY_PERTURBATIONS),
+                                        preprocessing=imaging.Preprocessing(image_size=size, color_mode=mode))
+
+
+@pytest.mark.parametrize("size", [(64, 64), (37, 53)])
+def test_every_copy_served_without_the_png_round_trip_is_the_round_trip_s_pixels(tiny, size):
+    for spec in _both_colour_modes(tiny, size):
+        copies = [f for f in spec.files if f.augment is not None]
+        assert {augment.perturbation_of(f.augment) for f in copies} == set(augment.COPY_PERTURBATIONS)
+        for file in copies:
+            np.testing.assert_array_equal(load_image(file, spec), _round_trip(spec, file), err_msg=file.id)
+
+
+@pytest.mark.realdata
+def test_real_copies_served_without_the_round_trip_are_the_round_trip_s_pixels(real_data):
+    for spec in _both_colour_modes(real_data, (256, 256)):
+        copies = [f for f in spec.files if f.augment is not None][::97]
+        assert len(copies) >= 30
+        for file in copies:
+            np.testing.assert_array_equal(load_image(file, spec), _round_trip(spec, file), err_msg=file.id)
+
+
+def test_the_png_grey_weights_are_opencv_s_for_every_24_bit_colour():
+    levels = np.arange(256, dtype=np.uint8)
+    blue, green, red = np.meshgrid(levels, levels, levels, indexing="ij")
+    every = np.stack([blue, green, red], axis=-1).reshape(4096, 4096, 3)
+    png = cv2.imencode(".png", every, [cv2.IMWRITE_PNG_COMPRESSION, 0])[1]
+    np.testing.assert_array_equal(augment.as_png_decoded(every, grey=True), cv2.imdecode(png, cv2.IMREAD_GRAYSCALE))
+    assert augment._png_grey_agrees()
+    # Not cvtColor's weights: those round, and differ on about half of all colours.
+    assert np.mean(augment.as_png_decoded(every, grey=True) != cv2.cvtColor(every, cv2.COLOR_BGR2GRAY)) > 0.3
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (41, 67, 3), (41, 67)])
+@pytest.mark.parametrize("grey", [True, False])
+def test_png_decoded_pixels_match_opencv_on_random_pictures_of_odd_sizes(shape, grey):
+    image = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    expected = cv2.imdecode(np.frombuffer(augment.encode(image, None), np.uint8),
+                            cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(augment.as_png_decoded(image, grey=grey), expected)
+
+
+def test_without_matching_weights_the_png_round_trip_is_kept(monkeypatch):
+    image = np.random.default_rng(3).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    monkeypatch.setattr(augment, "_png_grey_agrees", lambda: False)
+    monkeypatch.setattr(augment, "_png_grey", lambda image: pytest.fail("the shortcut was used"))
+    expected = cv2.imdecode(np.frombuffer(augment.encode(image, None), np.uint8), cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_array_equal(augment.as_png_decoded(image, grey=True), expected)
+
+
+@pytest.mark.parametrize("shape", [(31, 17), (20, 33, 3)])
+def test_noise_draws_the_documented_numbers(shape):
+    image = np.random.default_rng(5).integers(0, 256, shape, dtype=np.uint8)
+    expected = np.clip(image.astype(np.float32) + np.random.default_rng(9).normal(0, augment.NOISE_SIGMA, shape),
+                       0, 255).round().astype(np.uint8)
+    got, quality = augment.perturb(image, "noise", np.random.default_rng(9))
+    assert quality is None
+    np.testing.assert_array_equal(got, expected)
