@@ -230,3 +230,34 @@ def test_a_partition_waits_for_a_producer_that_is_restarting(port):
         starter.join()
         fp.stop()
     assert [rb.column("seq")[0].as_py() for rb in batches] == [0, 1]
+
+
+def test_the_reader_freezes_the_worker_s_imports_once_so_pyspark_s_per_task_gc_skips_them():
+    # In a fresh interpreter: freezing is per process, and the test process must not freeze.
+    code = """
+import gc, sys
+sys.path.insert(0, sys.argv[1])
+from fake_producer import FakeProducer
+from consumer.stream.options import SourceOptions
+from consumer.stream.reader import BatchRange
+from consumer.stream.source import ChestCTStreamReader
+assert gc.get_freeze_count() == 0
+with FakeProducer() as fp:
+    reader = ChestCTStreamReader(SourceOptions.parse({"port": str(fp.port)}))
+    part = BatchRange(fp.stream.stream_id, 0, 2, fp.stream.classes, fp.stream.image_shape)
+    first = list(reader.read(part))
+    frozen = gc.get_freeze_count()
+    garbage = [[i] for i in range(10000)]
+    again = list(reader.read(part))
+assert frozen > 10000, frozen
+assert gc.get_freeze_count() <= frozen, (gc.get_freeze_count(), frozen)  # frozen once: the 10000 lists are not
+assert [b.equals(a) for a, b in zip(first, again)] == [True, True]
+print("ok", frozen)
+"""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-2000:]

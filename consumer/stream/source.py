@@ -32,7 +32,7 @@ from pyspark.sql.streaming.datasource import (
 
 from .client import StreamMismatch, fetch_hello
 from .options import SourceOptions
-from .reader import FEATURED_SCHEMA, SCHEMA, BatchRange, read_range
+from .reader import FEATURED_SCHEMA, SCHEMA, BatchRange, read_range, settle_worker
 
 log = logging.getLogger("chestct.source")
 
@@ -156,8 +156,11 @@ class ChestCTStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         assert isinstance(partition, BatchRange), partition
         batches = read_range(self.options, partition)
         if self.options.features is None:
+            settle_worker()
             return batches
         from ..features.stage import transform_batch
+
+        settle_worker()
 
         opts = self.options
         return (transform_batch(b, opts.features, opts.feature_backend, opts.feature_threads) for b in batches)
