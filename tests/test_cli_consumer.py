@@ -117,7 +117,7 @@ def _run(procs: Processes, args: list[str], log: Path, timeout: float = 300) -> 
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_train_sgd_then_predict_writes_report_and_plots_and_tracks_both_in_mlflow(tmp_path):
+def test_train_sgd_then_predict_writes_report_and_plots_and_tracks_both_in_mlflow(tmp_path, monkeypatch):
     procs = Processes()
     work = tmp_path / "work"
     model = tmp_path / "model"
@@ -160,13 +160,13 @@ def test_train_sgd_then_predict_writes_report_and_plots_and_tracks_both_in_mlflo
         assert (plots / png).read_bytes()[:4] == b"\x89PNG"
     assert len(list(work.glob("streams/*/*/table"))) == 1
     if HAVE_MLFLOW:
-        _check_tracked(store)
+        _check_tracked(store, monkeypatch)
 
 
 HAVE_MLFLOW = importlib.util.find_spec("mlflow") is not None
 
 
-def _check_tracked(store: str) -> None:
+def _check_tracked(store: str, monkeypatch) -> None:
     """The train and predict runs above are in MLflow, and the model is registered and loads."""
     import numpy as np
     import mlflow
@@ -185,8 +185,10 @@ def _check_tracked(store: str) -> None:
     assert predict.data.tags["chestct.model_version"] == str(version.version)
     assert predict.data.metrics["n_images"] == STREAM.total_images
     assert {a.path for a in client.list_artifacts(predict.info.run_id)} >= {"report.json"}
-    mlflow.set_tracking_uri(store)
-    mlflow.set_registry_uri(store)
+    # Through the environment, not mlflow.set_*_uri: those are process-wide and would point
+    # later tests on this worker at this store.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", store)
     loaded = mlflow.sklearn.load_model(f"models:/ct/{version.version}")
     width = loaded.named_steps["scaler"].mean_.shape[0]
     assert loaded.predict(np.zeros((2, width), np.float32)).shape == (2,)
