@@ -53,14 +53,24 @@ def real_data() -> Path:
 def synthetic_dataset(tmp_path_factory):
     """``synthetic_dataset(per_class)``: a synthetic dataset (:mod:`producer.synthetic`), made
     once per size and shared; tests that change files copy it first."""
-    made: dict[int, Path] = {}
+    made: dict[int, tuple[Path, list]] = {}
+
+    def listing(root: Path) -> list:
+        return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                      for p in root.rglob("*") if p.is_file())
 
     def make(per_class: int = 3) -> Path:
         if per_class not in made:
             root = tmp_path_factory.mktemp(f"synthetic-{per_class}")
             synthetic.generate(root, per_class=per_class, progress=False)
-            made[per_class] = root
-        return made[per_class]
+            made[per_class] = (root, listing(root))
+        root, files = made[per_class]
+        # Which tests share a worker depends on the suite's order: a test that changed the
+        # shared files would break a later one with wrong counts. The next user fails here
+        # instead, saying what happened (the earlier tests on its worker are the suspects).
+        assert listing(root) == files, (f"an earlier test on this worker changed the shared synthetic "
+                                        f"dataset {root}; tests that change files must copy it first")
+        return root
 
     return make
 

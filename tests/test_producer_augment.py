@@ -61,7 +61,7 @@ def test_augment_zero_gives_the_unaugmented_stream_and_its_id(tiny):
     assert len(two.files) == 3 * len(off.files)
 
 
-def test_a_copy_is_the_picture_rerendered_the_same_way_every_time(tiny):
+def test_a_copy_is_the_picture_rerendered_the_same_way_every_time(tiny, tmp_path):
     spec = StreamSpec.from_directory(tiny, "train", batch_size=4, augment=1)
     copy = next(f for f in spec.files if f.augment == 1)
     original = next(f for f in spec.files if f.id == copy.id.split("#")[0])
@@ -71,13 +71,12 @@ def test_a_copy_is_the_picture_rerendered_the_same_way_every_time(tiny):
     assert augment.perturbation_of(1) == "noise"
     assert np.mean(a != o) > 0.5  # noise changes most pixels
     # The copy is what scripts/robustness.py would write for the same draws, decoded as usual.
-    expected = robustness.render(original.path, Path(str(copy.path) + "-x"), augment.perturbation_of(1),
+    # Written under tmp_path: render() sets the suffix, so a target beside the original would
+    # overwrite it in the dataset the session's tests share.
+    expected = robustness.render(original.path, tmp_path / "copy.png", augment.perturbation_of(1),
                                  augment.copy_rng(copy.digest, 1))
-    try:
-        from producer import imaging
-        np.testing.assert_array_equal(a, imaging.decode(expected.read_bytes(), spec.preprocessing))
-    finally:
-        expected.unlink()
+    from producer import imaging
+    np.testing.assert_array_equal(a, imaging.decode(expected.read_bytes(), spec.preprocessing))
 
 
 def test_batches_with_copies_rebuild_byte_for_byte(tiny):
