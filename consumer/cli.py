@@ -26,7 +26,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _positive_int = int_at_least(1)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, max_batches_per_trigger: int) -> None:
     from .features import BACKENDS, DEFAULT_BACKEND, FAMILIES
     from .spark import DEFAULT_MASTER, SHIP_CODE
     from .stream import settings
@@ -49,7 +49,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--on-bad-batch", choices=settings.BAD_BATCH_POLICIES, default=settings.DEFAULT_BAD_BATCH,
                      help="a corrupt batch fails the run, or is skipped and counted (default: %(default)s)")
     net.add_argument("--max-batches-per-trigger", type=_positive_int,
-                     default=settings.DEFAULT_MAX_BATCHES_PER_TRIGGER,
+                     default=max_batches_per_trigger,
                      help="producer batches per Spark micro-batch (default: %(default)s)")
     feats = parser.add_argument_group("features")
     feats.add_argument("--features", default=None,
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .learn.estimators import DEFAULT_MODEL, MODELS
     from .learn.fit import DEFAULT_ENGINE, ENGINES
     from .learn.incremental import DEFAULT_REFIT_GROWTH, DEFAULT_WINDOW, MAX_REFIT_GROWTH
+    from .stream import settings
 
     parser = argparse.ArgumentParser(prog="chestct",
                                      description="chestct: the Spark consumer (train, predict, ingest)")
@@ -118,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "stream (default: %(default)s)")
     train.add_argument("--publish-every", type=_positive_int, default=None, metavar="N",
                        help="publish a model version every N images (always: at the end and on Ctrl-C)")
-    _common(train)
+    _common(train, settings.DEFAULT_TRAIN_MAX_BATCHES_PER_TRIGGER)
     predict = commands.add_parser("predict", help="predict a split as it streams, with metrics per batch")
     predict.add_argument("--save-path", "--save_path", dest="save_path", type=Path, required=True,
                          help="model to load: a save path (its latest version) or one version's folder")
@@ -130,9 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="report JSON to write (default: WORK_DIR/report.json)")
     predict.add_argument("--plots-dir", type=Path, default=None,
                          help="folder for the PNG plots (default: WORK_DIR/plots)")
-    _common(predict)
+    _common(predict, settings.DEFAULT_MAX_BATCHES_PER_TRIGGER)
     ingest = commands.add_parser("ingest", help="only stream a split into the features table")
-    _common(ingest)
+    _common(ingest, settings.DEFAULT_TRAIN_MAX_BATCHES_PER_TRIGGER)
     return parser
 
 

@@ -206,6 +206,18 @@ def test_refit_every_defaults_to_a_few_batches():
     assert args.refit_every == 2
 
 
+def test_train_and_ingest_take_larger_micro_batches_than_predict():
+    from consumer.stream import settings
+
+    parse = cli.build_parser().parse_args
+    assert settings.DEFAULT_TRAIN_MAX_BATCHES_PER_TRIGGER > settings.DEFAULT_MAX_BATCHES_PER_TRIGGER
+    assert parse(["train", "--save-path", "m"]).max_batches_per_trigger == settings.DEFAULT_TRAIN_MAX_BATCHES_PER_TRIGGER
+    assert parse(["ingest"]).max_batches_per_trigger == settings.DEFAULT_TRAIN_MAX_BATCHES_PER_TRIGGER
+    assert parse(["predict", "--save-path", "m"]).max_batches_per_trigger == settings.DEFAULT_MAX_BATCHES_PER_TRIGGER
+    assert parse(cli.normalize_argv(["--mode", "predict", "--save_path", "m"])).max_batches_per_trigger == 8
+    assert parse(["train", "--save-path", "m", "--max-batches-per-trigger", "3"]).max_batches_per_trigger == 3
+
+
 def test_refit_growth_defaults_to_the_trainers_and_is_bounded(capsys):
     from consumer.learn.incremental import DEFAULT_REFIT_GROWTH, MAX_REFIT_GROWTH
 
