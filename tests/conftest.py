@@ -106,8 +106,10 @@ def pytest_collection_modifyitems(config, items):
                       if item.get_closest_marker("slow") else suite_order.UNKNOWN_SECONDS)
         for item in items
     ]
+    # The in-process Spark tests share one session per worker: on one worker it starts once.
+    groups = ["spark-session" if "spark" in getattr(item, "fixturenames", ()) else None for item in items]
     workers = getattr(config, "workerinput", {}).get("workercount", 1)
-    items[:] = [items[i] for i in suite_order.schedule(costs, workers)]
+    items[:] = [items[i] for i in suite_order.schedule(costs, workers, groups)]
 
 
 _measured: dict[str, float] = {}

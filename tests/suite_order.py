@@ -36,7 +36,7 @@ def share_sizes(count: int, workers: int) -> list[int]:
     return sizes
 
 
-def schedule(costs: Sequence[float], workers: int) -> list[int]:
+def schedule(costs: Sequence[float], workers: int, groups: Sequence[str | None] | None = None) -> list[int]:
     """Order ``range(len(costs))`` so each worker's initial share carries a fair load.
 
     Parameters
@@ -45,6 +45,10 @@ def schedule(costs: Sequence[float], workers: int) -> list[int]:
         Expected seconds of each test, in collection order.
     workers : int
         The number of xdist workers (1 for a plain run).
+    groups : sequence of str or None, optional
+        A key per test: the tests of one key go to one share, as one unit placed like a
+        long test (e.g. those sharing a per-worker Spark session, which each worker would
+        otherwise start for itself). None: no group.
 
     Returns
     -------
@@ -56,18 +60,37 @@ def schedule(costs: Sequence[float], workers: int) -> list[int]:
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     sizes = share_sizes(len(costs), workers)
+    groups = list(groups) if groups is not None else [None] * len(costs)
+    if len(groups) != len(costs):
+        raise ValueError(f"{len(groups)} group keys for {len(costs)} tests")
+    # Units: a group's tests together (longest first), or one long test on its own.
+    units: dict[object, list[int]] = {}
+    for i, (cost, key) in enumerate(zip(costs, groups)):
+        if key is not None:
+            units.setdefault(("group", key), []).append(i)
+        elif cost >= STORED_MIN_SECONDS:
+            units[("test", i)] = [i]
+    for members in units.values():
+        members.sort(key=lambda i: (-costs[i], i))
     shares: list[list[int]] = [[] for _ in range(workers)]
     loads = [0.0] * workers
-    long = sorted((i for i, c in enumerate(costs) if c >= STORED_MIN_SECONDS),
-                  key=lambda i: (-costs[i], i))
-    for index in long:
-        open_shares = [k for k in range(workers) if len(shares[k]) < sizes[k]]
-        k = min(open_shares, key=lambda k: (loads[k], k))
-        shares[k].append(index)
-        loads[k] += costs[index]
+    for members in sorted(units.values(), key=lambda m: (-sum(costs[i] for i in m), m[0])):
+        # The least-loaded share with room; a group larger than any share's room goes where
+        # most of it fits, and its remainder spills to the next shares.
+        fits = [k for k in range(workers) if len(shares[k]) + len(members) <= sizes[k]]
+        k = (min(fits, key=lambda k: (loads[k], k)) if fits
+             else max(range(workers), key=lambda k: (sizes[k] - len(shares[k]), -k)))
+        for index in members:
+            while len(shares[k]) >= sizes[k]:
+                k = (k + 1) % workers
+            shares[k].append(index)
+            loads[k] += costs[index]
+    for share in shares:
+        share.sort(key=lambda i: (-costs[i], i))
+    placed = {i for share in shares for i in share}
     # The short tests fill the remaining places in collection order, so a module's tests
     # mostly stay on one worker and its fixtures are built once.
-    short = iter(i for i, c in enumerate(costs) if c < STORED_MIN_SECONDS)
+    short = iter(i for i in range(len(costs)) if i not in placed)
     order: list[int] = []
     for k, share in enumerate(shares):
         order.extend(share)

@@ -107,3 +107,31 @@ def test_an_unreadable_durations_file_gives_no_costs(tmp_path, text):
     path.write_text(text)
     assert suite_order.load_durations(path) == {}
     assert suite_order.load_durations(tmp_path / "missing.json") == {}
+
+
+def test_a_group_lands_on_one_share_as_one_unit():
+    costs = [0.1] * 40
+    costs[0], costs[1] = 150.0, 90.0
+    groups = [None] * 40
+    for i, seconds in {5: 30.0, 6: 20.0, 7: 0.3, 30: 0.2}.items():
+        costs[i] = seconds
+        groups[i] = "spark"
+    order = suite_order.schedule(costs, 4, groups)
+    assert sorted(order) == list(range(40))
+    shares = _shares(order, costs, 4)
+    (home,) = [share for share in shares if 5 in share]
+    assert {5, 6, 7, 30} <= set(home)  # short members too: they would start the session elsewhere
+    assert 0 not in home and 1 not in home  # the group (50 s) is placed like a long test
+    assert home[:4] == [5, 6, 7, 30]
+
+
+def test_a_group_larger_than_a_share_spills_over_instead_of_failing():
+    costs = [1.0] * 12
+    order = suite_order.schedule(costs, 4, ["g"] * 5 + [None] * 7)
+    assert sorted(order) == list(range(12))
+    assert set(order[:3]) == {0, 1, 2}  # the first share holds what fits of the group
+
+
+def test_group_keys_must_match_the_tests():
+    with pytest.raises(ValueError, match="group keys"):
+        suite_order.schedule([1.0, 2.0], 2, ["a"])
