@@ -4,6 +4,8 @@ A slice from another scanner or export differs in contrast and brightness, gamma
 degrees of rotation, sensor noise and lossy compression. :func:`rerender` applies these
 to the bytes of a picture and returns new picture bytes, which then go through the usual
 decode and framing (:func:`producer.imaging.decode`), exactly as a re-rendered file would.
+The producer serves a PNG copy without that round trip (:func:`as_png_decoded` gives the
+pixels the decoder would), so only JPEG copies are encoded and decoded again.
 
 Two users share these definitions (one owner):
 
