@@ -5,7 +5,7 @@ Runs ``scripts/demo.py`` (producer -> ``chestct train`` -> producer on test -> `
 predict``, at the defaults) and, meanwhile:
 
 - samples the CPU seconds of every process it starts (producer, driver, JVM, Spark's Python
-  workers) from ``/proc`` until they exit;
+  workers) with psutil until they exit;
 - after ``--warmup`` seconds (Spark started, the train stream under way), records the
   producer, the driver and the busiest Python worker with py-spy for ``--seconds``.
 
@@ -30,8 +30,9 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
-TICK = os.sysconf("SC_CLK_TCK")
 #: Process kinds, told by their command line (first match wins).
 KINDS = (("jvm", "java"), ("python worker", "pyspark.daemon"), ("python worker", "pyspark.sql.worker"),
          ("source planner", "python_streaming_source_runner"), ("producer", "-m producer"),
@@ -43,26 +44,18 @@ def kind_of(cmdline: str) -> str | None:
 
 
 def descendants(root: int) -> dict[int, tuple[float, str]]:
-    """CPU seconds and command line of ``root``'s live descendants (from /proc)."""
-    parent, info = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        pid = int(entry)
-        parent[pid] = int(stat[1])
-        info[pid] = ((int(stat[11]) + int(stat[12])) / TICK, cmdline)
+    """CPU seconds and command line of ``root``'s live descendants."""
     out = {}
-    for pid in info:
-        up = parent.get(pid)
-        while up not in (None, 0, 1, root):
-            up = parent.get(up)
-        if up == root:
-            out[pid] = info[pid]
+    try:
+        children = psutil.Process(root).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return out
+    for child in children:
+        try:  # Spark's short-lived processes come and go between two reads
+            times = child.cpu_times()
+            out[child.pid] = (times.user + times.system, " ".join(child.cmdline()))
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue
     return out
 
 

@@ -155,13 +155,11 @@ class ChestCTStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def read(self, partition: InputPartition) -> Iterator[Any]:
         assert isinstance(partition, BatchRange), partition
         batches = read_range(self.options, partition)
+        if self.options.features is not None:
+            from ..features.stage import transform_batch
+        settle_worker()  # after the imports: they are what it freezes
         if self.options.features is None:
-            settle_worker()
             return batches
-        from ..features.stage import transform_batch
-
-        settle_worker()
-
         opts = self.options
         return (transform_batch(b, opts.features, opts.feature_backend, opts.feature_threads) for b in batches)
 
