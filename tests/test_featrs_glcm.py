@@ -155,6 +155,57 @@ def test_props_of_float_and_arbitrary_matrices():
             assert_close(featrs.graycoprops(P, prop), sk_graycoprops(P, prop))
 
 
+def _term_by_term(P, prop):
+    """graycoprops over every cell in C order, sums left to right: featrs' arithmetic
+    before it skipped zero cells, so the two must agree to the bit."""
+    L, _, D, A = P.shape
+    cells = P.astype(np.float64).reshape(L * L, D * A)
+    sums = [0.0] * (D * A)
+    for row in cells:
+        for o, v in enumerate(row):
+            sums[o] += float(v)
+    sums = [s or 1.0 for s in sums]
+
+    def visit(term):
+        acc = [0.0] * (D * A)
+        for c, row in enumerate(cells):
+            i, j = divmod(c, L)
+            for o, v in enumerate(row):
+                acc[o] += term(i, j, o, float(v) / sums[o])
+        return acc
+
+    weights = {"contrast": lambda d: d * d, "dissimilarity": abs, "homogeneity": lambda d: 1.0 / (1.0 + d * d)}
+    if prop in weights:
+        out = visit(lambda i, j, o, v: v * weights[prop](float(i - j)))
+    elif prop in ("ASM", "energy"):
+        out = [a ** 0.5 if prop == "energy" else a for a in visit(lambda i, j, o, v: v * v)]
+    else:  # mean
+        out = visit(lambda i, j, o, v: i * v)
+    return np.array(out).reshape(D, A)
+
+
+@pytest.mark.parametrize("n_offsets", [(1, 3), (1, 4), (4, 4), (2, 5)])
+@pytest.mark.parametrize("dtype", [np.float64, np.uint32])
+def test_skipping_zero_cells_changes_no_bit(n_offsets, dtype):
+    # Mostly empty matrices, as real GLCMs are; 4 and 16 offsets take the specialised sums.
+    rng = np.random.default_rng(sum(n_offsets))
+    P = rng.integers(0, 50, (9, 9, *n_offsets)).astype(dtype)
+    P[rng.random(P.shape) < 0.7] = 0
+    P[:, :, 0, 0] = 0  # an empty offset too (its sum counts as 1)
+    for prop in ("contrast", "dissimilarity", "homogeneity", "energy", "ASM", "mean"):
+        np.testing.assert_array_equal(featrs.graycoprops(P, prop), _term_by_term(P, prop), err_msg=prop)
+
+
+def test_non_finite_matrices_give_skimage_s_nans_and_infs():
+    # Sums that are not finite turn the skipping of zero cells off; the answers stay skimage's.
+    P = np.zeros((6, 6, 1, 4))
+    P[1, 2] = [1.0, np.inf, np.nan, -np.inf]
+    P[3, 3] = [2.0, 1.0, 1.0, np.inf]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for prop in PROPS:
+            np.testing.assert_array_equal(featrs.graycoprops(P, prop), sk_graycoprops(P, prop), err_msg=prop)
+
+
 def test_correlation_with_one_constant_marginal_is_skimage_bit_for_bit():
     # i-values constant, j-values not: scikit-image compares rounding noise with 1e-15 and
     # answers 1 or ~1e-16 depending on the numbers; featrs must do the same.

@@ -16,6 +16,24 @@ pub fn props_dense<T: Copy + Into<f64>>(
     out: &mut [f64],
     unsure: &mut [u8],
 ) -> Result<()> {
+    // The offsets' count known at compile time keeps their running sums in registers
+    // (the same additions in the same order: no bit changes).
+    match n_offsets {
+        4 => props_with::<T, 4>(p, levels, n_offsets, prop, out, unsure),
+        16 => props_with::<T, 16>(p, levels, n_offsets, prop, out, unsure),
+        _ => props_with::<T, 0>(p, levels, n_offsets, prop, out, unsure),
+    }
+}
+
+/// [`props_dense`] for `N` offsets (`N` = 0: any count, `n_offsets`).
+fn props_with<T: Copy + Into<f64>, const N: usize>(
+    p: &[T],
+    levels: usize,
+    n_offsets: usize,
+    prop: Prop,
+    out: &mut [f64],
+    unsure: &mut [u8],
+) -> Result<()> {
     let n_off = n_offsets;
     if levels == 0 || n_off == 0 {
         return value_err!("P must not be empty");
@@ -30,22 +48,22 @@ pub fn props_dense<T: Copy + Into<f64>>(
     if out.len() != n_off || unsure.len() != n_off {
         return value_err!("outputs must have {n_off} values");
     }
-    let mut sums = vec![0.0f64; n_off];
-    for cell in p.chunks_exact(n_off) {
-        for (s, &v) in sums.iter_mut().zip(cell) {
-            *s += v.into();
-        }
-    }
+    let mut sums = if N == 0 { column_sums_any(p, n_off) } else { column_sums::<T, N>(p).to_vec() };
     for s in sums.iter_mut() {
         if *s == 0.0 {
             *s = 1.0;
         }
     }
+    // A finite sum means every value is finite; then a zero cell adds an exact zero to
+    // every sum below (its weight is finite), so skipping it changes no bit. Real slices
+    // fill few of the 65,536 cells of a 256-level GLCM, and a division per cell was most
+    // of graycoprops' time.
+    let sparse = sums.iter().all(|s| s.is_finite());
     unsure.fill(0);
     let mut acc = vec![0.0f64; n_off];
     match prop {
         Prop::Contrast | Prop::Dissimilarity | Prop::Homogeneity => {
-            visit_normalized(p, levels, &sums, &mut |i, j, o, v| {
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, j, o, v| {
                 let d = i as f64 - j as f64;
                 let w = match prop {
                     Prop::Contrast => d * d,
@@ -57,13 +75,13 @@ pub fn props_dense<T: Copy + Into<f64>>(
             out.copy_from_slice(&acc);
         }
         Prop::Asm | Prop::Energy => {
-            visit_normalized(p, levels, &sums, &mut |_, _, o, v| acc[o] += v * v);
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |_, _, o, v| acc[o] += v * v);
             for (r, a) in out.iter_mut().zip(&acc) {
                 *r = if prop == Prop::Energy { a.sqrt() } else { *a };
             }
         }
         Prop::Entropy => {
-            visit_normalized(p, levels, &sums, &mut |_, _, o, v| {
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |_, _, o, v| {
                 if v != 0.0 {
                     acc[o] += v * -v.ln();
                 }
@@ -71,13 +89,14 @@ pub fn props_dense<T: Copy + Into<f64>>(
             out.copy_from_slice(&acc);
         }
         Prop::Mean | Prop::Variance | Prop::Std => {
-            visit_normalized(p, levels, &sums, &mut |i, _, o, v| acc[o] += i as f64 * v);
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, _, o, v| acc[o] += i as f64 * v);
             if prop == Prop::Mean {
                 out.copy_from_slice(&acc);
             } else {
                 let mean = acc.clone();
                 acc.fill(0.0);
-                visit_normalized(p, levels, &sums, &mut |i, _, o, v| {
+                let sparse = sparse && mean.iter().all(|m| m.is_finite());
+                visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, _, o, v| {
                     let d = i as f64 - mean[o];
                     acc[o] += v * (d * d);
                 });
@@ -88,15 +107,16 @@ pub fn props_dense<T: Copy + Into<f64>>(
         }
         Prop::Correlation => {
             let mut mean_j = vec![0.0f64; n_off];
-            visit_normalized(p, levels, &sums, &mut |i, j, o, v| {
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, j, o, v| {
                 acc[o] += i as f64 * v;
                 mean_j[o] += j as f64 * v;
             });
             let mean_i = acc;
+            let sparse = sparse && mean_i.iter().chain(&mean_j).all(|m| m.is_finite());
             let mut var_i = vec![0.0f64; n_off];
             let mut var_j = vec![0.0f64; n_off];
             let mut cov = vec![0.0f64; n_off];
-            visit_normalized(p, levels, &sums, &mut |i, j, o, v| {
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, j, o, v| {
                 let di = i as f64 - mean_i[o];
                 let dj = j as f64 - mean_j[o];
                 var_i[o] += v * (di * di);
@@ -119,21 +139,53 @@ pub fn props_dense<T: Copy + Into<f64>>(
     Ok(())
 }
 
-/// Call `f(i, j, o, P[i, j, o] / sums[o])` for every cell, in C order (numpy's order).
+/// Call `f(i, j, o, P[i, j, o] / sums[o])` for every cell, in C order (numpy's order);
+/// with `skip_zeros`, only for the cells that are not zero.
 #[inline(always)]
-fn visit_normalized<T: Copy + Into<f64>, F: FnMut(usize, usize, usize, f64) + ?Sized>(
+fn visit_normalized<T: Copy + Into<f64>, F: FnMut(usize, usize, usize, f64) + ?Sized, const N: usize>(
     p: &[T],
     levels: usize,
     sums: &[f64],
+    skip_zeros: bool,
     f: &mut F,
 ) {
-    let n_off = sums.len();
+    let n_off = if N == 0 { sums.len() } else { N };
     for i in 0..levels {
         for j in 0..levels {
             let base = (i * levels + j) * n_off;
-            for (o, &s) in sums.iter().enumerate() {
-                f(i, j, o, p[base + o].into() / s);
+            let cell = &p[base..base + n_off];
+            // All zero (either sign) without a branch per value: the bits but the sign.
+            if skip_zeros && cell.iter().fold(0u64, |any, &v| any | (v.into().to_bits() << 1)) == 0 {
+                continue;
+            }
+            for (o, (&s, &v)) in sums.iter().zip(cell).enumerate() {
+                let v: f64 = v.into();
+                if !(skip_zeros && v == 0.0) {
+                    f(i, j, o, v / s);
+                }
             }
         }
     }
+}
+
+/// Sum of each offset's values over the cells of a C-ordered `cells x n_off` matrix.
+fn column_sums_any<T: Copy + Into<f64>>(p: &[T], n_off: usize) -> Vec<f64> {
+    let mut sums = vec![0.0f64; n_off];
+    for cell in p.chunks_exact(n_off) {
+        for (s, &v) in sums.iter_mut().zip(cell) {
+            *s += v.into();
+        }
+    }
+    sums
+}
+
+/// [`column_sums_any`] for `N` offsets, summed in registers in the same order.
+fn column_sums<T: Copy + Into<f64>, const N: usize>(p: &[T]) -> [f64; N] {
+    let mut sums = [0.0f64; N];
+    for cell in p.chunks_exact(N) {
+        for o in 0..N {
+            sums[o] += cell[o].into();
+        }
+    }
+    sums
 }
