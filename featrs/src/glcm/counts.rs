@@ -1,5 +1,5 @@
 //! Dense co-occurrence counts (`graycomatrix`) and their normalisation.
-use super::{check_levels, check_shape, pair_window};
+use super::{check_levels, check_shape, offset_sums, pair_window};
 use crate::error::Result;
 use crate::value_err;
 
@@ -65,36 +65,12 @@ pub fn cooccurrence<T: Copy + Into<u64>>(
     Ok(())
 }
 
-/// Total count of each offset in a C-ordered `cells x n_offsets` matrix.
-fn count_sums_any(counts: &[u32], n_offsets: usize) -> Vec<u64> {
-    let mut sums = vec![0u64; n_offsets];
-    for cell in counts.chunks_exact(n_offsets) {
-        for (s, &c) in sums.iter_mut().zip(cell) {
-            *s += c as u64;
-        }
-    }
-    sums
-}
-
-/// [`count_sums_any`] for `N` offsets.
-fn count_sums<const N: usize>(counts: &[u32]) -> [u64; N] {
-    let mut sums = [0u64; N];
-    for cell in counts.chunks_exact(N) {
-        for o in 0..N {
-            sums[o] += cell[o] as u64;
-        }
-    }
-    sums
-}
-
 /// `normed=True`: each `P[:, :, o]` divided by its sum (a zero sum is left as zeros).
 pub fn normalize(counts: &[u32], n_offsets: usize, out: &mut [f64]) -> Result<()> {
     if out.len() != counts.len() || n_offsets == 0 || !counts.len().is_multiple_of(n_offsets) {
         return value_err!("normalized output must match the counts' shape");
     }
-    // Four offsets (one distance, four angles) is the common case: their sums then stay
-    // in registers.
-    let sums = if n_offsets == 4 { count_sums::<4>(counts).to_vec() } else { count_sums_any(counts, n_offsets) };
+    let sums = offset_sums(counts, n_offsets, |c| c as u64);
     // numpy sums the uint32 counts as float64: exact while the total is below 2^53.
     let sums: Vec<f64> = sums
         .iter()

@@ -1,5 +1,5 @@
 //! `graycoprops` of a dense matrix, scikit-image's float formulas term by term.
-use super::{Prop, UNSURE_STD, ZERO_STD};
+use super::{offset_sums, Prop, UNSURE_STD, ZERO_STD};
 use crate::error::Result;
 use crate::value_err;
 
@@ -16,8 +16,8 @@ pub fn props_dense<T: Copy + Into<f64>>(
     out: &mut [f64],
     unsure: &mut [u8],
 ) -> Result<()> {
-    // The offsets' count known at compile time keeps their running sums in registers
-    // (the same additions in the same order: no bit changes).
+    // The offsets' count known at compile time lets the zero test of a cell run without a
+    // loop (see `visit_normalized`).
     match n_offsets {
         4 => props_with::<T, 4>(p, levels, n_offsets, prop, out, unsure),
         16 => props_with::<T, 16>(p, levels, n_offsets, prop, out, unsure),
@@ -48,7 +48,7 @@ fn props_with<T: Copy + Into<f64>, const N: usize>(
     if out.len() != n_off || unsure.len() != n_off {
         return value_err!("outputs must have {n_off} values");
     }
-    let mut sums = if N == 0 { column_sums_any(p, n_off) } else { column_sums::<T, N>(p).to_vec() };
+    let mut sums = offset_sums(p, n_off, |v| v.into());
     for s in sums.iter_mut() {
         if *s == 0.0 {
             *s = 1.0;
@@ -166,26 +166,4 @@ fn visit_normalized<T: Copy + Into<f64>, F: FnMut(usize, usize, usize, f64) + ?S
             }
         }
     }
-}
-
-/// Sum of each offset's values over the cells of a C-ordered `cells x n_off` matrix.
-fn column_sums_any<T: Copy + Into<f64>>(p: &[T], n_off: usize) -> Vec<f64> {
-    let mut sums = vec![0.0f64; n_off];
-    for cell in p.chunks_exact(n_off) {
-        for (s, &v) in sums.iter_mut().zip(cell) {
-            *s += v.into();
-        }
-    }
-    sums
-}
-
-/// [`column_sums_any`] for `N` offsets, summed in registers in the same order.
-fn column_sums<T: Copy + Into<f64>, const N: usize>(p: &[T]) -> [f64; N] {
-    let mut sums = [0.0f64; N];
-    for cell in p.chunks_exact(N) {
-        for o in 0..N {
-            sums[o] += cell[o].into();
-        }
-    }
-    sums
 }

@@ -26,6 +26,38 @@ pub use small::{View, SMALL_LEVELS_MAX};
 use crate::error::Result;
 use crate::value_err;
 
+/// Sum of each offset's values over the cells of a C-ordered `cells x n_offsets` matrix,
+/// cell after cell. For 4 and 16 offsets the sums stay in registers (the same additions in
+/// the same order, so no bit changes): kept in memory, each add waited on the last store.
+pub(crate) fn offset_sums<T: Copy, A: Copy + Default + std::ops::AddAssign>(
+    p: &[T],
+    n_offsets: usize,
+    value: impl Fn(T) -> A,
+) -> Vec<A> {
+    fn fixed<T: Copy, A: Copy + Default + std::ops::AddAssign, const N: usize>(p: &[T], value: impl Fn(T) -> A) -> Vec<A> {
+        let mut sums = [A::default(); N];
+        for cell in p.chunks_exact(N) {
+            for o in 0..N {
+                sums[o] += value(cell[o]);
+            }
+        }
+        sums.to_vec()
+    }
+    match n_offsets {
+        4 => fixed::<T, A, 4>(p, value),
+        16 => fixed::<T, A, 16>(p, value),
+        _ => {
+            let mut sums = vec![A::default(); n_offsets];
+            for cell in p.chunks_exact(n_offsets) {
+                for (s, &v) in sums.iter_mut().zip(cell) {
+                    *s += value(v);
+                }
+            }
+            sums
+        }
+    }
+}
+
 /// Correlation is reported as "unsure" when a standard deviation computed in floating
 /// point falls below this; the caller then reproduces scikit-image's own float rounding
 /// (which decides between 1 and rounding noise around its 1e-15 threshold).
