@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 EXIT_INTERRUPTED = 130
@@ -88,8 +89,13 @@ def is_interrupt(exc: BaseException) -> bool:
 
 
 def mute() -> None:
-    """After Ctrl-C: the JVM's and py4j's shutdown errors are the shutdown, not news."""
+    """After Ctrl-C: the JVM's and py4j's shutdown errors are the shutdown, not news.
+
+    Python warnings too: pyspark warns with the JVM's whole stack trace when Ctrl-C
+    cancels the job behind a ``toPandas`` collect.
+    """
     _MUTED.set()
+    warnings.simplefilter("ignore")
     for noisy in ("py4j", "py4j.clientserver", "py4j.java_gateway", "pyspark"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL + 1)
 

@@ -82,6 +82,17 @@ def test_an_error_raised_while_ctrl_c_unwinds_counts_as_the_interrupt():
     assert not console.is_interrupt(ValueError("a real failure"))
 
 
+def test_after_ctrl_c_python_warnings_are_muted_too():
+    # pyspark warns with the JVM's stack trace when Ctrl-C cancels a toPandas collect.
+    import subprocess
+
+    code = ("import warnings; from consumer import console; warnings.warn('before');"
+            "console.mute(); warnings.warn('after: Py4JJavaError stack')")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=process_env()).stderr
+    assert "before" in err and "after" not in err, err
+
+
 def test_the_cli_exits_130_when_py4j_replaces_ctrl_c_with_its_own_error(monkeypatch, capsys):
     from consumer import cli, commands
 
