@@ -35,6 +35,14 @@ results = {
     "glcm": featrs.glcm_props_batch(real, distances=(1, 2, 4), levels=256, n_threads=1),
     "gabor": featrs.gabor_bank_batch(real[:1], frequencies=(0.1, 0.3), n_threads=1),
 }
+# The drop-in graycoprops for 4, 16 and 8 offsets (vector paths for 4 and 16), counts and normed.
+angles = [0, np.pi / 4, np.pi / 2, 3 * np.pi / 4]
+for distances in ([1], [1, 2, 3, 4], [1, 2]):
+    for normed in (False, True):
+        P = featrs.graycomatrix(real[0], distances, angles, symmetric=True, normed=normed)
+        props = ("contrast", "dissimilarity", "homogeneity", "energy", "correlation", "ASM",
+                 "mean", "variance", "std", "entropy")
+        results[f"dropin_{len(distances)}_{normed}"] = np.stack([featrs.graycoprops(P, p) for p in props])
 for P, R in ((8, 1.0), (16, 2.0), (24, 3.0)):
     results[f"lbp_{P}"] = featrs.lbp_histogram_batch(real, P, R, "uniform", n_threads=1)
     results[f"lbp_{P}_stack"] = featrs.lbp_histogram_batch(stack, P, R, "uniform", n_threads=1)

@@ -19,13 +19,49 @@ pub fn props_dense<T: Copy + Into<f64>>(
     // The offsets' count known at compile time lets the zero test of a cell run without a
     // loop (see `visit_normalized`).
     match n_offsets {
-        4 => props_with::<T, 4>(p, levels, n_offsets, prop, out, unsure),
-        16 => props_with::<T, 16>(p, levels, n_offsets, prop, out, unsure),
-        _ => props_with::<T, 0>(p, levels, n_offsets, prop, out, unsure),
+        4 => props_simd::<T, 4>(p, levels, n_offsets, prop, out, unsure),
+        16 => props_simd::<T, 16>(p, levels, n_offsets, prop, out, unsure),
+        _ => props_simd::<T, 0>(p, levels, n_offsets, prop, out, unsure),
+    }
+}
+
+/// [`props_with`] on the best instruction set ([`crate::simd::level`]): a cell's offsets
+/// become one vector. Rust never fuses a multiply and an add, so every variant rounds
+/// the same way.
+fn props_simd<T: Copy + Into<f64>, const N: usize>(
+    p: &[T],
+    levels: usize,
+    n_offsets: usize,
+    prop: Prop,
+    out: &mut [f64],
+    unsure: &mut [u8],
+) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512<T: Copy + Into<f64>, const N: usize>(
+        p: &[T], levels: usize, n_offsets: usize, prop: Prop, out: &mut [f64], unsure: &mut [u8],
+    ) -> Result<()> {
+        props_with::<T, N>(p, levels, n_offsets, prop, out, unsure)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2<T: Copy + Into<f64>, const N: usize>(
+        p: &[T], levels: usize, n_offsets: usize, prop: Prop, out: &mut [f64], unsure: &mut [u8],
+    ) -> Result<()> {
+        props_with::<T, N>(p, levels, n_offsets, prop, out, unsure)
+    }
+    match crate::simd::level() {
+        // SAFETY (both): level() only reports instruction sets this CPU has.
+        #[cfg(target_arch = "x86_64")]
+        crate::simd::Level::Avx512 => unsafe { avx512::<T, N>(p, levels, n_offsets, prop, out, unsure) },
+        #[cfg(target_arch = "x86_64")]
+        crate::simd::Level::Avx2 => unsafe { avx2::<T, N>(p, levels, n_offsets, prop, out, unsure) },
+        _ => props_with::<T, N>(p, levels, n_offsets, prop, out, unsure),
     }
 }
 
 /// [`props_dense`] for `N` offsets (`N` = 0: any count, `n_offsets`).
+#[inline(always)]
 fn props_with<T: Copy + Into<f64>, const N: usize>(
     p: &[T],
     levels: usize,
@@ -34,7 +70,7 @@ fn props_with<T: Copy + Into<f64>, const N: usize>(
     out: &mut [f64],
     unsure: &mut [u8],
 ) -> Result<()> {
-    let n_off = n_offsets;
+    let n_off = if N == 0 { n_offsets } else { N };
     if levels == 0 || n_off == 0 {
         return value_err!("P must not be empty");
     }
@@ -54,51 +90,67 @@ fn props_with<T: Copy + Into<f64>, const N: usize>(
             *s = 1.0;
         }
     }
-    // A finite sum means every value is finite; then a zero cell adds an exact zero to
-    // every sum below (its weight is finite), so skipping it changes no bit. Real slices
-    // fill few of the 65,536 cells of a 256-level GLCM, and a division per cell was most
-    // of graycoprops' time.
+    // A finite sum means every value is finite; then a zero value adds an exact zero to
+    // every sum below (its weight is finite, and a sum that starts at +0 is never -0), so
+    // skipping an all-zero cell, or adding a zero term, changes no bit. Real slices fill
+    // few of the 65,536 cells of a 256-level GLCM, and a division per cell was most of
+    // graycoprops' time.
     let sparse = sums.iter().all(|s| s.is_finite());
     unsure.fill(0);
     let mut acc = vec![0.0f64; n_off];
     match prop {
         Prop::Contrast | Prop::Dissimilarity | Prop::Homogeneity => {
-            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, j, o, v| {
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, j, q| {
                 let d = i as f64 - j as f64;
                 let w = match prop {
                     Prop::Contrast => d * d,
                     Prop::Dissimilarity => d.abs(),
                     _ => 1.0 / (1.0 + d * d),
                 };
-                acc[o] += v * w;
+                for (a, &v) in acc.iter_mut().zip(q) {
+                    *a += v * w;
+                }
             });
             out.copy_from_slice(&acc);
         }
         Prop::Asm | Prop::Energy => {
-            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |_, _, o, v| acc[o] += v * v);
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |_, _, q| {
+                for (a, &v) in acc.iter_mut().zip(q) {
+                    *a += v * v;
+                }
+            });
             for (r, a) in out.iter_mut().zip(&acc) {
                 *r = if prop == Prop::Energy { a.sqrt() } else { *a };
             }
         }
         Prop::Entropy => {
-            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |_, _, o, v| {
-                if v != 0.0 {
-                    acc[o] += v * -v.ln();
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |_, _, q| {
+                for (a, &v) in acc.iter_mut().zip(q) {
+                    // scikit-image's 0 * log(0) term is dropped (it masks it out).
+                    if v != 0.0 {
+                        *a += v * -v.ln();
+                    }
                 }
             });
             out.copy_from_slice(&acc);
         }
         Prop::Mean | Prop::Variance | Prop::Std => {
-            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, _, o, v| acc[o] += i as f64 * v);
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, _, q| {
+                for (a, &v) in acc.iter_mut().zip(q) {
+                    *a += i as f64 * v;
+                }
+            });
             if prop == Prop::Mean {
                 out.copy_from_slice(&acc);
             } else {
                 let mean = acc.clone();
                 acc.fill(0.0);
                 let sparse = sparse && mean.iter().all(|m| m.is_finite());
-                visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, _, o, v| {
-                    let d = i as f64 - mean[o];
-                    acc[o] += v * (d * d);
+                visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, _, q| {
+                    for ((a, &v), &m) in acc.iter_mut().zip(q).zip(&mean) {
+                        let d = i as f64 - m;
+                        *a += v * (d * d);
+                    }
                 });
                 for (r, a) in out.iter_mut().zip(&acc) {
                     *r = if prop == Prop::Std { a.sqrt() } else { *a };
@@ -107,21 +159,25 @@ fn props_with<T: Copy + Into<f64>, const N: usize>(
         }
         Prop::Correlation => {
             let mut mean_j = vec![0.0f64; n_off];
-            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, j, o, v| {
-                acc[o] += i as f64 * v;
-                mean_j[o] += j as f64 * v;
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, j, q| {
+                for ((a, b), &v) in acc.iter_mut().zip(mean_j.iter_mut()).zip(q) {
+                    *a += i as f64 * v;
+                    *b += j as f64 * v;
+                }
             });
             let mean_i = acc;
             let sparse = sparse && mean_i.iter().chain(&mean_j).all(|m| m.is_finite());
             let mut var_i = vec![0.0f64; n_off];
             let mut var_j = vec![0.0f64; n_off];
             let mut cov = vec![0.0f64; n_off];
-            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, j, o, v| {
-                let di = i as f64 - mean_i[o];
-                let dj = j as f64 - mean_j[o];
-                var_i[o] += v * (di * di);
-                var_j[o] += v * (dj * dj);
-                cov[o] += v * (di * dj);
+            visit_normalized::<T, _, N>(p, levels, &sums, sparse, &mut |i, j, q| {
+                for o in 0..q.len() {
+                    let di = i as f64 - mean_i[o];
+                    let dj = j as f64 - mean_j[o];
+                    var_i[o] += q[o] * (di * di);
+                    var_j[o] += q[o] * (dj * dj);
+                    cov[o] += q[o] * (di * dj);
+                }
             });
             for o in 0..n_off {
                 let (si, sj) = (var_i[o].sqrt(), var_j[o].sqrt());
@@ -139,10 +195,10 @@ fn props_with<T: Copy + Into<f64>, const N: usize>(
     Ok(())
 }
 
-/// Call `f(i, j, o, P[i, j, o] / sums[o])` for every cell, in C order (numpy's order);
-/// with `skip_zeros`, only for the cells that are not zero.
+/// Call `f(i, j, q)` with `q[o] = P[i, j, o] / sums[o]` for every cell, in C order
+/// (numpy's order); with `skip_zeros`, only for the cells that are not all zero.
 #[inline(always)]
-fn visit_normalized<T: Copy + Into<f64>, F: FnMut(usize, usize, usize, f64) + ?Sized, const N: usize>(
+fn visit_normalized<T: Copy + Into<f64>, F: FnMut(usize, usize, &[f64]) + ?Sized, const N: usize>(
     p: &[T],
     levels: usize,
     sums: &[f64],
@@ -150,20 +206,25 @@ fn visit_normalized<T: Copy + Into<f64>, F: FnMut(usize, usize, usize, f64) + ?S
     f: &mut F,
 ) {
     let n_off = if N == 0 { sums.len() } else { N };
-    for i in 0..levels {
-        for j in 0..levels {
-            let base = (i * levels + j) * n_off;
-            let cell = &p[base..base + n_off];
+    // A fixed-size buffer for 4 and 16 offsets: the per-offset loops become vectors.
+    let mut fixed = [0.0f64; 16];
+    let mut wide = Vec::new();
+    let q: &mut [f64] = if N == 0 {
+        wide.resize(n_off, 0.0);
+        &mut wide
+    } else {
+        &mut fixed[..N]
+    };
+    for (i, row) in p.chunks_exact(levels * n_off).enumerate() {
+        for (j, cell) in row.chunks_exact(n_off).enumerate() {
             // All zero (either sign) without a branch per value: the bits but the sign.
             if skip_zeros && cell.iter().fold(0u64, |any, &v| any | (v.into().to_bits() << 1)) == 0 {
                 continue;
             }
-            for (o, (&s, &v)) in sums.iter().zip(cell).enumerate() {
-                let v: f64 = v.into();
-                if !(skip_zeros && v == 0.0) {
-                    f(i, j, o, v / s);
-                }
+            for ((q, &v), &s) in q.iter_mut().zip(cell).zip(sums) {
+                *q = v.into() / s;
             }
+            f(i, j, q);
         }
     }
 }
