@@ -154,3 +154,14 @@ def test_the_driver_jvm_maps_the_class_archive_when_make_setup_wrote_one(spark):
         pytest.skip("no JVM class archive here (make setup writes one)")
     bean = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
     assert f"-XX:SharedArchiveFile={path}" in list(bean.getInputArguments())
+
+
+def test_a_table_not_written_yet_reads_as_no_rows_without_a_spark_task(spark, tmp_path):
+    from consumer.stream.table import TABLE_COLUMNS, table_frame
+
+    frame = table_frame(spark, str(tmp_path / "not-yet"))
+    # No partitions, so no task: `train` reads it before its stream starts, and a task
+    # would start a Python worker daemon just to convert nothing.
+    assert frame.rdd.getNumPartitions() == 0
+    rows = read_table(spark, str(tmp_path / "not-yet"))
+    assert list(rows.columns) == list(TABLE_COLUMNS) and rows.empty
