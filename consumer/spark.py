@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: On the Python workers' path only: their ``sitecustomize`` (consumer/worker_site/).
+WORKER_SITE = Path(__file__).resolve().parent / "worker_site"
 
 DEFAULT_MASTER = "local[*]"
 #: How the executors get chestct's code (see :func:`build_session`).
@@ -97,9 +100,10 @@ def session_conf(master: str, parallelism: Parallelism, app_name: str = "chestct
     if code_archive is not None:
         from .code_archive import ALIAS
 
-        pythonpath = ALIAS
+        pythonpath = os.pathsep.join((ALIAS, f"{ALIAS}/{WORKER_SITE.parent.name}/{WORKER_SITE.name}"))
     else:
-        pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+        pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), str(WORKER_SITE),
+                                                 os.environ.get("PYTHONPATH")) if p)
     conf = {
         "spark.master": master,
         "spark.app.name": app_name,
@@ -166,11 +170,27 @@ def build_session(master: str = DEFAULT_MASTER, *, threads_per_task: int | None 
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
-    with JvmOutput(show_all=log_level == "DEBUG"):
+    with JvmOutput(show_all=log_level == "DEBUG"), _worker_site_for_the_jvm():
         spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("INFO" if log_level == "DEBUG" else "WARN")
     register_source(spark)
     return spark, parallelism
+
+
+@contextmanager
+def _worker_site_for_the_jvm():
+    """``WORKER_SITE`` on the ``PYTHONPATH`` the driver JVM starts with, and so on that of
+    every Python process it starts (Spark appends its own environment's): the data source's
+    workers, which get no ``spark.executorEnv``, and a local master's executors."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(WORKER_SITE), before) if p)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
 
 
 def register_source(spark) -> None:
