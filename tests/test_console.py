@@ -122,6 +122,7 @@ def test_following_a_query_turns_py4j_s_error_over_ctrl_c_into_the_interrupt():
 
     class Query:
         isActive = True
+        lastProgress = None
         recentProgress: list = []
 
         def awaitTermination(self, seconds):

@@ -119,3 +119,33 @@ def test_progress_line_names_the_producer_batches():
     item = batch_progress(progress)
     assert (item.start_seq, item.end_seq, item.rows, item.rows_per_s) == (4, 6, 64, 32.0)
     assert item.line() == "micro-batch 3: producer batches 4..5, 64 rows in 2.0s (32.0 rows/s)"
+
+
+def test_progress_is_read_one_report_at_a_time_unless_there_is_a_gap():
+    from consumer.stream.follow import new_reports
+
+    def report(batch_id: int) -> dict:
+        return {"batchId": batch_id, "sources": [{"startOffset": None, "endOffset": None}]}
+
+    class Query:
+        def __init__(self, ids):
+            self.reports = [report(i) for i in ids]
+            self.full_reads = 0
+
+        @property
+        def lastProgress(self):
+            return self.reports[-1] if self.reports else None
+
+        @property
+        def recentProgress(self):
+            self.full_reads += 1
+            return list(self.reports)
+
+    assert new_reports(Query([]), set()) == []
+    first = Query([0, 1, 2])                      # the first poll: everything retained
+    assert [r["batchId"] for r in new_reports(first, set())] == [0, 1, 2] and first.full_reads == 1
+    assert new_reports(first, {0, 1, 2}) == [] and first.full_reads == 1  # nothing new
+    nxt = Query([0, 1, 2, 3])                     # the next micro-batch alone
+    assert [r["batchId"] for r in new_reports(nxt, {0, 1, 2})] == [3] and nxt.full_reads == 0
+    gap = Query([0, 1, 2, 3, 4])                  # two since the last poll: all again
+    assert [r["batchId"] for r in new_reports(gap, {0, 1, 2})] == [0, 1, 2, 3, 4] and gap.full_reads == 1

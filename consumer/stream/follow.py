@@ -53,6 +53,31 @@ def batch_progress(progress: dict) -> BatchProgress:
                          rows_per_s=rows / seconds if seconds > 0 else 0.0)
 
 
+def _as_dict(raw: Any) -> dict:
+    return raw if isinstance(raw, dict) else json.loads(raw.json)
+
+
+def new_reports(query, seen: set[int]) -> list[dict]:
+    """The query's progress reports that may be new, oldest first (as dicts).
+
+    ``recentProgress`` converts every retained report (up to
+    ``spark.sql.streaming.numRecentProgressUpdates``, 100) over py4j, at each poll: on a
+    long or endless stream that was most of the driver's idle work. The newest report
+    alone (``lastProgress``) is enough when it is already seen (nothing new) or directly
+    follows a seen micro-batch; only a gap (the first poll, several micro-batches between
+    two polls) reads them all.
+    """
+    last = query.lastProgress
+    if last is None:
+        return []
+    last = _as_dict(last)
+    if last["batchId"] in seen:
+        return []
+    if last["batchId"] - 1 in seen:
+        return [last]
+    return [_as_dict(raw) for raw in query.recentProgress]
+
+
 def follow_query(query, *, total_batches: int | None,
                  on_batch: Callable[[BatchProgress], None] | None = None,
                  progress_bar: bool = True, poll_seconds: float = 0.5,
@@ -92,8 +117,7 @@ def follow_query(query, *, total_batches: int | None,
                disable=not progress_bar, dynamic_ncols=True)
 
     def drain() -> None:
-        for raw in query.recentProgress:
-            progress = raw if isinstance(raw, dict) else json.loads(raw.json)
+        for progress in new_reports(query, seen):
             if progress["batchId"] in seen or not progress.get("sources"):
                 continue
             seen.add(progress["batchId"])
