@@ -3,32 +3,30 @@ use super::{offset_sums, Prop, UNSURE_STD, ZERO_STD};
 use crate::error::Result;
 use crate::value_err;
 
-/// `graycoprops(P, prop)` for a dense C-ordered `levels x levels x n_offsets` matrix.
-///
-/// Follows scikit-image's float formulas (normalize, then weighted sums over `i, j`).
-/// `unsure[o]` is set to 1 for correlation cells whose standard deviation is too close
-/// to scikit-image's zero threshold for this arithmetic to decide like numpy would.
-pub fn props_dense<T: Copy + Into<f64>>(
-    p: &[T],
-    levels: usize,
-    n_offsets: usize,
-    prop: Prop,
-    out: &mut [f64],
-    unsure: &mut [u8],
-) -> Result<()> {
-    // The offsets' count known at compile time lets the zero test of a cell run without a
-    // loop (see `visit_normalized`).
-    match n_offsets {
-        4 => props_simd::<T, 4>(p, levels, n_offsets, prop, out, unsure),
-        16 => props_simd::<T, 16>(p, levels, n_offsets, prop, out, unsure),
-        _ => props_simd::<T, 0>(p, levels, n_offsets, prop, out, unsure),
+/// What a dense matrix may hold (uint32 counts or float64), read as f64.
+pub trait Value: Copy + Into<f64> {}
+impl<T: Copy + Into<f64>> Value for T {}
+
+crate::simd::multiversion! {
+    /// `graycoprops(P, prop)` for a dense C-ordered `levels x levels x n_offsets` matrix.
+    ///
+    /// Follows scikit-image's float formulas (normalize, then weighted sums over `i, j`).
+    /// `unsure[o]` is set to 1 for correlation cells whose standard deviation is too close
+    /// to scikit-image's zero threshold for this arithmetic to decide like numpy would.
+    /// Compiled per instruction set, a cell's offsets are one vector; Rust never fuses a
+    /// multiply and an add, so every variant rounds the same way.
+    pub fn props_dense<T: Value>(p: &[T], levels: usize, n_offsets: usize, prop: Prop, out: &mut [f64],
+                                 unsure: &mut [u8]) -> Result<()> {
+        avx512("avx512f") => props_for_offsets,
+        avx2("avx2") => props_for_offsets,
+        _ => props_for_offsets,
     }
 }
 
-/// [`props_with`] on the best instruction set ([`crate::simd::level`]): a cell's offsets
-/// become one vector. Rust never fuses a multiply and an add, so every variant rounds
-/// the same way.
-fn props_simd<T: Copy + Into<f64>, const N: usize>(
+/// [`props_with`] compiled for the offsets' count when it is 4 or 16: the zero test of a
+/// cell and its per-offset arithmetic then run without a loop (see `visit_normalized`).
+#[inline(always)]
+fn props_for_offsets<T: Value>(
     p: &[T],
     levels: usize,
     n_offsets: usize,
@@ -36,27 +34,10 @@ fn props_simd<T: Copy + Into<f64>, const N: usize>(
     out: &mut [f64],
     unsure: &mut [u8],
 ) -> Result<()> {
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn avx512<T: Copy + Into<f64>, const N: usize>(
-        p: &[T], levels: usize, n_offsets: usize, prop: Prop, out: &mut [f64], unsure: &mut [u8],
-    ) -> Result<()> {
-        props_with::<T, N>(p, levels, n_offsets, prop, out, unsure)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn avx2<T: Copy + Into<f64>, const N: usize>(
-        p: &[T], levels: usize, n_offsets: usize, prop: Prop, out: &mut [f64], unsure: &mut [u8],
-    ) -> Result<()> {
-        props_with::<T, N>(p, levels, n_offsets, prop, out, unsure)
-    }
-    match crate::simd::level() {
-        // SAFETY (both): level() only reports instruction sets this CPU has.
-        #[cfg(target_arch = "x86_64")]
-        crate::simd::Level::Avx512 => unsafe { avx512::<T, N>(p, levels, n_offsets, prop, out, unsure) },
-        #[cfg(target_arch = "x86_64")]
-        crate::simd::Level::Avx2 => unsafe { avx2::<T, N>(p, levels, n_offsets, prop, out, unsure) },
-        _ => props_with::<T, N>(p, levels, n_offsets, prop, out, unsure),
+    match n_offsets {
+        4 => props_with::<T, 4>(p, levels, n_offsets, prop, out, unsure),
+        16 => props_with::<T, 16>(p, levels, n_offsets, prop, out, unsure),
+        _ => props_with::<T, 0>(p, levels, n_offsets, prop, out, unsure),
     }
 }
 
