@@ -267,7 +267,8 @@ def load_image(file: dataset.ImageFile, spec: "StreamSpec") -> np.ndarray | imag
         copy = None
         if file.augment is not None:
             try:
-                copy, quality = augmenting.perturb(augmenting.picture(data), augmenting.perturbation_of(file.augment),
+                copy, quality = augmenting.perturb(augmenting.pictures.picture(file.digest, data),
+                                                   augmenting.perturbation_of(file.augment),
                                                    augmenting.copy_rng(file.digest, file.augment))
                 if quality is not None:
                     data, copy = augmenting.encode(copy, quality), None

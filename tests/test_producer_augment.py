@@ -220,3 +220,37 @@ def test_noise_draws_the_documented_numbers(shape):
     got, quality = augment.perturb(image, "noise", np.random.default_rng(9))
     assert quality is None
     np.testing.assert_array_equal(got, expected)
+
+
+def _png(value: int, side: int = 8) -> bytes:
+    return augment.encode(np.full((side, side), value, np.uint8), None)
+
+
+def test_the_picture_cache_keeps_recent_pictures_within_its_budget():
+    cache = augment.PictureCache(limit_bytes=2 * 64)  # two 8 x 8 grey pictures
+    first = cache.picture("a", _png(10))
+    assert cache.picture("a", b"not decoded on a hit") is first
+    assert not first.flags.writeable  # copies share it: nobody may change it in place
+    cache.picture("b", _png(20))
+    cache.picture("a", _png(10))      # a is now the most recent
+    cache.picture("c", _png(30))      # over budget: b, the least recent, goes
+    assert len(cache) == 2 and cache.nbytes == 128
+    assert int(cache.picture("b", _png(21))[0, 0]) == 21  # decoded again
+    assert int(cache.picture(None, _png(40))[0, 0]) == 40 and len(cache) == 2  # no digest: not kept
+    nothing = augment.PictureCache(limit_bytes=0)
+    nothing.picture("a", _png(10))
+    assert len(nothing) == 0
+    with pytest.raises(ValueError, match="budget"):
+        augment.PictureCache(limit_bytes=-1)
+    with pytest.raises(ValueError, match="cannot decode"):
+        cache.picture("d", b"garbage")
+
+
+def test_copies_from_cached_pictures_are_the_copies_decoded_afresh(tiny, monkeypatch):
+    spec = StreamSpec.from_directory(tiny, "train", batch_size=4, augment=len(augment.COPY_PERTURBATIONS))
+    warm = augment.PictureCache()
+    monkeypatch.setattr(augment, "pictures", warm)
+    cached = [build_batch(spec, seq).frame for seq in range(spec.batches_per_epoch)]
+    assert len(warm) == len(_originals(spec))  # every picture decoded once for its copies
+    monkeypatch.setattr(augment, "pictures", augment.PictureCache(limit_bytes=0))
+    assert [build_batch(spec, seq).frame for seq in range(spec.batches_per_epoch)] == cached
