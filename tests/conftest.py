@@ -107,7 +107,10 @@ def pytest_collection_modifyitems(config, items):
         for item in items
     ]
     # The in-process Spark tests share one session per worker: on one worker it starts once.
-    groups = ["spark-session" if "spark" in getattr(item, "fixturenames", ()) else None for item in items]
+    # So do a module's tests marked one_worker with their module fixtures.
+    groups = ["spark-session" if "spark" in getattr(item, "fixturenames", ())
+              else item.nodeid.split("::")[0] if item.get_closest_marker("one_worker") else None
+              for item in items]
     workers = getattr(config, "workerinput", {}).get("workercount", 1)
     items[:] = [items[i] for i in suite_order.schedule(costs, workers, groups)]
 

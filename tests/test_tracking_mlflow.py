@@ -21,6 +21,9 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+# The sqlite store's tables and the registered run take seconds: one worker sets them up once.
+pytestmark = pytest.mark.one_worker
+
 MODEL = "chestct-test"
 
 
