@@ -17,10 +17,7 @@ as it would have without this one.
 Only the standard library is imported here: this runs before anything else.
 """
 import os
-import re
 import sys
-
-_PY4J_ZIP = re.compile(r"^py4j-(?P<version>[\w.]+)-src\.zip$")
 
 
 def installed_package_zips(path):
@@ -37,19 +34,21 @@ def installed_package_zips(path):
                 or not os.path.isfile(os.path.join(package, "__init__.py"))):
             continue
         name = os.path.basename(entry)
-        match = _PY4J_ZIP.match(name)
-        if name == "pyspark.zip" or (match and _installed_version("py4j") == match.group("version")):
+        if name == "pyspark.zip" or _installed_py4j_zip(name, os.path.dirname(package)):
             found.append(entry)
     return found
 
 
-def _installed_version(distribution):
-    from importlib import metadata
+def _installed_py4j_zip(name, site_packages):
+    """Whether ``name`` is py4j's source zip at the version installed in ``site_packages``.
 
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+    Read from pip's ``py4j-<version>.dist-info`` folder: importing ``importlib.metadata``
+    to ask would cost each process more than the zip's import it saves.
+    """
+    if not (name.startswith("py4j-") and name.endswith("-src.zip")):
+        return False
+    version = name[len("py4j-"):-len("-src.zip")]
+    return os.path.isdir(os.path.join(site_packages, f"py4j-{version}.dist-info"))
 
 
 def _run_next_sitecustomize():

@@ -43,7 +43,7 @@ fn props_for_offsets<T: Value>(
 
 /// [`props_dense`] for `N` offsets (`N` = 0: any count, `n_offsets`).
 #[inline(always)]
-fn props_with<T: Copy + Into<f64>, const N: usize>(
+fn props_with<T: Value, const N: usize>(
     p: &[T],
     levels: usize,
     n_offsets: usize,
@@ -179,7 +179,7 @@ fn props_with<T: Copy + Into<f64>, const N: usize>(
 /// Call `f(i, j, q)` with `q[o] = P[i, j, o] / sums[o]` for every cell, in C order
 /// (numpy's order); with `skip_zeros`, only for the cells that are not all zero.
 #[inline(always)]
-fn visit_normalized<T: Copy + Into<f64>, F: FnMut(usize, usize, &[f64]) + ?Sized, const N: usize>(
+fn visit_normalized<T: Value, F: FnMut(usize, usize, &[f64]) + ?Sized, const N: usize>(
     p: &[T],
     levels: usize,
     sums: &[f64],
