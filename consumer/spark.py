@@ -21,6 +21,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WORKER_SITE = Path(__file__).resolve().parent / "worker_site"
 
 DEFAULT_MASTER = "local[*]"
+#: JIT and GC of chestct's JVMs (the driver; on a cluster, the executors too). Their share
+#: of a run's work is small (the features run in Python workers): the optimising JIT (C2)
+#: spent more CPU compiling than it saved, and G1's threads and remembered sets cost memory
+#: a small heap does not need. A default train + predict of the real data took 97 instead
+#: of 113 CPU s (docs/consumer.md). Options given with ``--spark-conf`` come after these
+#: (for the driver) or replace them (executors), so a user's choice wins.
+JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+_DRIVER_JAVA = "spark.driver.extraJavaOptions"
+_EXECUTOR_JAVA = "spark.executor.extraJavaOptions"
 #: How the executors get chestct's code (see :func:`build_session`).
 SHIP_CODE = ("auto", "archive", "none")
 
@@ -121,6 +130,7 @@ def session_conf(master: str, parallelism: Parallelism, app_name: str = "chestct
         "spark.driver.bindAddress": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
     }
     if master_cores(master, os.cpu_count() or 1) is None:
+        conf[_EXECUTOR_JAVA] = JVM_OPTIONS
         conf["spark.executor.cores"] = str(parallelism.cores)
         conf["spark.cores.max"] = str(parallelism.cores)
     if code_archive is not None:
@@ -165,8 +175,8 @@ def build_session(master: str = DEFAULT_MASTER, *, threads_per_task: int | None 
         from .code_archive import build
 
         archive = str(build())
-    conf = {"spark.driver.extraJavaOptions": java_options(log_level),
-            **session_conf(master, parallelism, app_name, extra, code_archive=archive)}
+    conf = session_conf(master, parallelism, app_name, extra, code_archive=archive)
+    conf[_DRIVER_JAVA] = driver_java_options(java_options(log_level), (extra or {}).get(_DRIVER_JAVA))
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -175,6 +185,13 @@ def build_session(master: str = DEFAULT_MASTER, *, threads_per_task: int | None 
     spark.sparkContext.setLogLevel("INFO" if log_level == "DEBUG" else "WARN")
     register_source(spark)
     return spark, parallelism
+
+
+def driver_java_options(ours: str, user: str | None = None) -> str:
+    """The driver JVM's options: :data:`JVM_OPTIONS`, chestct's own (log4j2 configuration,
+    class archive), then the user's ``spark.driver.extraJavaOptions``, which win (the JVM
+    takes the last of two settings of one flag)."""
+    return " ".join(filter(None, (JVM_OPTIONS, ours, user)))
 
 
 @contextmanager

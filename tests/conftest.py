@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from consumer.spark import JVM_OPTIONS
 from producer import synthetic
 from producer.launch import free_port
 
@@ -18,13 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-# The tests' JVMs live for seconds: most of their CPU went to the optimising JIT (C2) and
-# parallel GC threads, which only pay off in long runs. The client JIT and serial GC run
-# the same code (spark-submit adds SPARK_SUBMIT_OPTS to the driver JVM; subprocesses inherit it).
-#: JVM options for the tests' short-lived JVMs: the driver (SPARK_SUBMIT_OPTS), standalone
-#: masters and workers (SPARK_DAEMON_JAVA_OPTS) and, passed by the cluster tests, executors.
-SHORT_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-os.environ.setdefault("SPARK_SUBMIT_OPTS", SHORT_JVM_OPTS)
+# chestct's own JVMs (drivers, a cluster's executors) run the client JIT and serial GC by
+# default (consumer.spark.JVM_OPTIONS). A standalone cluster's master and worker daemons
+# are the user's, not chestct's: the tests' short-lived ones get the same options here.
+#: JVM options for the tests' standalone masters and workers (SPARK_DAEMON_JAVA_OPTS).
+SHORT_JVM_OPTS = JVM_OPTIONS
 os.environ.setdefault("SPARK_DAEMON_JAVA_OPTS", SHORT_JVM_OPTS)
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHORT_JVM_OPTS
 from fake_producer import Processes, process_env, wait_for_text
 from netns import Network, can_create_namespaces
 from sink_log import read_table
@@ -106,7 +105,6 @@ def test_train_and_predict_across_five_hosts_with_a_worker_lost(real_data, tmp_p
                     "--token-file", str(token), "--work-dir", (shared / "work").as_uri(),
                     "--executor-cores", "1", "--max-batches-per-trigger", "4", "--connect-timeout", "120",
                     "--spark-conf", "spark.cores.max=2", "--spark-conf", "spark.executor.memory=1g",
-                    "--spark-conf", f"spark.executor.extraJavaOptions={SHORT_JVM_OPTS}",
                     "--spark-conf", f"spark.pyspark.python={worker_python}",
                     "--spark-conf", f"spark.executorEnv.PYSPARK_PYTHON={worker_python}", *FEATURES, *extra]
             return procs.start(driver_host.run(argv), tmp_path / f"{command}.log", env=env_for(driver_host))

@@ -135,6 +135,32 @@ def test_session_conf_makes_spark_enforce_the_plan():
         plan_parallelism("local[2]", 0)
 
 
+def test_chestct_s_jvms_run_the_client_jit_and_serial_gc_unless_the_user_says_otherwise():
+    from consumer.spark import JVM_OPTIONS, driver_java_options
+
+    assert JVM_OPTIONS.split() == ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+    # The driver: ours first, then chestct's own, then the user's, whose flags win.
+    merged = driver_java_options("-Dlog4j2.configurationFile=x", "-XX:+UseG1GC").split()
+    assert merged == [*JVM_OPTIONS.split(), "-Dlog4j2.configurationFile=x", "-XX:+UseG1GC"]
+    assert driver_java_options("-Dx=1").split() == [*JVM_OPTIONS.split(), "-Dx=1"]
+    # A cluster's executors get them too; a local master has no executor JVM of its own.
+    plan = plan_parallelism("spark://x:1", 1, executor_cores=2)
+    assert session_conf("spark://127.0.0.1:7077", plan)["spark.executor.extraJavaOptions"] == JVM_OPTIONS
+    assert "spark.executor.extraJavaOptions" not in session_conf("local[2]", plan_parallelism("local[2]", 1))
+    user = session_conf("spark://127.0.0.1:7077", plan, extra={"spark.executor.extraJavaOptions": "-XX:+UseG1GC"})
+    assert user["spark.executor.extraJavaOptions"] == "-XX:+UseG1GC"
+
+
+@pytest.mark.spark
+def test_the_driver_jvm_runs_with_chestct_s_options(spark):
+    arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+                     .getInputArguments())
+    from consumer.spark import JVM_OPTIONS
+
+    assert set(JVM_OPTIONS.split()) <= set(arguments), arguments
+    assert spark.conf.get("spark.driver.extraJavaOptions").startswith(JVM_OPTIONS)
+
+
 def test_a_grey_stream_executor_does_not_load_opencv():
     # An executor process imports what the stage uses; OpenCV (tens of MiB per worker)
     # only for colour images or SIFT.

@@ -16,7 +16,8 @@ import pytest
 
 from consumer.learn import versions
 
-from conftest import SHORT_JVM_OPTS, free_port
+from conftest import free_port
+from consumer.spark import JVM_OPTIONS
 from fake_producer import (
     FakeProducer,
     FakeStream,
@@ -72,8 +73,7 @@ def test_train_runs_on_a_standalone_master_and_worker(tmp_path):
                 "--work-dir", str(tmp_path / "work"), "--master", master_url, "--executor-cores", "2",
                 "--features", "hog", "--feature-option", "hog.pixels_per_cell=8",
                 "--feature-option", "hog.cells_per_block=2", "--backend", "skimage",
-                "--spark-conf", "spark.executor.memory=1g",
-                "--spark-conf", f"spark.executor.extraJavaOptions={SHORT_JVM_OPTS}"), tmp_path / "consumer.log", env=env)
+                "--spark-conf", "spark.executor.memory=1g"), tmp_path / "consumer.log", env=env)
             code = consumer.wait(420)
             subscriptions = list(fp.subscriptions)
         out = (tmp_path / "consumer.log").read_text()
@@ -99,3 +99,6 @@ def test_train_runs_on_a_standalone_master_and_worker(tmp_path):
     read = sorted(seq for start, stop in subscriptions for seq in range(start, stop))
     assert read == list(range(STREAM.batches_per_epoch))  # each batch read once
     assert os.path.getsize(executor_logs[0]) > 0
+    # The executor JVM ran with chestct's JIT and GC options (the worker logs its command).
+    command = next(line for line in executor_logs[0].read_text().splitlines() if "Executor Command" in line)
+    assert all(option in command for option in JVM_OPTIONS.split()), command
