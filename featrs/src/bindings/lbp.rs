@@ -63,7 +63,7 @@ fn grid_batch<'py>(
         let row_len: usize = ops.iter().filter_map(|op| op.method().n_codes(op.points())).sum::<usize>() * grid * grid;
         return Ok(zeros::<f64, Ix2>(py, Ix2(0, row_len))?);
     }
-    let plan = GridPlan::new(&ops, stack.rows, stack.cols, grid)?;
+    let plan = GridPlan::shared(&ops, stack.rows, stack.cols, grid)?;
     stack.each_image(py, plan.row_len(), n_threads, |img, row| {
         SCRATCH.with(|s| histogram_grid(&ops, &plan, img, &mut s.borrow_mut(), row))
     })

@@ -4,8 +4,10 @@
 //! outside it). A tile is copied once into a zero-padded float32 plane that every
 //! operator reads; the sampling plans (offsets, weights) are made once per tile shape
 //! and reused for every image of a batch.
+use std::sync::{Arc, Mutex, OnceLock};
+
 use super::fast::{plane_width, FastPlan};
-use super::{Lbp, Plan};
+use super::{Lbp, Method, Plan};
 use crate::error::{FeatError, Result};
 use crate::tiles::{tiles, Tile};
 use crate::value_err;
@@ -62,9 +64,51 @@ impl GridPlan {
         Ok(GridPlan { rows, cols, tiles, pad, plans, n_bins })
     }
 
+    /// The plan of `ops` for `rows x cols` images split `grid x grid`, shared with earlier
+    /// calls that asked for the same: a stream asks batch after batch, and making the plans
+    /// of the defaults (three operators, nine tiles) cost about 2 ms per call at 512 px,
+    /// more than a third of counting one image.
+    pub fn shared(ops: &[Lbp], rows: usize, cols: usize, grid: usize) -> Result<Arc<GridPlan>> {
+        let key = PlanKey::new(ops, rows, cols, grid);
+        let lock = || PLANS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, plan)) = lock().iter().find(|(k, _)| *k == key) {
+            return Ok(plan.clone());
+        }
+        let plan = Arc::new(GridPlan::new(ops, rows, cols, grid)?);
+        let mut plans = lock();
+        if plans.len() == CACHED_PLANS {
+            plans.remove(0);
+        }
+        plans.push((key, plan.clone()));
+        Ok(plan)
+    }
+
     /// Values per image: for each operator, for each tile, its histogram.
     pub fn row_len(&self) -> usize {
         self.n_bins.iter().map(|n| n * self.tiles.len()).sum()
+    }
+}
+
+/// Plans kept for [`GridPlan::shared`], oldest first. A plan is a few KiB to a few MiB
+/// (its offsets grow with the tiles' sides).
+const CACHED_PLANS: usize = 8;
+static PLANS: OnceLock<Mutex<Vec<(PlanKey, Arc<GridPlan>)>>> = OnceLock::new();
+
+/// What a [`GridPlan`] is made from: each operator's points, method and exact offsets, the
+/// image shape and the grid.
+#[derive(Debug, PartialEq, Eq)]
+struct PlanKey {
+    ops: Vec<(usize, Method, Vec<u64>, Vec<u64>)>,
+    rows: usize,
+    cols: usize,
+    grid: usize,
+}
+
+impl PlanKey {
+    fn new(ops: &[Lbp], rows: usize, cols: usize, grid: usize) -> PlanKey {
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect();
+        let ops = ops.iter().map(|op| (op.p, op.method, bits(&op.rp), bits(&op.cp))).collect();
+        PlanKey { ops, rows, cols, grid }
     }
 }
 

@@ -196,3 +196,30 @@ fn default_neighbours_may_skip_flat_samples() {
         }
     }
 }
+
+#[test]
+fn shared_plans_are_reused_only_for_the_same_operators_shape_and_grid() {
+    let ops = |r: f64| -> Vec<Lbp> {
+        [(8, r), (16, 2.0 * r)].iter().map(|&(p, r)| {
+            let (rp, cp) = offsets(p, r);
+            Lbp::new(p, &rp, &cp, Method::Uniform).unwrap()
+        }).collect()
+    };
+    let (a, b) = (ops(1.0), ops(1.0));
+    let first = GridPlan::shared(&a, 29, 31, 2).unwrap();
+    // Equal operators built apart share the plan; any other radius, shape or grid does not.
+    assert!(std::sync::Arc::ptr_eq(&first, &GridPlan::shared(&b, 29, 31, 2).unwrap()));
+    for other in [GridPlan::shared(&ops(1.5), 29, 31, 2), GridPlan::shared(&a, 31, 29, 2),
+                  GridPlan::shared(&a, 29, 31, 3)] {
+        assert!(!std::sync::Arc::ptr_eq(&first, &other.unwrap()));
+    }
+    // A shared plan gives the numbers of a fresh one.
+    let img = textured(29, 31);
+    let (mut shared, mut fresh) = (vec![0.0; first.row_len()], vec![0.0; first.row_len()]);
+    histogram_grid(&a, &first, &img, &mut GridScratch::default(), &mut shared).unwrap();
+    let plan = GridPlan::new(&a, 29, 31, 2).unwrap();
+    histogram_grid(&a, &plan, &img, &mut GridScratch::default(), &mut fresh).unwrap();
+    assert_eq!(shared, fresh);
+    // Bad operators still fail, and are never kept.
+    assert!(GridPlan::shared(&[], 29, 31, 2).is_err());
+}
