@@ -17,6 +17,10 @@ else synthetic), in one run:
 - the fastest other peer: OpenCV's HOGDescriptor (HOG), vectorised numpy (LBP, with
   float64 bilinear sampling, so nearly but not exactly skimage's histograms) and numpy
   bincount (GLCM).
+
+A last group measures the vector per call at the product's size: a producer batch per
+call (what the feature stage does) against one image per call (what the pipeline
+benchmark's bound does), so that a cost paid per call, not per image, shows.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from consumer.features.extract import _family, extract, quantize
 from consumer.features.config import FIXED_FAMILIES, FeatureConfig
 from featrs import reference
 from producer.imaging import Preprocessing
+from producer.stream import DEFAULT_BATCH_SIZE
 
 from quick import QUICK
 from sample_images import source, stack
@@ -215,3 +220,20 @@ def test_defaults(benchmark, images, skimage_results, side, family, impl):
         np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-9)
     else:
         assert out.shape[0] == N_IMAGES
+
+
+@pytest.mark.parametrize("per_call", [DEFAULT_BATCH_SIZE, 1], ids=["producer-batch", "one-image"])
+def test_vector_per_call(benchmark, images, per_call):
+    imgs = images[PRODUCT_SIDE]
+    benchmark.group = f"defaults vector {PRODUCT_SIDE}px, images per call"
+    # featrs names the baseline (scripts/bench.py): a producer batch per call.
+    benchmark.extra_info["impl"] = "featrs" if per_call > 1 else "featrs, one image per call"
+    benchmark.extra_info["images_per_call"] = per_call
+
+    def run():
+        return np.vstack([featrs_vector(imgs[i:i + per_call]) for i in range(0, len(imgs), per_call)])
+
+    out = benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=2)
+    if benchmark.stats is not None:
+        benchmark.extra_info["ms_per_image"] = benchmark.stats.stats.median / N_IMAGES * 1e3
+    np.testing.assert_array_equal(out, featrs_vector(imgs))  # the same rows however the stack is cut

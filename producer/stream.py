@@ -41,6 +41,10 @@ CHANGED_FILE_POLICIES = ("fail", "skip")
 DEFAULT_ON_CHANGED_FILE = "fail"
 
 
+#: Images per batch unless ``--batch-size`` says otherwise.
+DEFAULT_BATCH_SIZE = 8
+
+
 @dataclass(frozen=True)
 class StreamSpec:
     """Everything that determines a stream's bytes.
