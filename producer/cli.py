@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="dataset folder holding train/ valid/ test/ with one folder per class")
     data.add_argument("--split", default="train", choices=sorted(dataset.SPLIT_ALIASES),
                       help="split to serve; dev is valid (default: %(default)s)")
-    data.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int_at_least(1), default=stream.DEFAULT_BATCH_SIZE,
-                      help="images per batch (default: %(default)s)")
+    data.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int_at_least(1),
+                      default=stream.DEFAULT_BATCH_SIZE, help="images per batch (default: %(default)s)")
     data.add_argument("--image-size", "--image_size", dest="image_size", type=int_at_least(1), nargs=2,
                       metavar=("H", "W"), default=list(imaging.DEFAULT_IMAGE_SIZE),
                       help="output height and width (default: %s %s)" % imaging.DEFAULT_IMAGE_SIZE)

@@ -22,9 +22,7 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 # chestct's own JVMs (drivers, a cluster's executors) run the client JIT and serial GC by
 # default (consumer.spark.JVM_OPTIONS). A standalone cluster's master and worker daemons
 # are the user's, not chestct's: the tests' short-lived ones get the same options here.
-#: JVM options for the tests' standalone masters and workers (SPARK_DAEMON_JAVA_OPTS).
-SHORT_JVM_OPTS = JVM_OPTIONS
-os.environ.setdefault("SPARK_DAEMON_JAVA_OPTS", SHORT_JVM_OPTS)
+os.environ.setdefault("SPARK_DAEMON_JAVA_OPTS", JVM_OPTIONS)
 
 
 def real_data_dir() -> Path | None:

@@ -74,8 +74,12 @@ impl GridPlan {
         if let Some((_, plan)) = lock().iter().find(|(k, _)| *k == key) {
             return Ok(plan.clone());
         }
+        // Made outside the lock; a caller that made the same plan meanwhile keeps its own.
         let plan = Arc::new(GridPlan::new(ops, rows, cols, grid)?);
         let mut plans = lock();
+        if let Some((_, kept)) = plans.iter().find(|(k, _)| *k == key) {
+            return Ok(kept.clone());
+        }
         if plans.len() == CACHED_PLANS {
             plans.remove(0);
         }
