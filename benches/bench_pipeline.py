@@ -3,8 +3,9 @@
 The real producer serves the real train split, then the test split, with no flags; the
 consumer runs with no flags but the save path. Measured in one run:
 
-* whole-command wall time and steady images/s of train and of predict (images between the
-  first and the last per-batch line, over the time between them);
+* whole-command wall time and steady images/s of train and of predict: the images of the
+  micro-batches after the first, over the time from the first micro-batch's last line to
+  the last line (:func:`steady_rate`);
 * the time from the producer sending predict's first batch to the first prediction line;
 * per-producer-batch latency p50 / p99: from the producer sending a batch (its DEBUG log,
   ``sent batch N at T``) to that batch's prediction line reaching the terminal;
@@ -83,12 +84,36 @@ class Watched:
         return "\n".join(line for _, line in self.lines)
 
 
-def _steady(lines: list[tuple[float, str]]) -> float:
+#: Lines closer together than this belong to one micro-batch: a micro-batch prints the lines
+#: of all its producer batches at once, micro-batches come about half a second apart.
+BURST_GAP_S = 0.1
+
+
+def steady_rate(lines: list[tuple[float, str]]) -> float:
+    """Images per second over whole micro-batches, after the first.
+
+    Per-batch lines arrive in bursts, one per micro-batch. Counting from the first line
+    would credit the first burst's other images to the time after it (with five
+    micro-batches of eight lines, about 20 % too many); the window starts at the first
+    burst's last line instead. 0.0 with fewer than two bursts.
+    """
     batches = [(t, int(m.group(2))) for t, line in lines if (m := LINE.match(line))]
-    if len(batches) < 2:
+    end_of_first = next((i for i in range(len(batches) - 1) if batches[i + 1][0] - batches[i][0] > BURST_GAP_S),
+                        None)
+    if end_of_first is None:
         return 0.0
-    (t0, n0), (t1, n1) = batches[0], batches[-1]
+    (t0, n0), (t1, n1) = batches[end_of_first], batches[-1]
     return (n1 - n0) / max(t1 - t0, 1e-9)
+
+
+def test_steady_rate_counts_whole_micro_batches():
+    # Three micro-batches of 2 producer batches (8 images each), 1 s apart: 32 images
+    # after the first burst, in 2 s. Counting from the first line would give 40 / 2.
+    lines = [(t + dt, f"batch seq={seq:>5} images={8 * (seq + 1):>6} acc=1.0")
+             for seq, (t, dt) in enumerate([(0, 0), (0, 0.004), (1, 0), (1, 0.004), (2, 0), (2, 0.004)])]
+    assert steady_rate(lines) == pytest.approx(32 / 2.0, rel=1e-3)
+    assert steady_rate(lines[:2]) == 0.0  # one burst: no steady state yet
+    assert steady_rate([(0.0, "other output"), *lines[:4]]) == pytest.approx(16 / 1.0, rel=1e-2)
 
 
 def _bound(data: Path, split: str, n: int = 32) -> dict:
@@ -162,7 +187,7 @@ def test_train_then_predict_at_the_defaults(benchmark, tmp_path):
     sent = result["sent"]
     latencies = sorted(t - sent[seq] for t, seq in predicted if seq in sent)
     first_sent = min(sent.values()) if sent else float("nan")
-    train_rate, predict_rate = _steady(result["train"].lines), _steady(result["predict"].lines)
+    train_rate, predict_rate = steady_rate(result["train"].lines), steady_rate(result["predict"].lines)
     info = {
         "train_wall_s": result["train_wall"], "predict_wall_s": result["predict_wall"],
         "train_steady_images_per_s": train_rate, "predict_steady_images_per_s": predict_rate,
