@@ -149,3 +149,60 @@ def test_progress_is_read_one_report_at_a_time_unless_there_is_a_gap():
     assert [r["batchId"] for r in new_reports(nxt, {0, 1, 2})] == [3] and nxt.full_reads == 0
     gap = Query([0, 1, 2, 3, 4])                  # two since the last poll: all again
     assert [r["batchId"] for r in new_reports(gap, {0, 1, 2})] == [0, 1, 2, 3, 4] and gap.full_reads == 1
+
+
+class _Conf:
+    """The part of ``spark.conf`` a one-run checkpoint touches."""
+
+    def __init__(self, **values):
+        self.values = dict(values)
+        self.seen_while_open = None
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    def set(self, key, value):
+        self.values[key] = value
+
+    def unset(self, key):
+        self.values.pop(key, None)
+
+
+def test_a_one_run_checkpoint_uses_the_file_system_manager_only_while_its_query_starts():
+    spark = type("Spark", (), {"conf": _Conf()})()
+    with storage.one_run_checkpoint(spark):
+        assert spark.conf.get(storage.CHECKPOINT_FILE_MANAGER_KEY) == storage.ONE_RUN_CHECKPOINT_FILE_MANAGER
+    assert spark.conf.get(storage.CHECKPOINT_FILE_MANAGER_KEY) is None  # the session's other queries: Spark's default
+    with pytest.raises(RuntimeError), storage.one_run_checkpoint(spark):
+        raise RuntimeError("start failed")
+    assert spark.conf.get(storage.CHECKPOINT_FILE_MANAGER_KEY) is None
+
+
+def test_a_one_run_checkpoint_keeps_the_users_manager():
+    spark = type("Spark", (), {"conf": _Conf(**{storage.CHECKPOINT_FILE_MANAGER_KEY: "my.Manager"})})()
+    with storage.one_run_checkpoint(spark):
+        assert spark.conf.get(storage.CHECKPOINT_FILE_MANAGER_KEY) == "my.Manager"
+    assert spark.conf.get(storage.CHECKPOINT_FILE_MANAGER_KEY) == "my.Manager"
+
+
+def test_a_query_started_with_a_one_run_checkpoint_keeps_its_manager(spark, tmp_path):
+    """The manager is read when the query starts: unsetting it afterwards changes nothing for
+    that query (its offset and commit logs), and the session's next query gets Spark's default."""
+    def logs_manager(query):
+        execution = query._jsq.streamingQuery()
+        return {execution.offsetLog().fileManager().getClass().getSimpleName(),
+                execution.commitLog().fileManager().getClass().getSimpleName()}
+
+    def start(name):
+        return (spark.readStream.format("rate").option("rowsPerSecond", 5).load().writeStream
+                .foreachBatch(lambda df, batch_id: None).option("checkpointLocation", str(tmp_path / name)).start())
+
+    with storage.one_run_checkpoint(spark):
+        query = start("one-run")
+    other = start("resumable")
+    try:
+        assert logs_manager(query) == {storage.ONE_RUN_CHECKPOINT_FILE_MANAGER.rsplit(".", 1)[1]}
+        assert logs_manager(other) == {"FileContextBasedCheckpointFileManager"}
+    finally:
+        query.stop()
+        other.stop()

@@ -80,7 +80,8 @@ def _predict(args: argparse.Namespace, run: Run, tracking) -> int:
     writer = featured.writeStream.foreachBatch(predictor.foreach_batch).option("checkpointLocation", checkpoint)
     finite = hello.get("total_batches") is not None
     writer = writer.trigger(availableNow=True) if finite else writer.trigger(processingTime="0 seconds")
-    query = writer.start()
+    with storage.one_run_checkpoint(run.spark):
+        query = writer.start()
     interrupted = False
     try:
         follow_query(query, total_batches=hello.get("total_batches"), progress_bar=args.progress,

@@ -7,8 +7,21 @@ local one.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
+
+#: Spark's choice of checkpoint file manager, read when a query starts.
+CHECKPOINT_FILE_MANAGER_KEY = "spark.sql.streaming.checkpointFileManagerClass"
+#: The manager of a checkpoint that is never resumed (``predict`` makes a new one per run).
+#: Spark's default goes through Hadoop's FileContext, whose local file system, without
+#: Hadoop's native library (pip's pyspark has none), starts a ``readlink`` process for each
+#: rename check: about 20 processes and 50 ms per micro-batch of ``predict`` (a JFR
+#: recording; docs/consumer.md). This one renames through the FileSystem API, without
+#: them. Its rename is not atomic on every store, which only a resumed checkpoint needs;
+#: ``train``'s, which is resumed, keeps Spark's default.
+ONE_RUN_CHECKPOINT_FILE_MANAGER = (
+    "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager")
 
 
 def qualify(location: str | Path) -> str:
@@ -80,3 +93,20 @@ def read_text(spark, location: str) -> str:
     finally:
         stream.close()
     return bytes(data).decode("utf-8")
+
+
+@contextmanager
+def one_run_checkpoint(spark):
+    """Start queries inside this block with :data:`ONE_RUN_CHECKPOINT_FILE_MANAGER`.
+
+    A query reads the manager when it starts, so the session's setting is set only for the
+    block, and left alone when the user chose a manager (``--spark-conf``).
+    """
+    if spark.conf.get(CHECKPOINT_FILE_MANAGER_KEY, None) is not None:
+        yield
+        return
+    spark.conf.set(CHECKPOINT_FILE_MANAGER_KEY, ONE_RUN_CHECKPOINT_FILE_MANAGER)
+    try:
+        yield
+    finally:
+        spark.conf.unset(CHECKPOINT_FILE_MANAGER_KEY)
