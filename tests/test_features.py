@@ -225,3 +225,13 @@ def test_rust_backend_without_batch_functions_is_a_clear_error(monkeypatch):
     monkeypatch.delattr(featrs, "hog_batch", raising=False)
     with pytest.raises(RuntimeError, match="featrs.hog_batch is missing"):
         extract(_images(n=1), FeatureConfig(features=("lbp",)), backend="rust")
+
+
+@pytest.mark.parametrize("levels", [2, 3, 7, 16, 31, 32, 33, 64, 100, 128, 255, 256])
+def test_quantize_is_v_times_levels_over_256_for_every_grey_value(levels):
+    from consumer.features.extract import quantize
+
+    values = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    out = quantize(values, levels)
+    assert out.dtype == np.uint8 and out.shape == values.shape
+    np.testing.assert_array_equal(out.ravel(), np.arange(256) * levels // 256)
