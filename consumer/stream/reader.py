@@ -29,23 +29,21 @@ SCHEMA = ("seq long, epoch long, image_id string, label int, label_name string, 
 FEATURED_SCHEMA = SCHEMA.replace("pixels binary, ", "") + ", features array<float>, sift binary"
 
 
-_worker_settled = False
-
-
 def settle_worker() -> None:
-    """Freeze the objects this Python worker holds so far, once per process.
+    """Freeze the objects this Python worker holds when a task starts.
 
     PySpark's worker daemon runs a full ``gc.collect()`` after every task, which walks every
-    object the imports created (pyspark, pyarrow, numpy, the feature stage): a py-spy profile
-    of ``chestct train`` found a tenth of the workers' time there. Frozen objects are skipped
-    by collections; what later tasks allocate is collected as before.
+    object the worker holds: the imports (pyspark, pyarrow, numpy, the feature stage, and
+    pandas, which pyarrow imports during the first task) and their caches. A py-spy profile
+    of ``chestct train`` found a tenth of the workers' time there, and one of ``predict``
+    5.6 % with the objects of the first task's imports still walked (docs/consumer.md).
+    Frozen objects are skipped by collections. What is frozen at a task's start survived
+    the collection after the previous task, so no garbage is kept: only objects that die
+    later inside a reference cycle are, and such cycles are not made per task.
     """
-    global _worker_settled
-    if not _worker_settled:
-        import gc
+    import gc
 
-        gc.freeze()
-        _worker_settled = True
+    gc.freeze()
 
 
 class BadBatch(RuntimeError):

@@ -157,7 +157,7 @@ class ChestCTStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         batches = read_range(self.options, partition)
         if self.options.features is not None:
             from ..features.stage import transform_batch
-        settle_worker()  # after the imports: they are what it freezes
+        settle_worker()  # after this task's imports: they are what it freezes
         if self.options.features is None:
             return batches
         opts = self.options
