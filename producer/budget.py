@@ -111,11 +111,15 @@ class FairExecutor:
     workers : int
         Threads.
     thread_name_prefix : str
+    initializer : callable, optional
+        Run by each thread when it starts (e.g. to lower its priority).
     """
 
-    def __init__(self, workers: int, thread_name_prefix: str = "chestct-decode"):
+    def __init__(self, workers: int, thread_name_prefix: str = "chestct-decode",
+                 initializer: Callable[[], None] | None = None):
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
-                                                           thread_name_prefix=thread_name_prefix)
+                                                           thread_name_prefix=thread_name_prefix,
+                                                           initializer=initializer)
         self._workers = workers
         self._running = 0
         self._queues: collections.OrderedDict[Hashable, collections.deque] = collections.OrderedDict()

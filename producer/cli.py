@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import augment, budget, dataset, dicom, framing, imaging, server, stream, transport, wire
+from . import augment, budget, dataset, dicom, framing, imaging, readahead, server, stream, transport, wire
 from .argtypes import float_at_least, int_at_least, port
 from .running import serve
 from .server import ServerConfig
@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="largest frame sent (default: %(default)s)")
     net.add_argument("--prefetch", type=int_at_least(1), default=4,
                      help="batches built ahead per connection (default: %(default)s)")
+    net.add_argument("--read-ahead", type=int_at_least(0), default=readahead.DEFAULT_READ_AHEAD_BATCHES,
+                     help="batches built at the lowest CPU priority after the furthest one asked for, "
+                          "for the next subscriptions; 0: none (default: %(default)s)")
     net.add_argument("--workers", type=int_at_least(1), default=None,
                      help="decoding threads shared by all connections (default: CPU count)")
     net.add_argument("--subscribe-timeout", type=float_at_least(0.0, strict=True), default=60.0,
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     security = security_from_args(args, ap)
     spec = spec_from_args(args, ap)
     config_kwargs = dict(host=args.host, port=args.port, sleep=args.sleep, max_frame_bytes=args.max_frame_bytes,
-                         prefetch=args.prefetch, subscribe_timeout=args.subscribe_timeout,
+                         prefetch=args.prefetch, read_ahead=args.read_ahead, subscribe_timeout=args.subscribe_timeout,
                          send_timeout=args.send_timeout, stall_timeout=args.stall_timeout,
                          max_connections=args.max_connections, max_buffered_bytes=args.max_buffered_bytes,
                          progress=args.progress, **security)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from . import budget, transport, wire
+from . import budget, readahead, transport, wire
 from .connection import EOF, Abort, Connection, NotReading, Outgoing
 from .stream import BuiltBatch, ParallelBatch, StreamSpec, max_batch_frame_bytes
 
@@ -56,6 +56,9 @@ class ServerConfig:
         Largest frame accepted from a consumer (they only send small control frames).
     prefetch : int
         Batches a connection builds ahead of the one being sent.
+    read_ahead : int
+        Batches built, at the lowest OS priority, after the furthest one any connection
+        asked for, for the subscriptions to come (:mod:`producer.readahead`); 0: none.
     workers : int
         Decoding threads shared by every connection.
     subscribe_timeout : float
@@ -89,6 +92,7 @@ class ServerConfig:
     max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES
     control_max_frame_bytes: int = wire.CONTROL_MAX_FRAME_BYTES
     prefetch: int = 4
+    read_ahead: int = readahead.DEFAULT_READ_AHEAD_BATCHES
     workers: int = field(default_factory=lambda: os.cpu_count() or 2)
     subscribe_timeout: float = 60.0
     send_timeout: float = 120.0
@@ -106,6 +110,8 @@ class ServerConfig:
                self.write_buffer_bytes) < 1:
             raise ValueError("prefetch, workers, max_connections, max_buffered_bytes and "
                              "write_buffer_bytes must be >= 1")
+        if self.read_ahead < 0:
+            raise ValueError("read_ahead must be >= 0")
         if (self.sleep < 0 or self.subscribe_timeout <= 0 or self.send_timeout <= 0
                 or self.stall_timeout <= 0):
             raise ValueError("sleep must be >= 0 and timeouts > 0")
@@ -156,11 +162,19 @@ class ProducerServer:
                              f"(up to {self.batch_reservation} bytes): raise it or lower the batch size")
         self.budget = budget.ByteBudget(self.config.max_buffered_bytes)
         self._executor: budget.FairExecutor | None = None
+        self._read_ahead: readahead.ReadAhead | None = None
         self._server: asyncio.base_events.Server | None = None
         self._connections: dict[int, Connection] = {}
         self._handler_tasks: set[asyncio.Task] = set()
         self._numbers = itertools.count(1)
         self._bar: tqdm | None = None
+
+    @property
+    def read_ahead(self) -> readahead.ReadAhead:
+        """The batches built ahead of every subscription (after :meth:`start`)."""
+        if self._read_ahead is None:
+            raise RuntimeError("server not started")
+        return self._read_ahead
 
     @property
     def port(self) -> int:
@@ -180,6 +194,8 @@ class ProducerServer:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(log_loop_exception)
         self._executor = budget.FairExecutor(self.config.workers)
+        self._read_ahead = readahead.ReadAhead(self.spec, self.budget, self.batch_reservation, self.config.read_ahead,
+                                               self.config.workers, self.config.max_frame_bytes)
         tls = {} if self.config.ssl_context is None else {
             "ssl": self.config.ssl_context, "ssl_handshake_timeout": self.config.subscribe_timeout}
         self._server = await asyncio.start_server(self._handle, self.config.host, self.config.port,
@@ -201,6 +217,8 @@ class ProducerServer:
                 await asyncio.wait_for(self._server.wait_closed(), 5)
         if self._executor is not None:
             self._executor.shutdown()
+        if self._read_ahead is not None:
+            self._read_ahead.close()
         if self._bar is not None:
             self._bar.close()
 
@@ -381,14 +399,19 @@ class ProducerServer:
         connection instead of starving anybody.
         """
         while len(pending) < self.config.prefetch and (stop is None or next_seq < stop):
-            if pending:
-                if not self.budget.try_acquire(self.batch_reservation, budget.PREFETCH_SHARE):
-                    break
-            else:
-                await conn.guard(self.budget.acquire(self.batch_reservation))
+            # Built (or started) ahead: its reservation comes with it.
+            job = self._read_ahead.take(next_seq, self._executor.for_key(conn.number))
+            if job is None:
+                if pending:
+                    if not self.budget.try_acquire(self.batch_reservation, budget.PREFETCH_SHARE):
+                        break
+                else:
+                    await conn.guard(self.budget.acquire(self.batch_reservation))
+                job = ParallelBatch(self.spec, next_seq, self._executor.for_key(conn.number),
+                                    asyncio.get_running_loop(), self.config.max_frame_bytes)
             self._inflight(+1)
-            pending.append(ParallelBatch(self.spec, next_seq, self._executor.for_key(conn.number),
-                                         asyncio.get_running_loop(), self.config.max_frame_bytes))
+            pending.append(job)
+            self._read_ahead.asked(next_seq, stop)
             next_seq += 1
         return next_seq
 

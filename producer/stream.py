@@ -377,6 +377,12 @@ class ParallelBatch:
             task.cancel()
         self.future.cancel()
 
+    def move_to(self, executor: concurrent.futures.Executor) -> None:
+        """Build the images whose tasks have not started on ``executor`` instead (same bytes)."""
+        for i, task in enumerate(self._tasks):
+            if task.cancel():  # not started: it never will be, so _load(i) still runs once
+                self._tasks[i] = executor.submit(self._load, i)
+
     def _load(self, index: int) -> None:
         try:
             self._loaded[index] = load_image(self.files[index], self._spec)
