@@ -3,8 +3,9 @@
 A Spark consumer reads the stream in micro-batches: its tasks subscribe to a range, and
 between two micro-batches (the driver commits, plans and starts the next job) they ask
 for nothing, so the producer's decoding pool idles exactly when a core is free. The read
-ahead builds the batches after the furthest one asked for, up to ``batches`` of them and
-within the spare part of the byte budget, on threads at nice 19: they take only the CPU
+ahead builds the batches after the furthest one any subscription will ask for, once a
+range is sent, up to ``batches`` of them and within the spare part of the byte budget,
+on threads at nice 19: they take only the CPU
 that nobody else wants, so the decoding never slows the consumer's work on the same
 cores (at normal priority it did: the pipeline's p99 latency rose by a fifth,
 docs/producer.md). A subscription that reaches a batch takes its finished frame (the
@@ -24,7 +25,7 @@ from .stream import ParallelBatch, StreamSpec
 
 log = logging.getLogger(__name__)
 
-#: Default of ``--read-ahead``: batches built ahead of the furthest one asked for (a
+#: Default of ``--read-ahead``: batches built ahead of the furthest one subscribed to (a
 #: consumer's default micro-batch of ``predict`` is 8 producer batches).
 DEFAULT_READ_AHEAD_BATCHES = 8
 #: Nice value of the read-ahead threads (Linux sets it per thread).
@@ -52,7 +53,7 @@ class ReadAhead:
         its reservation with it.
     reservation : int
     batches : int
-        How many batches past the furthest one asked for; 0 turns the read ahead off.
+        How many batches past the furthest one subscribed to; 0 turns the read ahead off.
     workers : int
         Low-priority decoding threads.
     max_frame_bytes : int
@@ -92,17 +93,22 @@ class ReadAhead:
         log.debug("batch %d: taken from the read-ahead (%s)", seq, "built" if job.future.done() else "unfinished")
         return job
 
-    def asked(self, seq: int, stop: int | None) -> None:
-        """A subscription to the range ending before ``stop`` (None: endless) asked for ``seq``.
+    def subscribed(self, start: int, stop: int | None) -> None:
+        """A subscription to ``start .. stop - 1`` (``stop`` None: endless) began.
 
-        Builds the batches after the furthest seq any subscription will ask for (its
-        range's last, or ``seq`` when endless), up to :attr:`batches` of them, not past the
-        stream's end, while the spare budget has room: a consumer's next micro-batch
-        subscribes to the range after the current ones.
+        Only noted: the batches after the furthest one any subscription will ask for are
+        built once a range is sent (:meth:`range_sent`), not while the producer is still
+        building it (the read ahead would take CPU and the GIL from it).
         """
+        self._furthest = max(self._furthest, start if stop is None else stop - 1)
+
+    def range_sent(self) -> None:
+        """A subscription sent its last batch: build the batches after the furthest seq any
+        subscription will ask for, up to :attr:`batches` of them, not past the stream's end,
+        while the spare budget has room (a consumer's next micro-batch subscribes to the
+        range after its current ones)."""
         if self._executor is None:
             return
-        self._furthest = max(self._furthest, seq if stop is None else stop - 1)
         end = self._furthest + 1 + self.batches
         total = self._spec.total_batches
         if total is not None:

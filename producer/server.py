@@ -58,7 +58,8 @@ class ServerConfig:
         Batches a connection builds ahead of the one being sent.
     read_ahead : int
         Batches built, at the lowest OS priority, after the furthest one any connection
-        asked for, for the subscriptions to come (:mod:`producer.readahead`); 0: none.
+        subscribed to, once a range is sent, for the subscriptions to come
+        (:mod:`producer.readahead`); 0: none.
     workers : int
         Decoding threads shared by every connection.
     subscribe_timeout : float
@@ -350,6 +351,7 @@ class ProducerServer:
         start, stop = self._stream_range(msg)
         log.info("connection %s subscribed to batches %d..%s", conn, start,
                  "end" if stop is None else stop - 1)
+        self._read_ahead.subscribed(start, stop)
         pending: collections.deque[ParallelBatch] = collections.deque()  # each holds one reservation
         next_seq = start
         batches = images = skipped = 0
@@ -385,6 +387,7 @@ class ProducerServer:
                     await conn.guard(asyncio.sleep(self.config.sleep))
         finally:
             self._drop(pending)
+        self._read_ahead.range_sent()
         await self._write(conn, writer, wire.encode(
             wire.end(batches=batches, images=images, skipped=skipped, skipped_files=skipped_files.values()),
             self.config.max_frame_bytes))
@@ -411,7 +414,6 @@ class ProducerServer:
                                     asyncio.get_running_loop(), self.config.max_frame_bytes)
             self._inflight(+1)
             pending.append(job)
-            self._read_ahead.asked(next_seq, stop)
             next_seq += 1
         return next_seq
 

@@ -365,6 +365,7 @@ class ParallelBatch:
         self._loop = loop
         self._max_frame_bytes = max_frame_bytes
         self._loaded: list = [None] * len(self.files)
+        self._settled = [False] * len(self.files)
         self._remaining = len(self.files)
         self._lock = threading.Lock()
         self._tasks = [executor.submit(self._load, i) for i in range(len(self.files))]
@@ -378,17 +379,25 @@ class ParallelBatch:
         self.future.cancel()
 
     def move_to(self, executor: concurrent.futures.Executor) -> None:
-        """Build the images whose tasks have not started on ``executor`` instead (same bytes)."""
-        for i, task in enumerate(self._tasks):
-            if task.cancel():  # not started: it never will be, so _load(i) still runs once
-                self._tasks[i] = executor.submit(self._load, i)
+        """Build the images not finished yet on ``executor``: those not started move there,
+        those running start again there, and the first of two runs to finish counts (the
+        same pixels either way). The batch then never waits for the old pool's threads."""
+        with self._lock:
+            unfinished = [i for i, done in enumerate(self._settled) if not done]
+        for i in unfinished:
+            self._tasks[i].cancel()
+            self._tasks[i] = executor.submit(self._load, i)
 
     def _load(self, index: int) -> None:
         try:
-            self._loaded[index] = load_image(self.files[index], self._spec)
+            loaded = load_image(self.files[index], self._spec)
         except Exception as exc:  # a bug, not a bad file: reported through the future
-            self._loaded[index] = exc
+            loaded = exc
         with self._lock:
+            if self._settled[index]:  # the other run of a moved image finished first
+                return
+            self._settled[index] = True
+            self._loaded[index] = loaded
             self._remaining -= 1
             last = self._remaining == 0
         if last:

@@ -77,23 +77,34 @@ def test_read_ahead_threads_run_at_the_lowest_priority(data):
         assert server.read_ahead.held >= 1
 
 
-def test_an_unfinished_batch_moves_to_the_askers_pool_with_the_same_bytes(data):
-    """A batch whose images wait behind a busy (starved) read-ahead thread is finished by the
-    pool it moves to: nobody waits for idle CPU."""
+def test_an_unfinished_batch_moves_to_the_askers_pool_with_the_same_bytes(data, monkeypatch):
+    """A batch whose images wait behind, or run on, a starved read-ahead thread is finished
+    by the pool it moves to: the running image starts again there, nobody waits for idle CPU."""
+    from producer import stream
+
     spec = make_spec(data)
+    blocker = threading.Event()
+    running = threading.Event()
+    load = stream.load_image
+
+    def starved_load(file, spec_):
+        if threading.current_thread().name.startswith("test-starved"):
+            running.set()
+            blocker.wait(60)  # a nice-19 thread that gets no CPU
+        return load(file, spec_)
+
+    monkeypatch.setattr(stream, "load_image", starved_load)
 
     async def scenario():
         loop = asyncio.get_running_loop()
-        blocker = threading.Event()
         starved = budget.FairExecutor(1, thread_name_prefix="test-starved")
-        starved.submit("x", blocker.wait)  # the only thread is busy until the test ends
         normal = concurrent.futures.ThreadPoolExecutor(2)
         try:
-            job = ParallelBatch(spec, 1, starved.for_key("ahead"), loop)
-            await asyncio.sleep(0.05)
-            assert not job.future.done()
+            job = ParallelBatch(spec, 1, starved.for_key("ahead"), loop)  # image 0 runs, image 1 waits
+            await loop.run_in_executor(None, running.wait, 30)
             job.move_to(normal)
             built = await asyncio.wait_for(job.future, 30)
+            assert not blocker.is_set()  # finished while the starved thread still held image 0
         finally:
             blocker.set()
             starved.shutdown()
@@ -112,7 +123,9 @@ def test_taking_gives_the_reservation_with_the_batch_and_drops_failed_ones(data)
         ahead = readahead.ReadAhead(spec, byte_budget, 10, batches=2, workers=1, max_frame_bytes=2**20)
         normal = concurrent.futures.ThreadPoolExecutor(1)
         try:
-            ahead.asked(0, stop=1)
+            ahead.subscribed(0, stop=1)
+            assert ahead.held == 0  # nothing is built while a range is still being sent
+            ahead.range_sent()
             assert ahead.held == 2 and byte_budget.used == 20
             job = ahead.take(1, normal)
             assert job is not None and job.seq == 1 and byte_budget.used == 20  # the caller holds it now
@@ -120,7 +133,8 @@ def test_taking_gives_the_reservation_with_the_batch_and_drops_failed_ones(data)
             assert ahead.take(1, normal) is None  # taken once
             # A frame limit no batch fits: the batch fails, and is dropped rather than handed over.
             tight = readahead.ReadAhead(spec, byte_budget, 10, batches=1, workers=1, max_frame_bytes=64)
-            tight.asked(4, stop=None)
+            tight.subscribed(4, stop=None)
+            tight.range_sent()
             failed = tight._jobs[5]
             await asyncio.wait([failed.future], timeout=30)
             assert tight.take(5, normal) is None and tight.dropped == 1
