@@ -19,6 +19,7 @@ consumer runs with no flags but the save path. Measured in one run:
   predict's on its own split.
 
 ``CHESTCT_BENCH_QUICK=1`` (CI) streams the valid split for both commands.
+``CHESTCT_BENCH_PRODUCER_ARGS`` adds producer flags (e.g. ``--read-ahead 0``, to compare).
 """
 from __future__ import annotations
 
@@ -150,7 +151,8 @@ def _stage(data: Path, split: str, command: list[str], tmp: Path) -> tuple[Watch
     port = free_port()
     try:
         # augment=None: the product's default, augmented copies on the train split.
-        producer = procs.start(producer_args(data, split, port, "--log-level", "DEBUG", augment=None),
+        extra = os.environ.get("CHESTCT_BENCH_PRODUCER_ARGS", "").split()
+        producer = procs.start(producer_args(data, split, port, "--log-level", "DEBUG", *extra, augment=None),
                                tmp / f"producer-{split}.log")
         wait_for_port(port, producer)
         t0 = time.perf_counter()
