@@ -2,15 +2,15 @@
 
 A Spark consumer reads the stream in micro-batches: its tasks subscribe to a range, and
 between two micro-batches (the driver commits, plans and starts the next job) they ask
-for nothing, so the producer's decoding pool idles exactly when a core is free. The read
-ahead builds the batches after the furthest one any subscription will ask for, once a
-range is sent, up to ``batches`` of them and within the spare part of the byte budget,
-on threads at nice 19: they take only the CPU
-that nobody else wants, so the decoding never slows the consumer's work on the same
-cores (at normal priority it did: the pipeline's p99 latency rose by a fifth,
-docs/producer.md). A subscription that reaches a batch takes its finished frame (the
-same bytes: batches are deterministic); an unfinished one is dropped and built as usual,
-at normal priority, so nobody waits on a starved thread.
+for nothing, so the producer idles exactly when a core is free. The read ahead builds
+the batches after the furthest one any subscription asked for, once no subscription is
+being served, up to ``batches`` of them and within the spare part of the byte budget,
+on threads of the lowest priority (``SCHED_IDLE``, else nice 19): they take only the CPU
+that nobody else wants, so the decoding does not slow the consumer's work on the same
+cores (at normal priority it did, docs/producer.md), nor the producer's own serving. A
+subscription that reaches a batch takes it with its frame (the same bytes: batches are
+deterministic); if it is unfinished, its remaining images move to the subscription's
+normal-priority pool, so nobody waits on a starved thread.
 """
 from __future__ import annotations
 
@@ -33,12 +33,18 @@ READ_AHEAD_NICE = 19
 
 
 def lower_thread_priority() -> None:
-    """Give the calling thread the lowest CPU priority (Linux only: elsewhere nice is per process)."""
-    if sys.platform.startswith("linux"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READ_AHEAD_NICE)
-        except OSError as exc:  # e.g. a sandbox without the syscall: normal priority, still correct
-            log.debug("read-ahead thread keeps its priority: %s", exc)
+    """Give the calling thread the lowest CPU priority (Linux only: elsewhere nice is per process).
+
+    ``SCHED_IDLE`` runs it only on a core nothing else wants; nice 19 where that policy is
+    refused.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READ_AHEAD_NICE)
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread
+    except OSError as exc:  # e.g. a sandbox without the syscall: still correct, just sooner
+        log.debug("read-ahead thread keeps some of its priority: %s", exc)
 
 
 class ReadAhead:
@@ -70,6 +76,7 @@ class ReadAhead:
         self._max_frame_bytes = max_frame_bytes
         self._jobs: dict[int, ParallelBatch] = {}
         self._furthest = -1
+        self._serving = 0
         self._executor = (budget.FairExecutor(workers, thread_name_prefix="chestct-readahead",
                                               initializer=lower_thread_priority) if batches else None)
         #: Batches taken by subscriptions, and dropped unused or failed (for logs and tests).
@@ -96,17 +103,21 @@ class ReadAhead:
     def subscribed(self, start: int, stop: int | None) -> None:
         """A subscription to ``start .. stop - 1`` (``stop`` None: endless) began.
 
-        Only noted: the batches after the furthest one any subscription will ask for are
-        built once a range is sent (:meth:`range_sent`), not while the producer is still
-        building it (the read ahead would take CPU and the GIL from it).
+        Only noted: nothing is built ahead while any subscription is being served
+        (:meth:`range_ended`), so the read ahead never takes the GIL or a core from the
+        producer's own sending and decoding.
         """
         self._furthest = max(self._furthest, start if stop is None else stop - 1)
+        self._serving += 1
 
-    def range_sent(self) -> None:
-        """A subscription sent its last batch: build the batches after the furthest seq any
-        subscription will ask for, up to :attr:`batches` of them, not past the stream's end,
-        while the spare budget has room (a consumer's next micro-batch subscribes to the
-        range after its current ones)."""
+    def range_ended(self) -> None:
+        """A subscription ended (sent, failed or dropped). Once none is served, build the
+        batches after the furthest seq any subscription asked for, up to :attr:`batches` of
+        them, not past the stream's end, while the spare budget has room (a consumer's next
+        micro-batch subscribes to the range after its current ones)."""
+        self._serving -= 1
+        if self._serving:
+            return
         if self._executor is None:
             return
         end = self._furthest + 1 + self.batches

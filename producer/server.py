@@ -387,7 +387,7 @@ class ProducerServer:
                     await conn.guard(asyncio.sleep(self.config.sleep))
         finally:
             self._drop(pending)
-        self._read_ahead.range_sent()
+            self._read_ahead.range_ended()
         await self._write(conn, writer, wire.encode(
             wire.end(batches=batches, images=images, skipped=skipped, skipped_files=skipped_files.values()),
             self.config.max_frame_bytes))

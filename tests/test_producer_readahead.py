@@ -56,11 +56,15 @@ def test_the_read_ahead_stops_at_the_end_of_a_finite_stream(data):
 
 
 def test_read_ahead_zero_builds_nothing_ahead(data):
+    def ahead_threads():
+        return {t.ident for t in threading.enumerate() if t.name.startswith("chestct-readahead")}
+
     spec = make_spec(data, endless=True)
+    before = ahead_threads()  # other tests' servers may still be stopping theirs
     with running_server(spec, config(read_ahead=0)) as server:
         frames = read_batches(server.port, 4)
         assert server.read_ahead.held == 0 and server.read_ahead.taken == 0
-        assert not [t for t in threading.enumerate() if t.name.startswith("chestct-readahead")]
+        assert not ahead_threads() - before
     assert len(frames) == 4
 
 
@@ -72,7 +76,9 @@ def test_read_ahead_threads_run_at_the_lowest_priority(data):
                    "a read-ahead thread")
         ahead = [t for t in threading.enumerate() if t.name.startswith("chestct-readahead")]
         decode = [t for t in threading.enumerate() if t.name.startswith("chestct-decode")]
+        assert ahead and decode
         assert {os.getpriority(os.PRIO_PROCESS, t.native_id) for t in ahead} == {readahead.READ_AHEAD_NICE}
+        assert {os.sched_getscheduler(t.native_id) for t in ahead} == {os.SCHED_IDLE}
         assert {os.getpriority(os.PRIO_PROCESS, t.native_id) for t in decode} == {os.getpriority(os.PRIO_PROCESS, 0)}
         assert server.read_ahead.held >= 1
 
@@ -124,8 +130,10 @@ def test_taking_gives_the_reservation_with_the_batch_and_drops_failed_ones(data)
         normal = concurrent.futures.ThreadPoolExecutor(1)
         try:
             ahead.subscribed(0, stop=1)
-            assert ahead.held == 0  # nothing is built while a range is still being sent
-            ahead.range_sent()
+            ahead.subscribed(0, stop=None)  # another consumer, from the start
+            ahead.range_ended()
+            assert ahead.held == 0  # nothing is built while a subscription is being served
+            ahead.range_ended()
             assert ahead.held == 2 and byte_budget.used == 20
             job = ahead.take(1, normal)
             assert job is not None and job.seq == 1 and byte_budget.used == 20  # the caller holds it now
@@ -134,7 +142,7 @@ def test_taking_gives_the_reservation_with_the_batch_and_drops_failed_ones(data)
             # A frame limit no batch fits: the batch fails, and is dropped rather than handed over.
             tight = readahead.ReadAhead(spec, byte_budget, 10, batches=1, workers=1, max_frame_bytes=64)
             tight.subscribed(4, stop=None)
-            tight.range_sent()
+            tight.range_ended()
             failed = tight._jobs[5]
             await asyncio.wait([failed.future], timeout=30)
             assert tight.take(5, normal) is None and tight.dropped == 1
