@@ -13,7 +13,6 @@ Messages are plain dicts. Build them only with the constructors below
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import json
 import math
@@ -23,6 +22,7 @@ import zlib
 from typing import Any, Iterable, Mapping
 
 import numpy as np
+import pybase64
 
 # 2: hello.preprocessing holds only pixel-shaping settings, limits moved to hello.limits;
 # the auth message; the busy, unauthorized and file_changed error codes.
@@ -574,7 +574,7 @@ def batch(*, seq: int, epoch: int, ids: Iterable[str], labels: Iterable[int],
         "labels": [int(label) for label in labels],
         "shape": [int(d) for d in raw.shape],
         "dtype": "uint8",
-        "data": _Base64Text(base64.b64encode(raw.data)),
+        "data": _Base64Text(pybase64.b64encode(raw.data)),
         "crc32": zlib.crc32(raw.data),
         "skipped": _skip_records(skipped),
     }
@@ -636,7 +636,8 @@ def batch_pixels(msg: Mapping[str, Any]) -> np.ndarray:
         If the byte count does not match ``shape`` or the CRC32 does not match ``crc32``.
     """
     try:
-        raw = base64.b64decode(msg["data"], validate=True)
+        # SIMD, and strict: canonical padding only (the stdlib's validate=True lets excess '=' through).
+        raw = pybase64.b64decode(msg["data"], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise MalformedFrame(f"batch {msg.get('seq')}: data is not base64: {exc}") from None
     shape = tuple(msg["shape"])

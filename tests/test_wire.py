@@ -227,6 +227,10 @@ def test_batch_pixels_detects_corruption():
         wire.batch_pixels(short)
     with pytest.raises(wire.MalformedFrame, match="base64"):
         wire.batch_pixels(dict(msg, data="***not base64***"))
+    # Excess padding (which the stdlib's strict mode lets through) and non-ASCII text.
+    for bad in (msg["data"] + "=", msg["data"] + "==", msg["data"][:-4] + "é" * 4):
+        with pytest.raises(wire.MalformedFrame, match="base64"):
+            wire.batch_pixels(dict(msg, data=bad))
 
 
 def test_batch_constructor_rejects_bad_pixels():
