@@ -58,8 +58,8 @@ class ServerConfig:
         Batches a connection builds ahead of the one being sent.
     read_ahead : int
         Batches built, at the lowest OS priority, after the furthest one any connection
-        subscribed to, once a range is sent, for the subscriptions to come
-        (:mod:`producer.readahead`); 0: none.
+        subscribed to, once no subscription is being served, for the subscriptions to
+        come (:mod:`producer.readahead`); 0: none.
     workers : int
         Decoding threads shared by every connection.
     subscribe_timeout : float
