@@ -35,7 +35,9 @@ pub struct SmallScratch {
     keys: Vec<u16>,
 }
 
-/// Ordered pair counts `C[i * levels + j]` of one offset, into `counts`.
+/// Ordered pair counts `C[i * levels + j]` of one offset, into `counts` (inlined into each
+/// instruction set's clone of the caller: the keys are computed in its vectors).
+#[inline(always)]
 fn count(view: &View<'_>, (dr, dc): (i64, i64), levels: usize, s: &mut SmallScratch, counts: &mut [u32]) -> u64 {
     const SIDE: usize = SMALL_LEVELS_MAX * SMALL_LEVELS_MAX;
     let l2 = levels * levels;
@@ -50,8 +52,11 @@ fn count(view: &View<'_>, (dr, dc): (i64, i64), levels: usize, s: &mut SmallScra
     for r in r0..r1 {
         let a = &view.row(r)[c0..c1];
         let b = &view.row((r as i64 + dr) as usize)[(c0 as i64 + dc) as usize..][..width];
-        s.keys.clear();
-        s.keys.extend(a.iter().zip(b).map(|(&i, &j)| (i as u16) * levels as u16 + j as u16));
+        // Indexed stores, not `extend`: this loop vectorises.
+        s.keys.resize(width, 0);
+        for ((key, &i), &j) in s.keys.iter_mut().zip(a).zip(b) {
+            *key = (i as u16) * levels as u16 + j as u16;
+        }
         let (t0, rest) = s.tables.split_at_mut(SIDE);
         let (t1, rest) = rest.split_at_mut(SIDE);
         let (t2, t3) = rest.split_at_mut(SIDE);
@@ -81,43 +86,43 @@ fn count(view: &View<'_>, (dr, dc): (i64, i64), levels: usize, s: &mut SmallScra
 
 /// The pair statistics [`prop_from_stats`] reads, from ordered counts.
 ///
-/// Sums run in f64 over whole rows of the table (so they vectorise) and are exact: every
-/// term and partial sum is an integer below 2^53 (counts < 2^31, levels <= 64).
+/// Integer sums (u64: a count is below 2^32 and a weight `i * j` below 2^12, so no sum of
+/// at most 4,096 cells overflows), in loops over whole rows and diagonals of the table
+/// that vectorise; inlined into each instruction set's clone of the caller.
+#[inline(always)]
 fn stats(counts: &[u32], levels: usize, pairs: u64, symmetric: bool, entropy: bool) -> PairStats {
     let mut st = PairStats::new();
     st.pairs = pairs;
-    let (mut s_i, mut s_j, mut s_ii, mut s_jj, mut s_ij, mut s_abs) = (0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
-    let mut col = [0f64; SMALL_LEVELS_MAX];
-    let mut sq = 0f64;
+    let mut col = [0u64; SMALL_LEVELS_MAX];
+    let (mut s_i, mut s_ii, mut s_ij) = (0u64, 0u64, 0u64);
     for i in 0..levels {
         let row = &counts[i * levels..][..levels];
-        let (mut r, mut rj, mut rabs) = (0f64, 0f64, 0f64);
-        for (j, &c) in row.iter().enumerate() {
-            let c = c as f64;
+        let (mut r, mut rj) = (0u64, 0u64);
+        for ((j, &c), into) in row.iter().enumerate().zip(&mut col[..levels]) {
+            let c = c as u64;
             r += c;
-            rj += c * j as f64;
-            rabs += c * (i as f64 - j as f64).abs();
-            col[j] += c;
+            rj += c * j as u64;
+            *into += c;
         }
-        let fi = i as f64;
+        let fi = i as u64;
         s_i += fi * r;
         s_ii += fi * fi * r;
         s_ij += fi * rj;
-        s_abs += rabs;
-        for k in 0..levels {
-            let d = i.abs_diff(k);
-            st.diff_hist[d] += row[k] as u64;
-        }
-        if !symmetric {
-            sq += row.iter().map(|&c| (c as f64) * (c as f64)).sum::<f64>();
-        }
     }
+    let (mut s_j, mut s_jj) = (0u64, 0u64);
     for (j, &c) in col[..levels].iter().enumerate() {
-        s_j += j as f64 * c;
-        s_jj += (j * j) as f64 * c;
+        s_j += j as u64 * c;
+        s_jj += (j * j) as u64 * c;
     }
-    (st.s_i, st.s_j, st.s_ii, st.s_jj, st.s_ij, st.s_absdiff) =
-        (s_i as u64, s_j as u64, s_ii as u64, s_jj as u64, s_ij as u64, s_abs as u64);
+    // |i - j| == d on the table's d-th diagonals above and below the main one.
+    st.diff_hist[0] = (0..levels).map(|i| counts[i * levels + i] as u64).sum();
+    for d in 1..levels {
+        st.diff_hist[d] = (0..levels - d)
+            .map(|i| counts[i * levels + i + d] as u64 + counts[(i + d) * levels + i] as u64)
+            .sum();
+    }
+    st.s_absdiff = (1..levels).map(|d| d as u64 * st.diff_hist[d]).sum();
+    (st.s_i, st.s_j, st.s_ii, st.s_jj, st.s_ij) = (s_i, s_j, s_ii, s_jj, s_ij);
     if symmetric {
         // The symmetric matrix's cells: U = C[i,j] + C[j,i] twice off the diagonal, 2 C[i,i] on it.
         for i in 0..levels {
@@ -130,7 +135,7 @@ fn stats(counts: &[u32], levels: usize, pairs: u64, symmetric: bool, entropy: bo
             }
         }
     } else {
-        st.sq_all = sq as u64;
+        st.sq_all = counts[..levels * levels].iter().map(|&c| c as u64 * c as u64).sum();
     }
     if entropy {
         st.entropy = entropy_of(counts, levels, pairs, symmetric);
@@ -187,7 +192,8 @@ pub fn props_small(view: &View<'_>, spec: &Spec<'_>, s: &mut SmallScratch, out: 
         return value_err!("image view of {} x {} (stride {}) does not fit its {} values", view.rows, view.cols, view.stride, view.data.len());
     }
     spec.check_outputs(out, unsure)?;
-    if (0..view.rows).any(|r| view.row(r).iter().any(|&v| v as usize >= levels)) {
+    // A maximum per row (it vectorises, unlike a search that stops at the first).
+    if (0..view.rows).map(|r| view.row(r).iter().fold(0u8, |m, &v| m.max(v))).max().unwrap_or(0) as usize >= levels {
         return value_err!("The maximum grayscale value in the image should be smaller than the number of levels.");
     }
     unsure.fill(0);
