@@ -314,8 +314,9 @@ def assemble_batch(spec: "StreamSpec", seq: int, epoch: int, files: list[dataset
         pixels[len(ids)] = result
         ids.append(f.id)
         labels.append(f.label)
-    msg = wire.batch(seq=seq, epoch=epoch, ids=ids, labels=labels, pixels=pixels[:len(ids)], skipped=skipped)
-    return BuiltBatch(seq=seq, frame=wire.encode(msg, max_frame_bytes), images=len(ids), skipped=tuple(skipped))
+    frame = wire.batch_frame(seq=seq, epoch=epoch, ids=ids, labels=labels, pixels=pixels[:len(ids)],
+                             skipped=skipped, max_frame_bytes=max_frame_bytes)
+    return BuiltBatch(seq=seq, frame=frame, images=len(ids), skipped=tuple(skipped))
 
 
 def build_batch(spec: StreamSpec, seq: int, max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES) -> BuiltBatch:

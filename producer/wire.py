@@ -180,20 +180,22 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
-def _frame(msg: Mapping[str, Any], limit: int) -> bytes:
+def _frame(msg: Mapping[str, Any], limit: int, data: bytes | None = None) -> bytes:
     """Header + compact UTF-8 JSON of ``msg``; the payload is byte for byte ``json.dumps``'s.
 
     A batch's base64 text (almost all of the frame) is spliced in rather than scanned
     character by character by the JSON encoder, and the frame is assembled in one copy.
+    ``data``: that text as ASCII bytes, in place of ``msg["data"]`` (see :func:`batch_frame`).
     """
-    data = msg.get("data")
-    if type(data) is not _Base64Text:
+    if data is None and type(msg.get("data")) is _Base64Text:
+        data = msg["data"].ascii_bytes
+    if data is None:
         parts = [_json(msg)]
     else:
         parts = [b"{"]
         for i, (key, value) in enumerate(msg.items()):
             parts.append(b"," + _json(key) + b":" if i else _json(key) + b":")
-            parts.extend((b'"', data.ascii_bytes, b'"') if key == "data" else (_json(value),))
+            parts.extend((b'"', data, b'"') if key == "data" else (_json(value),))
         parts.append(b"}")
     length = sum(map(len, parts))
     if length > limit:
@@ -559,6 +561,23 @@ def batch(*, seq: int, epoch: int, ids: Iterable[str], labels: Iterable[int],
     skipped : iterable of (id, reason) pairs or {"id", "reason"} dicts
         Files that were meant for this batch but could not be decoded.
     """
+    msg, data = _batch(seq, epoch, ids, labels, pixels, skipped)
+    msg["data"] = _Base64Text(data)
+    return _checked(msg)
+
+
+def batch_frame(*, seq: int, epoch: int, ids: Iterable[str], labels: Iterable[int], pixels: np.ndarray,
+                skipped: Iterable[Any] = (), max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> bytes:
+    """``encode(batch(...), max_frame_bytes)``, byte for byte, for a sender that needs only the
+    frame: the base64 text never becomes a Python string (once base64 itself ran in SIMD,
+    that copy of almost the whole frame was most of the encoding's cost)."""
+    limit = _check_limit(max_frame_bytes)
+    msg, data = _batch(seq, epoch, ids, labels, pixels, skipped)
+    return _frame(_checked(msg), limit, data)
+
+
+def _batch(seq, epoch, ids, labels, pixels, skipped) -> tuple[dict, bytes]:
+    """A batch message with ``data`` empty (a placeholder in the same place), and its base64."""
     if not isinstance(pixels, np.ndarray):
         raise MalformedFrame(f"pixels must be a numpy array, got {type(pixels).__name__}")
     if pixels.dtype != np.uint8:
@@ -574,11 +593,11 @@ def batch(*, seq: int, epoch: int, ids: Iterable[str], labels: Iterable[int],
         "labels": [int(label) for label in labels],
         "shape": [int(d) for d in raw.shape],
         "dtype": "uint8",
-        "data": _Base64Text(pybase64.b64encode(raw.data)),
+        "data": "",
         "crc32": zlib.crc32(raw.data),
         "skipped": _skip_records(skipped),
     }
-    return _checked(msg)
+    return msg, pybase64.b64encode(raw.data)
 
 
 def end(*, batches: int, images: int, skipped: int, skipped_files: Iterable[Any] = ()) -> dict:

@@ -117,6 +117,21 @@ def test_batch_frames_are_plain_compact_json_and_re_encode_identically():
     assert wire.encode(dict(msg)) == frame
 
 
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(0, 4), h=st.integers(1, 9), w=st.integers(1, 9), c=st.sampled_from([1, 3]),
+       seed=st.integers(0, 1000), skipped=st.booleans())
+def test_batch_frame_is_the_encoded_batch_message_byte_for_byte(n, h, w, c, seed, skipped):
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(n, h, w, c), dtype=np.uint8)
+    fields = dict(seq=seed, epoch=1, ids=[f'normal/"{i}" ä.png' for i in range(n)], labels=[i % 4 for i in range(n)],
+                  pixels=pixels, skipped=[("bad\n.png", 'reason "q"')] if skipped else [])
+    assert wire.batch_frame(**fields) == wire.encode(wire.batch(**fields))
+    limit = len(wire.encode(wire.batch(**fields))) - 4
+    assert wire.batch_frame(**fields, max_frame_bytes=max(limit, wire.MIN_FRAME_LIMIT)) == wire.encode(wire.batch(**fields))
+    if limit > wire.MIN_FRAME_LIMIT:
+        with pytest.raises(wire.FrameTooLarge):
+            wire.batch_frame(**fields, max_frame_bytes=limit - 1)
+
+
 def test_non_ascii_ids_survive():
     msg = wire.batch(seq=0, epoch=0, ids=["normal/bild_ä.png"], labels=[0], pixels=_pixels(1))
     assert _roundtrip(msg)["ids"] == ["normal/bild_ä.png"]
@@ -242,6 +257,10 @@ def test_batch_constructor_rejects_bad_pixels():
         wire.batch(seq=0, epoch=0, ids=["a"], labels=[0], pixels=[[1]])
     with pytest.raises(wire.MalformedFrame, match="agree"):
         wire.batch(seq=0, epoch=0, ids=["a"], labels=[0, 1], pixels=_pixels(1))
+    with pytest.raises(wire.MalformedFrame, match="agree"):
+        wire.batch_frame(seq=0, epoch=0, ids=["a"], labels=[0, 1], pixels=_pixels(1))
+    with pytest.raises(wire.MalformedFrame, match="uint8"):
+        wire.batch_frame(seq=0, epoch=0, ids=["a"], labels=[0], pixels=np.zeros((1, 2, 2, 1), np.float32))
 
 
 def test_max_frame_bytes_argument_is_checked():
