@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="batches built ahead per connection (default: %(default)s)")
     net.add_argument("--read-ahead", type=int_at_least(0), default=readahead.DEFAULT_READ_AHEAD_BATCHES,
                      help="batches built at the lowest CPU priority after the furthest one subscribed to, "
-                          "once a range is sent, for the next subscriptions; 0: none (default: %(default)s)")
+                          "once no subscription is being served, for the next ones; 0: none "
+                          "(default: %(default)s)")
     net.add_argument("--workers", type=int_at_least(1), default=None,
                      help="decoding threads shared by all connections (default: CPU count)")
     net.add_argument("--subscribe-timeout", type=float_at_least(0.0, strict=True), default=60.0,

@@ -102,10 +102,11 @@ def sample(roots: list[int], stop: threading.Event, out: list, cmd: dict[int, st
         pids = [p for root in roots for p in tree(root)] + [me]
         now = time.time()
         out.append((now, {p: c for p in pids if (c := cpu_seconds(p, tick)) is not None}, machine_busy()))
-        if now - refreshed > 1.0:
+        refresh = now - refreshed > 1.0
+        if refresh:
             refreshed = now
         for pid in pids:
-            if pid not in cmd or refreshed == now:
+            if refresh or pid not in cmd:
                 cmd[pid] = command(pid) or cmd.get(pid, "")
         time.sleep(interval)
 
