@@ -200,6 +200,19 @@ def test_default_image_size_fits_default_config():
         n_features(FeatureConfig(), (h // 2, w // 2))
 
 
+def test_n_features_counts_the_names_and_is_computed_once_per_configuration_and_size():
+    from consumer.features import layout
+
+    config = FeatureConfig(features=("hog", "glcm"), hog_pixels_per_cell=(16,), glcm_grid=3)
+    for shape in ((96, 80), (96, 80, 3), (64, 64)):
+        assert n_features(config, shape) == len(feature_names(config, shape))
+    before = layout._n_features.cache_info().hits
+    assert n_features(FeatureConfig.from_dict(config.to_dict()), (96, 80, 1)) == len(feature_names(config, (96, 80)))
+    assert layout._n_features.cache_info().hits == before + 1  # an equal config, rebuilt, hits
+    with pytest.raises(ValueError, match="image_shape"):
+        n_features(config, (0, 64))
+
+
 def test_rust_backend_dispatches_to_featrs_batch_functions_with_n_threads(monkeypatch):
     """The rust path calls featrs.<name>_batch (stood in for by the reference) with n_threads."""
     seen = []
