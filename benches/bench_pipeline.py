@@ -137,16 +137,25 @@ def _bound(data: Path, split: str, n: int = 32) -> dict:
     a picture and its augmented copies (re-rendered, then decoded), averaged over them all.
     """
     from consumer.features import FeatureConfig, extract
-    from producer import augment
+    import cv2
+
+    from producer import augment, imaging
     from producer.stream import StreamSpec, load_image
 
     copies = augment.default_copies(split)
     # The producer's own files and decode path: a picture's copies follow it in id order.
     spec = StreamSpec.from_directory(data, split, augment=copies, batch_size=1)  # no batches built here
     files = spec.files[: n * (1 + copies)]
-    t0 = time.perf_counter()
-    loaded = [(f, load_image(f, spec)) for f in files]
-    decode = (time.perf_counter() - t0) / len(files)
+    # On one core, as the producer runs it (imaging.opencv_on_calling_threads): OpenCV's own
+    # pool would otherwise spread a resize over both cores and understate the decode.
+    threads = cv2.getNumThreads()
+    imaging.opencv_on_calling_threads()
+    try:
+        t0 = time.perf_counter()
+        loaded = [(f, load_image(f, spec)) for f in files]
+        decode = (time.perf_counter() - t0) / len(files)
+    finally:
+        cv2.setNumThreads(threads)
     stack = np.stack([img for f, img in loaded if f.augment is None and isinstance(img, np.ndarray)])
     config = FeatureConfig()
     extract(stack[:2], config, backend="rust", n_threads=1)  # warm-up

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from . import budget, readahead, transport, wire
+from . import budget, imaging, readahead, transport, wire
 from .connection import EOF, Abort, Connection, NotReading, Outgoing
 from .stream import BuiltBatch, ParallelBatch, StreamSpec, max_batch_frame_bytes
 
@@ -194,6 +194,7 @@ class ProducerServer:
         """
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(log_loop_exception)
+        imaging.opencv_on_calling_threads()  # the parallelism is the pool's
         self._executor = budget.FairExecutor(self.config.workers)
         self._read_ahead = readahead.ReadAhead(self.spec, self.budget, self.batch_reservation, self.config.read_ahead,
                                                self.config.workers, self.config.max_frame_bytes)

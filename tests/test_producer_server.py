@@ -591,3 +591,16 @@ def test_real_valid_split_streams_every_image(real_data):
     for b in batches:
         px = wire.batch_pixels(b)
         assert px.shape[1:] == (64, 64, 1) and px.std() > 0
+
+
+def test_a_started_server_decodes_with_opencv_on_its_own_threads_only(tiny_data):
+    """The pool's threads are the parallelism: OpenCV's own pool is turned off at start."""
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        with running_server(make_spec(tiny_data), config()) as server:
+            with Client(server.port) as client:
+                assert client.recv()["type"] == "hello"
+            assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(before)
