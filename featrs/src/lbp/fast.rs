@@ -299,15 +299,7 @@ impl Lbp {
         let px = |dr: isize, c: usize, dc: isize| {
             plane[((r + pad) as isize + dr) as usize * width + ((c + pad) as isize + dc) as usize] as f64
         };
-        // The flagged columns first, branch-free: a branch per column mispredicts on
-        // scattered flags. The last slot is written at most once past the count.
-        let mut n = 0;
-        for (c, &flags) in near.iter().enumerate() {
-            if let Some(slot) = flagged.get_mut(n) {
-                *slot = c as u32;
-            }
-            n += (flags != 0) as usize;
-        }
+        let n = flagged_columns(near, flagged);
         for &c in &flagged[..n] {
             let c = c as usize;
             let mut pending = near[c];
@@ -353,6 +345,34 @@ impl Lbp {
             counts[4 * k as usize + (c & 3)] += 1;
         }
     }
+}
+
+/// The columns with a flag in `near`, in order, into the front of `flagged` (as long as
+/// `near`); returns their number.
+#[inline]
+pub(super) fn flagged_columns(near: &[u32], flagged: &mut [u32]) -> usize {
+    debug_assert!(flagged.len() >= near.len());
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == Level::Avx512 {
+        // SAFETY: simd::level() only reports instruction sets this CPU has; `flagged` is
+        // as long as `near` (both slices of one row's scratch).
+        return unsafe { super::fast_avx512::flagged_columns(near, flagged) };
+    }
+    flagged_columns_portable(near, flagged, 0, 0)
+}
+
+/// [`flagged_columns`] from column `c` on, `n` columns already found: branch-free (a branch
+/// per column mispredicts on scattered flags); the last slot is written at most once past
+/// the count.
+#[inline(always)]
+pub(super) fn flagged_columns_portable(near: &[u32], flagged: &mut [u32], c: usize, mut n: usize) -> usize {
+    for (c, &flags) in near.iter().enumerate().skip(c) {
+        if let Some(slot) = flagged.get_mut(n) {
+            *slot = c as u32;
+        }
+        n += (flags != 0) as usize;
+    }
+    n
 }
 
 /// Patterns (`m`) and near-zero flags (`nr`) of the LANES pixels from plane index `here`.

@@ -14,7 +14,7 @@
 #![cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::fast::{FastPlan, LANES, NEAR};
+use super::fast::{flagged_columns_portable, FastPlan, LANES, NEAR};
 
 /// Patterns and near-zero flags of the 16 pixels from plane index `here`, into `m`, `nr`.
 ///
@@ -81,4 +81,29 @@ unsafe fn quads<const ALL_FLAT: bool>(plan: &FastPlan, plane: &[f32], here: usiz
     let near = _mm512_maskz_mov_epi32(!zero, near);
     _mm512_storeu_si512(m.as_mut_ptr() as *mut _, bits);
     _mm512_storeu_si512(nr.as_mut_ptr() as *mut _, near);
+}
+
+/// [`super::fast::flagged_columns`] 16 columns at a time: the flagged ones' numbers are
+/// compressed into a register and stored whole (the slots past the count are overwritten
+/// later or never read). The scalar loop it replaces took about 40 % of the float64
+/// re-check's time at 512 px (perf), scanning every column of every row.
+///
+/// # Safety
+/// The CPU has AVX-512 F; `flagged` is at least as long as `near`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn flagged_columns(near: &[u32], flagged: &mut [u32]) -> usize {
+    assert!(flagged.len() >= near.len());
+    let (mut n, mut c) = (0usize, 0usize);
+    let mut columns = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let step = _mm512_set1_epi32(16);
+    while c + 16 <= near.len() {
+        let flags = _mm512_loadu_si512(near.as_ptr().add(c) as *const _);
+        let any = _mm512_test_epi32_mask(flags, flags);
+        // n <= c, so the 16 slots from n end within flagged[..c + 16].
+        _mm512_storeu_si512(flagged.as_mut_ptr().add(n) as *mut _, _mm512_maskz_compress_epi32(any, columns));
+        n += any.count_ones() as usize;
+        columns = _mm512_add_epi32(columns, step);
+        c += 16;
+    }
+    flagged_columns_portable(near, flagged, c, n)
 }

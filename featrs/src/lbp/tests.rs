@@ -223,3 +223,28 @@ fn shared_plans_are_reused_only_for_the_same_operators_shape_and_grid() {
     // Bad operators still fail, and are never kept.
     assert!(GridPlan::shared(&[], 29, 31, 2).is_err());
 }
+
+#[test]
+fn flagged_columns_lists_every_flagged_column_in_order_at_every_length() {
+    // Lengths around whole blocks of 16 and flag densities from none to all.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for len in [0usize, 1, 15, 16, 17, 31, 32, 33, 100, 171, 256] {
+        for density in [0u64, 1, 3, 8] {
+            let near: Vec<u32> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if seed % 8 < density { (seed >> 32) as u32 | 1 } else { 0 }
+                })
+                .collect();
+            let want: Vec<u32> = (0..len as u32).filter(|&c| near[c as usize] != 0).collect();
+            let mut flagged = vec![u32::MAX; len];
+            let n = fast::flagged_columns(&near, &mut flagged);
+            assert_eq!(&flagged[..n], &want[..], "len {len}, density {density}");
+            let mut portable = vec![u32::MAX; len];
+            let m = fast::flagged_columns_portable(&near, &mut portable, 0, 0);
+            assert_eq!(&portable[..m], &want[..], "portable: len {len}, density {density}");
+        }
+    }
+}
