@@ -52,7 +52,7 @@ class StreamPredictor:
         self._started = time.perf_counter()
 
     def process(self, rows) -> list[dict]:
-        """Predict one micro-batch given as a pandas DataFrame with :data:`COLUMNS`.
+        """Predict one micro-batch given as a pandas DataFrame with (at least) :data:`COLUMNS`.
 
         Returns
         -------
@@ -86,7 +86,9 @@ class StreamPredictor:
         if batch_id in self._done_batch_ids:
             log.info("micro-batch %d was already predicted; ignoring its replay", batch_id)
             return
-        rows = df.select(*COLUMNS).toPandas()
+        # The micro-batch as it is: a select on top was a query of its own to analyse and plan
+        # in the JVM at every micro-batch; process() reads only COLUMNS of it.
+        rows = df.toPandas()
         if self.follower is not None:
             self.switch_if_newer(int(rows["seq"].min()) if len(rows) else None)
         self.process(rows)
