@@ -247,7 +247,7 @@ impl Lbp {
             Level::Avx512 => unsafe { self.count_avx512(plan, plane, counts, scratch) },
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => unsafe { self.count_avx2(plan, plane, counts, scratch) },
-            _ => self.count_rows(plan, plane, counts, scratch, |here, m, nr| block(plan, plane, here, m, nr)),
+            _ => self.count_rows(plan, plane, counts, scratch, |here, m, nr| block(plan, plane, here, m, nr), flagged_columns_portable),
         }
         Ok(())
     }
@@ -257,13 +257,21 @@ impl Lbp {
     unsafe fn count_avx512(&self, plan: &FastPlan, plane: &[f32], counts: &mut [u32], scratch: &mut [u32]) {
         // SAFETY: this function runs only on CPUs with AVX-512 (see count_fast), which all
         // have FMA (simd::Level::Avx512 assumes it, as the GLCM kernels do).
-        self.count_rows(plan, plane, counts, scratch, |here, m, nr| unsafe { super::fast_avx512::block(plan, plane, here, m, nr) })
+        // SAFETY (flagged_columns): `count_rows` hands it slices of equal length.
+        self.count_rows(
+            plan,
+            plane,
+            counts,
+            scratch,
+            |here, m, nr| unsafe { super::fast_avx512::block(plan, plane, here, m, nr) },
+            |near, flagged| unsafe { super::fast_avx512::flagged_columns(near, flagged) },
+        )
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,popcnt")]
     unsafe fn count_avx2(&self, plan: &FastPlan, plane: &[f32], counts: &mut [u32], scratch: &mut [u32]) {
-        self.count_rows(plan, plane, counts, scratch, |here, m, nr| block(plan, plane, here, m, nr))
+        self.count_rows(plan, plane, counts, scratch, |here, m, nr| block(plan, plane, here, m, nr), flagged_columns_portable)
     }
 
     #[inline(always)]
@@ -274,6 +282,7 @@ impl Lbp {
         counts: &mut [u32],
         scratch: &mut [u32],
         block: impl Fn(usize, &mut [u32], &mut [u32]),
+        flagged_columns: impl Fn(&[u32], &mut [u32]) -> usize,
     ) {
         let (cols, pad) = (plan.cols, plan.pad);
         let width = plan.width();
@@ -285,22 +294,22 @@ impl Lbp {
             for x in (0..cols).step_by(LANES) {
                 block((r + pad) * width + pad + x, &mut masks[x..x + LANES], &mut near[x..x + LANES]);
             }
-            self.settle_near(plan, plane, r, &mut masks[..cols], &near[..cols], &mut flagged[..cols]);
+            let n = flagged_columns(&near[..cols], &mut flagged[..cols]);
+            self.settle_near(plan, plane, r, &mut masks[..cols], &near[..cols], &flagged[..n]);
             self.tally(&mut masks[..cols], counts);
         }
     }
 
     /// Redo the comparisons flagged in `near` with skimage's float64 arithmetic
-    /// (`flagged`: room for a column number per column).
+    /// (`flagged`: the columns with a flag, in order).
     #[inline(never)]
-    fn settle_near(&self, plan: &FastPlan, plane: &[f32], r: usize, masks: &mut [u32], near: &[u32], flagged: &mut [u32]) {
+    fn settle_near(&self, plan: &FastPlan, plane: &[f32], r: usize, masks: &mut [u32], near: &[u32], flagged: &[u32]) {
         let pad = plan.pad;
         let width = plan.width();
         let px = |dr: isize, c: usize, dc: isize| {
             plane[((r + pad) as isize + dr) as usize * width + ((c + pad) as isize + dc) as usize] as f64
         };
-        let n = flagged_columns(near, flagged);
-        for &c in &flagged[..n] {
+        for &c in flagged {
             let c = c as usize;
             let mut pending = near[c];
             while pending != 0 {
@@ -348,24 +357,28 @@ impl Lbp {
 }
 
 /// The columns with a flag in `near`, in order, into the front of `flagged` (as long as
-/// `near`); returns their number.
-#[inline]
+/// `near`); returns their number. [`Lbp::count_fast`] picks the variant once per call; this
+/// dispatch is for the tests.
+#[cfg(test)]
 pub(super) fn flagged_columns(near: &[u32], flagged: &mut [u32]) -> usize {
-    debug_assert!(flagged.len() >= near.len());
     #[cfg(target_arch = "x86_64")]
     if crate::simd::level() == Level::Avx512 {
-        // SAFETY: simd::level() only reports instruction sets this CPU has; `flagged` is
-        // as long as `near` (both slices of one row's scratch).
+        // SAFETY: simd::level() only reports instruction sets this CPU has.
         return unsafe { super::fast_avx512::flagged_columns(near, flagged) };
     }
-    flagged_columns_portable(near, flagged, 0, 0)
+    flagged_columns_portable(near, flagged)
 }
 
-/// [`flagged_columns`] from column `c` on, `n` columns already found: branch-free (a branch
-/// per column mispredicts on scattered flags); the last slot is written at most once past
-/// the count.
+/// The portable [`flagged_columns`]: branch-free (a branch per column mispredicts on
+/// scattered flags); the last slot is written at most once past the count.
 #[inline(always)]
-pub(super) fn flagged_columns_portable(near: &[u32], flagged: &mut [u32], c: usize, mut n: usize) -> usize {
+pub(super) fn flagged_columns_portable(near: &[u32], flagged: &mut [u32]) -> usize {
+    flagged_columns_from(near, flagged, 0, 0)
+}
+
+/// [`flagged_columns_portable`] from column `c` on, `n` columns already found.
+#[inline(always)]
+pub(super) fn flagged_columns_from(near: &[u32], flagged: &mut [u32], c: usize, mut n: usize) -> usize {
     for (c, &flags) in near.iter().enumerate().skip(c) {
         if let Some(slot) = flagged.get_mut(n) {
             *slot = c as u32;

@@ -14,7 +14,7 @@
 #![cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::fast::{flagged_columns_portable, FastPlan, LANES, NEAR};
+use super::fast::{flagged_columns_from, FastPlan, LANES, NEAR};
 
 /// Patterns and near-zero flags of the 16 pixels from plane index `here`, into `m`, `nr`.
 ///
@@ -105,5 +105,5 @@ pub(super) unsafe fn flagged_columns(near: &[u32], flagged: &mut [u32]) -> usize
         columns = _mm512_add_epi32(columns, step);
         c += 16;
     }
-    flagged_columns_portable(near, flagged, c, n)
+    flagged_columns_from(near, flagged, c, n)
 }

@@ -243,7 +243,7 @@ fn flagged_columns_lists_every_flagged_column_in_order_at_every_length() {
             let n = fast::flagged_columns(&near, &mut flagged);
             assert_eq!(&flagged[..n], &want[..], "len {len}, density {density}");
             let mut portable = vec![u32::MAX; len];
-            let m = fast::flagged_columns_portable(&near, &mut portable, 0, 0);
+            let m = fast::flagged_columns_portable(&near, &mut portable);
             assert_eq!(&portable[..m], &want[..], "portable: len {len}, density {density}");
         }
     }
