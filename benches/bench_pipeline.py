@@ -140,7 +140,8 @@ def _bound(data: Path, split: str, n: int = 32) -> dict:
     import cv2
 
     from producer import augment, imaging
-    from producer.stream import StreamSpec, load_image
+    from producer.batch import load_image
+    from producer.stream import StreamSpec
 
     copies = augment.default_copies(split)
     # The producer's own files and decode path: a picture's copies follow it in id order.

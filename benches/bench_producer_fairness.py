@@ -23,7 +23,7 @@ import pytest
 
 from producer import imaging, synthetic, wire
 from producer.running import running_server
-from producer.server import ServerConfig
+from producer.server_config import ServerConfig
 from producer.stream import StreamSpec
 
 GROUP = "producer fairness: 4 batches"

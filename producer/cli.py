@@ -8,11 +8,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import augment, budget, dataset, dicom, framing, imaging, readahead, server, stream, transport, wire
+from . import (augment, budget, dataset, dicom, framing, imaging, readahead, server, server_config, stream,
+               transport, wire)
 from .argtypes import float_at_least, int_at_least, port
 from .running import serve
-from .server import ServerConfig
-from .stream import StreamSpec, max_batch_frame_bytes
+from .batch import max_batch_frame_bytes
+from .server_config import ServerConfig
+from .stream import StreamSpec
 
 log = logging.getLogger("producer")
 
@@ -81,13 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
                            f"(default: {augment.DEFAULT_TRAIN_COPIES} on the train split, 0 on the others)")
 
     net = ap.add_argument_group("network")
-    net.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    net.add_argument("--host", default=server_config.DEFAULT_HOST, help="address to bind (default: %(default)s)")
     net.add_argument("--port", type=port(0), default=wire.DEFAULT_PORT, help="TCP port; 0 picks one (default: %(default)s)")
     net.add_argument("--sleep", type=float_at_least(0.0), default=0.0,
                      help="seconds to pause after each batch on a connection (default: %(default)s)")
     net.add_argument("--max-frame-bytes", type=int_at_least(wire.MIN_FRAME_LIMIT), default=wire.DEFAULT_MAX_FRAME_BYTES,
                      help="largest frame sent (default: %(default)s)")
-    net.add_argument("--prefetch", type=int_at_least(1), default=4,
+    net.add_argument("--prefetch", type=int_at_least(1), default=server_config.DEFAULT_PREFETCH,
                      help="batches built ahead per connection (default: %(default)s)")
     net.add_argument("--read-ahead", type=int_at_least(0), default=readahead.DEFAULT_READ_AHEAD_BATCHES,
                      help="batches built at the lowest CPU priority after the furthest one subscribed to, "
@@ -95,11 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: %(default)s)")
     net.add_argument("--workers", type=int_at_least(1), default=None,
                      help="decoding threads shared by all connections (default: CPU count)")
-    net.add_argument("--subscribe-timeout", type=float_at_least(0.0, strict=True), default=60.0,
+    net.add_argument("--subscribe-timeout", type=float_at_least(0.0, strict=True),
+                     default=server_config.DEFAULT_SUBSCRIBE_TIMEOUT,
                      help="seconds a connection may wait without subscribing (default: %(default)s)")
-    net.add_argument("--send-timeout", type=float_at_least(0.0, strict=True), default=120.0,
+    net.add_argument("--send-timeout", type=float_at_least(0.0, strict=True),
+                     default=server_config.DEFAULT_SEND_TIMEOUT,
                      help="seconds a frame may wait for a consumer that does not read (default: %(default)s)")
-    net.add_argument("--stall-timeout", type=float_at_least(0.0, strict=True), default=server.DEFAULT_STALL_TIMEOUT,
+    net.add_argument("--stall-timeout", type=float_at_least(0.0, strict=True),
+                     default=server_config.DEFAULT_STALL_TIMEOUT,
                      help="seconds without reading after which a consumer's prepared batches are given back "
                           "(default: %(default)s)")
     net.add_argument("--max-connections", type=int_at_least(1), default=budget.DEFAULT_MAX_CONNECTIONS,

@@ -21,7 +21,8 @@ import sys
 import threading
 
 from . import budget
-from .stream import ParallelBatch, StreamSpec
+from .batch import ParallelBatch
+from .stream import StreamSpec
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ import signal
 import threading
 from typing import Iterator
 
-from .server import ProducerServer, ServerConfig
+from .server import ProducerServer
+from .server_config import ServerConfig
 from .stream import StreamSpec
 
 log = logging.getLogger("producer.server")

@@ -21,121 +21,18 @@ import collections
 import contextlib
 import itertools
 import logging
-import os
 import socket
-import ssl
 import time
-from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from . import budget, imaging, readahead, transport, wire
+from . import budget, control, imaging, readahead, wire
+from .batch import BuiltBatch, ParallelBatch, max_batch_frame_bytes
 from .connection import EOF, Abort, Connection, NotReading, Outgoing
-from .stream import BuiltBatch, ParallelBatch, StreamSpec, max_batch_frame_bytes
+from .server_config import ServerConfig, ServerStats
+from .stream import StreamSpec
 
 log = logging.getLogger(__name__)
-
-DEFAULT_WRITE_BUFFER_BYTES = 64 * 2**10
-DEFAULT_STALL_TIMEOUT = 1.0
-DEFAULT_SEND_BUFFER_BYTES = 256 * 2**10
-
-
-@dataclass
-class ServerConfig:
-    """Network and pacing settings (the stream itself is a :class:`StreamSpec`).
-
-    Attributes
-    ----------
-    host, port : str, int
-        Where to listen; port 0 picks a free one (see ``ProducerServer.port``).
-    sleep : float
-        Seconds to wait after each batch sent on a connection.
-    max_frame_bytes : int
-        Largest frame the producer sends.
-    control_max_frame_bytes : int
-        Largest frame accepted from a consumer (they only send small control frames).
-    prefetch : int
-        Batches a connection builds ahead of the one being sent.
-    read_ahead : int
-        Batches built, at the lowest OS priority, after the furthest one any connection
-        subscribed to, once no subscription is being served, for the subscriptions to
-        come (:mod:`producer.readahead`); 0: none.
-    workers : int
-        Decoding threads shared by every connection.
-    subscribe_timeout : float
-        Seconds a connection may stay without a subscription (after hello or end).
-    send_timeout : float
-        Seconds a frame may wait for a consumer that does not read.
-    progress : bool
-        Show a tqdm bar of images sent.
-    max_connections : int
-        Connections served at once; more get a ``busy`` error and are closed.
-    max_buffered_bytes : int
-        Bytes of batch frames prepared and not yet handed to sockets, over all connections.
-    write_buffer_bytes : int
-        Chunk size of frame writes and the transport's high-water mark.
-    send_buffer_bytes : int or None
-        The kernel send buffer of each connection (``SO_SNDBUF``); bounded so that a
-        consumer that does not read is noticed after a few frames, not after the
-        kernel's autotuned megabytes. None keeps the system's autotuning.
-    stall_timeout : float
-        Seconds a chunk may wait for a consumer before what was prepared for it is given
-        back (at most half the ``send_timeout``).
-    ssl_context : ssl.SSLContext or None
-        Serve TLS with this context (:func:`transport.server_ssl_context`).
-    token : str or None
-        Require an ``auth`` frame with this shared secret before the ``hello``.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = wire.DEFAULT_PORT
-    sleep: float = 0.0
-    max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES
-    control_max_frame_bytes: int = wire.CONTROL_MAX_FRAME_BYTES
-    prefetch: int = 4
-    read_ahead: int = readahead.DEFAULT_READ_AHEAD_BATCHES
-    workers: int = field(default_factory=lambda: os.cpu_count() or 2)
-    subscribe_timeout: float = 60.0
-    send_timeout: float = 120.0
-    progress: bool = True
-    max_connections: int = budget.DEFAULT_MAX_CONNECTIONS
-    max_buffered_bytes: int = budget.DEFAULT_MAX_BUFFERED_BYTES
-    write_buffer_bytes: int = DEFAULT_WRITE_BUFFER_BYTES
-    stall_timeout: float = DEFAULT_STALL_TIMEOUT
-    send_buffer_bytes: int | None = DEFAULT_SEND_BUFFER_BYTES
-    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if min(self.prefetch, self.workers, self.max_connections, self.max_buffered_bytes,
-               self.write_buffer_bytes) < 1:
-            raise ValueError("prefetch, workers, max_connections, max_buffered_bytes and "
-                             "write_buffer_bytes must be >= 1")
-        if self.read_ahead < 0:
-            raise ValueError("read_ahead must be >= 0")
-        if (self.sleep < 0 or self.subscribe_timeout <= 0 or self.send_timeout <= 0
-                or self.stall_timeout <= 0):
-            raise ValueError("sleep must be >= 0 and timeouts > 0")
-        if self.token is not None and not self.token:
-            raise ValueError("token must not be empty")
-
-
-@dataclass
-class ServerStats:
-    """Counters for logs and tests (only touched from the event loop thread)."""
-
-    connections_total: int = 0
-    connections_active: int = 0
-    batches_sent: int = 0
-    images_sent: int = 0
-    bytes_sent: int = 0
-    inflight: int = 0          # batches submitted for building and not yet written out
-    max_inflight: int = 0
-    max_write_buffer: int = 0  # largest transport buffer seen right after queuing a chunk
-    stalled: int = 0           # connections whose consumer is not reading right now
-    stalls: int = 0            # times a connection gave its prepared batches back
-    rebuilds: int = 0          # batches built again after a stall
-    errors_sent: collections.Counter = field(default_factory=collections.Counter)
 
 
 class ProducerServer:
@@ -234,7 +131,7 @@ class ProducerServer:
         self.stats.connections_total += 1
         self.stats.connections_active += 1
         log.info("connection %s opened", conn)
-        control = None
+        controls = None
         try:
             if self.stats.connections_active > self.config.max_connections:
                 raise wire.WireError(f"the producer already serves {self.config.max_connections} connections; "
@@ -244,9 +141,11 @@ class ProducerServer:
             sock = writer.get_extra_info("socket")
             if self.config.send_buffer_bytes is not None and sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.send_buffer_bytes)
-            if self.config.token is not None and not await self._authenticate(reader, conn):
+            if self.config.token is not None and not await control.authenticate(
+                    reader, conn, self.config.token, self.config.control_max_frame_bytes,
+                    self.config.subscribe_timeout):
                 return
-            control = asyncio.create_task(self._read_control(reader, conn))
+            controls = asyncio.create_task(control.read_control(reader, conn, self.config.control_max_frame_bytes))
             await self._converse(conn, writer)
         except wire.WireError as exc:
             await self._send_error(conn, writer, exc)
@@ -264,38 +163,14 @@ class ProducerServer:
             log.debug("details", exc_info=True)
             await self._send_error(conn, writer, wire.WireError(f"internal error: {exc}", code="internal"))
         finally:
-            if control is not None:
-                control.cancel()
+            if controls is not None:
+                controls.cancel()
             await self._close_writer(writer)
             self._connections.pop(conn.number, None)
             self._handler_tasks.discard(asyncio.current_task())
             self.stats.connections_active -= 1
             log.info("connection %s closed", conn)
             self._update_bar()
-
-    async def _authenticate(self, reader: asyncio.StreamReader, conn: Connection) -> bool:
-        """Read the ``auth`` frame; True when the token matches, False on a silent hang-up.
-
-        Raises
-        ------
-        wire.WireError
-            ``unauthorized`` for a wrong token or another first frame (nothing of the
-            stream is told), ``timeout`` when nothing comes in time, or the frame's error.
-        """
-        try:
-            msg = await conn.guard(wire.read_message(reader, self.config.control_max_frame_bytes),
-                                   self.config.subscribe_timeout)
-        except asyncio.TimeoutError:
-            raise wire.WireError(f"no auth frame within {self.config.subscribe_timeout:g}s",
-                                 code="timeout") from None
-        except (ConnectionError, OSError):
-            return False
-        if msg is None:
-            return False
-        if not transport.token_matches(self.config.token, msg):
-            raise wire.WireError("authentication failed: this producer requires a first frame "
-                                 '{"type": "auth", "token": ...} with the right token', code="unauthorized")
-        return True
 
     async def _converse(self, conn: Connection, writer: asyncio.StreamWriter) -> None:
         await self._write(conn, writer, self._hello_frame)
@@ -309,34 +184,6 @@ class ProducerServer:
                 return
             conn.subscribes_queued -= 1
             await self._stream(conn, writer, msg)
-
-    async def _read_control(self, reader: asyncio.StreamReader, conn: Connection) -> None:
-        """Read the consumer's frames: acks are noted, subscribes queued, anything else ends it."""
-        try:
-            while True:
-                msg = await wire.read_message(reader, self.config.control_max_frame_bytes)
-                if msg is None:
-                    conn.eof = True
-                    await conn.inbox.put(EOF)
-                    return
-                if msg["type"] == "ack":
-                    conn.last_ack = msg["seq"] if conn.last_ack is None else max(conn.last_ack, msg["seq"])
-                elif msg["type"] == "subscribe":
-                    conn.subscribes_queued += 1
-                    await conn.inbox.put(msg)
-                else:
-                    raise wire.WireError(f"a consumer may send subscribe or ack, not {msg['type']}",
-                                         code="unexpected_message")
-        except wire.WireError as exc:
-            conn.fail(exc)
-        except (ConnectionError, OSError) as exc:
-            conn.eof = True
-            await conn.inbox.put(EOF)
-            log.debug("connection %s: control read ended: %s", conn, exc)
-        except Exception as exc:  # a bug: the handler must still hear of it
-            log.debug("control reader details", exc_info=True)
-            conn.fail(wire.WireError(f"internal error reading control frames: {type(exc).__name__}: {exc}",
-                                     code="internal"))
 
     def _stream_range(self, msg: dict) -> tuple[int, int | None]:
         start, stop = msg["from_seq"], msg.get("to_seq")

@@ -62,7 +62,7 @@ import numpy as np
 frame = wire.encode(wire.batch(seq=0, epoch=0, ids=["a"], labels=[0], pixels=np.zeros((1, 4, 4, 1), np.uint8)))
 msg = wire.decode(frame[4:])
 assert wire.batch_pixels(msg).shape == (1, 4, 4, 1)
-loaded = [m for m in ("cv2", "producer.server", "producer.imaging", "producer.stream", "uvloop") if m in sys.modules]
+loaded = [m for m in ("cv2", "producer.server", "producer.imaging", "producer.stream", "producer.batch", "uvloop") if m in sys.modules]
 print(",".join(loaded))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

@@ -14,7 +14,7 @@ from consumer.learn.metadata import stream_meta
 from consumer.preflight import ModelMismatch, StreamRefused, check_model, check_stream, preprocessing_differences
 from producer import imaging, synthetic
 from producer.running import running_server
-from producer.server import ServerConfig
+from producer.server_config import ServerConfig
 from producer.stream import StreamSpec
 
 SIZE = 32

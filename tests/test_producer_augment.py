@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from producer import augment, cli
-from producer.stream import StreamSpec, build_batch, load_image
+from producer.batch import build_batch, load_image
+from producer.stream import StreamSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))

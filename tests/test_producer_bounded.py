@@ -12,9 +12,11 @@ import pytest
 
 from producer import budget, imaging, wire
 from producer.running import running_server
-from producer.server import ProducerServer, ServerConfig
+from producer.server import ProducerServer
+from producer.server_config import ServerConfig
 from fake_producer import wait_until
-from producer.stream import StreamSpec, build_batch
+from producer.batch import build_batch
+from producer.stream import StreamSpec
 
 IDLE_CLIENTS = 200
 

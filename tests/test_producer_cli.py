@@ -100,6 +100,23 @@ def test_defaults_are_the_ones_the_consumer_needs(tiny_data):
     assert skip.on_changed_file == "skip" and skip.stream_id == spec.stream_id
 
 
+def test_the_command_lines_serving_defaults_are_the_servers():
+    """Each serving option's default is ServerConfig's own (one owner), not a copy of it."""
+    import dataclasses
+
+    from producer import cli
+    from producer.server_config import ServerConfig
+
+    args = cli.build_parser().parse_args(["--directory", "unused"])
+    config = ServerConfig()
+    fields = {f.name for f in dataclasses.fields(ServerConfig)}
+    compared = {name for name in vars(args) if name in fields} - {"workers", "progress"}
+    assert compared >= {"host", "port", "sleep", "max_frame_bytes", "prefetch", "read_ahead",
+                        "subscribe_timeout", "send_timeout", "stall_timeout", "max_connections",
+                        "max_buffered_bytes"}
+    assert {name: getattr(args, name) for name in compared} == {name: getattr(config, name) for name in compared}
+
+
 def test_console_script_points_at_main():
     tomllib = pytest.importorskip("tomllib")
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]

@@ -25,8 +25,9 @@ from producer import dataset, dicom, imaging, wire  # noqa: E402
 from producer.cli import build_parser, spec_from_args  # noqa: E402
 from producer.launch import Processes, free_port, wait_for_port  # noqa: E402
 from producer.running import running_server  # noqa: E402
-from producer.server import ServerConfig  # noqa: E402
-from producer.stream import StreamSpec, build_batch  # noqa: E402
+from producer.server_config import ServerConfig  # noqa: E402
+from producer.batch import build_batch  # noqa: E402
+from producer.stream import StreamSpec  # noqa: E402
 
 SECRET_NAME = "Doe^Jane Secretname"
 SECRET_ID = "PID-7741-SECRET"

@@ -13,8 +13,9 @@ import pytest
 
 from producer import dataset, imaging, reading, synthetic, wire
 from producer.running import running_server
-from producer.server import ServerConfig
-from producer.stream import StreamSpec, build_batch, public_reason
+from producer.server_config import ServerConfig
+from producer.batch import build_batch, public_reason
+from producer.stream import StreamSpec
 
 PREP = imaging.Preprocessing(image_size=(16, 16))
 

@@ -12,8 +12,9 @@ import pytest
 
 from producer import budget, imaging, readahead
 from producer.running import running_server
-from producer.server import ServerConfig
-from producer.stream import ParallelBatch, StreamSpec, build_batch
+from producer.server_config import ServerConfig
+from producer.batch import ParallelBatch, build_batch
+from producer.stream import StreamSpec
 from fake_producer import wait_until
 from test_producer_bounded import read_batches
 
@@ -86,12 +87,12 @@ def test_read_ahead_threads_run_at_the_lowest_priority(data):
 def test_an_unfinished_batch_moves_to_the_askers_pool_with_the_same_bytes(data, monkeypatch):
     """A batch whose images wait behind, or run on, a starved read-ahead thread is finished
     by the pool it moves to: the running image starts again there, nobody waits for idle CPU."""
-    from producer import stream
+    from producer import batch
 
     spec = make_spec(data)
     blocker = threading.Event()
     running = threading.Event()
-    load = stream.load_image
+    load = batch.load_image
 
     def starved_load(file, spec_):
         if threading.current_thread().name.startswith("test-starved"):
@@ -99,7 +100,7 @@ def test_an_unfinished_batch_moves_to_the_askers_pool_with_the_same_bytes(data, 
             blocker.wait(60)  # a nice-19 thread that gets no CPU
         return load(file, spec_)
 
-    monkeypatch.setattr(stream, "load_image", starved_load)
+    monkeypatch.setattr(batch, "load_image", starved_load)
 
     async def scenario():
         loop = asyncio.get_running_loop()
@@ -124,7 +125,6 @@ def test_taking_gives_the_reservation_with_the_batch_and_drops_failed_ones(data)
     spec = make_spec(data)
 
     async def scenario():
-        loop = asyncio.get_running_loop()
         byte_budget = budget.ByteBudget(100)
         ahead = readahead.ReadAhead(spec, byte_budget, 10, batches=2, workers=1, max_frame_bytes=2**20)
         normal = concurrent.futures.ThreadPoolExecutor(1)

@@ -14,7 +14,7 @@ import pytest
 from producer import imaging, transport, wire
 from producer.launch import tree_env
 from producer.running import running_server
-from producer.server import ServerConfig
+from producer.server_config import ServerConfig
 from producer.stream import StreamSpec
 
 ROOT = Path(__file__).resolve().parents[1]

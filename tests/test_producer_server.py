@@ -16,9 +16,10 @@ import pytest
 
 from producer import dataset, imaging, reading, synthetic, wire
 from producer.running import running_server
-from producer.server import ServerConfig
+from producer.server_config import ServerConfig
 from fake_producer import wait_until
-from producer.stream import ParallelBatch, StreamSpec, build_batch
+from producer.batch import ParallelBatch, build_batch
+from producer.stream import StreamSpec
 
 CLIENT_TIMEOUT = 30.0
 
