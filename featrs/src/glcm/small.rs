@@ -40,11 +40,14 @@ pub struct SmallScratch {
 #[inline(always)]
 fn count(view: &View<'_>, (dr, dc): (i64, i64), levels: usize, s: &mut SmallScratch, counts: &mut [u32]) -> u64 {
     const SIDE: usize = SMALL_LEVELS_MAX * SMALL_LEVELS_MAX;
+    // Tables a cache line more than SIDE apart: at a multiple of 4 KiB, the same cell of
+    // the four (flat regions repeat one key) aliases, and each load waits for the stores before it.
+    const STRIDE: usize = SIDE + 16;
     let l2 = levels * levels;
     // Each table spans every possible key (keys are < l2 <= SIDE, so `key % SIDE` is the
     // key and needs no bounds check); only the first l2 cells are used and reset.
-    s.tables.resize(4 * SIDE, 0);
-    for t in s.tables.chunks_exact_mut(SIDE) {
+    s.tables.resize(4 * STRIDE, 0);
+    for t in s.tables.chunks_exact_mut(STRIDE) {
         t[..l2].fill(0);
     }
     let (r0, r1, c0, c1) = pair_window(view.rows, view.cols, dr, dc);
@@ -57,14 +60,14 @@ fn count(view: &View<'_>, (dr, dc): (i64, i64), levels: usize, s: &mut SmallScra
         for ((key, &i), &j) in s.keys.iter_mut().zip(a).zip(b) {
             *key = (i as u16) * levels as u16 + j as u16;
         }
-        let (t0, rest) = s.tables.split_at_mut(SIDE);
-        let (t1, rest) = rest.split_at_mut(SIDE);
-        let (t2, t3) = rest.split_at_mut(SIDE);
-        let (t0, t1, t2, t3): (&mut [u32; SIDE], &mut [u32; SIDE], &mut [u32; SIDE], &mut [u32; SIDE]) = (
-            t0.try_into().expect("a table of SIDE cells"),
-            t1.try_into().expect("a table of SIDE cells"),
-            t2.try_into().expect("a table of SIDE cells"),
-            t3.try_into().expect("a table of SIDE cells"),
+        let (t0, rest) = s.tables.split_at_mut(STRIDE);
+        let (t1, rest) = rest.split_at_mut(STRIDE);
+        let (t2, t3) = rest.split_at_mut(STRIDE);
+        let (t0, t1, t2, t3): (&mut [u32; STRIDE], &mut [u32; STRIDE], &mut [u32; STRIDE], &mut [u32; STRIDE]) = (
+            t0.try_into().expect("a table of STRIDE cells"),
+            t1.try_into().expect("a table of STRIDE cells"),
+            t2.try_into().expect("a table of STRIDE cells"),
+            t3.try_into().expect("a table of STRIDE cells"),
         );
         let mut quads = s.keys.chunks_exact(4);
         for q in &mut quads {
@@ -79,7 +82,7 @@ fn count(view: &View<'_>, (dr, dc): (i64, i64), levels: usize, s: &mut SmallScra
     }
     let t = &s.tables;
     for (k, c) in counts.iter_mut().enumerate() {
-        *c = t[k] + t[SIDE + k] + t[2 * SIDE + k] + t[3 * SIDE + k];
+        *c = t[k] + t[STRIDE + k] + t[2 * STRIDE + k] + t[3 * STRIDE + k];
     }
     ((r1 - r0) * width) as u64
 }
