@@ -14,7 +14,8 @@
 #![cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::fast::{flagged_columns_from, FastPlan, LANES, NEAR};
+use super::fast::{flagged_columns_from, LANES, NEAR};
+use super::fast_plan::FastPlan;
 
 /// Patterns and near-zero flags of the 16 pixels from plane index `here`, into `m`, `nr`.
 ///

@@ -6,7 +6,7 @@
 //! and reused for every image of a batch.
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::fast::{plane_width, FastPlan};
+use super::fast_plan::{plane_width, FastPlan};
 use super::{Lbp, Method, Plan};
 use crate::error::{FeatError, Result};
 use crate::tiles::{tiles, Tile};

@@ -14,13 +14,15 @@ mod codes;
 mod fast;
 #[cfg(target_arch = "x86_64")]
 mod fast_avx512;
+mod fast_plan;
 mod grid;
 mod scan;
 #[cfg(test)]
 mod tests;
 
 pub use codes::code;
-pub use fast::{FastPlan, FAST_MAX_POINTS};
+pub use fast::FAST_MAX_POINTS;
+pub use fast_plan::FastPlan;
 pub use grid::{histogram_grid, GridPlan, GridScratch};
 pub use scan::Plan;
 use scan::{ColumnWeights, Row};
