@@ -12,7 +12,12 @@ The machine is shared, so each benchmark runs a round of the other workload befo
 its own rounds: both see the same background load. CPU seconds per image (producer process
 plus client, against the OpenCV threads) are recorded too: they hardly depend on that load.
 Wire size is compared with raw pixel bytes (target <= 1.4) and with the original project's
-format, one JSON line per batch with a ``"feature-<i>"`` key per pixel.
+format, one JSON line per batch with a ``"feature-<i>"`` key per pixel. That producer runs
+without its image cache (``--image-cache-bytes 0``): every round decodes, as OpenCV's does.
+
+A second group, ``producer 128px replays``, serves the same stream again from a producer
+with its image cache (the default), against the same producer decoding every round:
+what a Spark replay or a later epoch of an endless stream costs.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ from producer.launch import Processes, free_port, tree_env, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP = "producer 128px"
+REPLAY_GROUP = "producer 128px replays"
 SIZE = (128, 128)
 BATCH = 32
 THREADS = 2
@@ -81,21 +87,24 @@ def _print_table(write, rows: dict[str, dict]) -> None:
               f"CPU per image {cpu:.2f}; target >= 0.9")
 
 
+def _start_producer(procs: Processes, *extra: str) -> tuple[int, int]:
+    port = free_port()
+    proc = procs.start(
+        # --augment 0: the producer's throughput per picture, comparable with earlier runs.
+        [sys.executable, "-m", "producer", "--directory", str(_data_dir()), "--split", "train", "--augment", "0",
+         "--batch-size", str(BATCH), "--image-size", *map(str, SIZE), "--color-mode", "grayscale",
+         "--no-shuffle", "--workers", str(THREADS), "--port", str(port), "--no-progress",
+         "--log-level", "WARNING", *extra],
+        env=tree_env(), cwd=ROOT, stdout=subprocess.DEVNULL)
+    wait_for_port(port, proc)
+    return port, proc.pid
+
+
 @pytest.fixture(scope="module")
 def producer_process():
-    data = _data_dir()
-    port = free_port()
     procs = Processes()
     try:
-        proc = procs.start(
-            # --augment 0: the producer's throughput per picture, comparable with earlier runs.
-            [sys.executable, "-m", "producer", "--directory", str(data), "--split", "train", "--augment", "0",
-             "--batch-size", str(BATCH), "--image-size", *map(str, SIZE), "--color-mode", "grayscale",
-             "--no-shuffle", "--workers", str(THREADS), "--port", str(port), "--no-progress",
-             "--log-level", "WARNING"],
-            env=tree_env(), cwd=ROOT, stdout=subprocess.DEVNULL)
-        wait_for_port(port, proc)
-        yield port, proc.pid
+        yield _start_producer(procs, "--image-cache-bytes", "0")  # every round decodes, like OpenCV's
     finally:
         procs.stop_all()
 
@@ -285,3 +294,31 @@ def test_opencv_throughput(benchmark, workloads, results):
            "paired_producer_ratio": workloads.paired_ratio()}
     benchmark.extra_info.update(row)
     results["opencv"] = row
+
+
+@pytest.fixture(scope="module")
+def replay_producers():
+    """The same stream from a producer with its image cache (warmed by one full stream) and
+    from one without."""
+    procs = Processes()
+    try:
+        cached = _start_producer(procs)
+        decoding = _start_producer(procs, "--image-cache-bytes", "0")
+        consume_stream(cached[0])
+        yield {"producer": cached, "producer, no image cache": decoding}
+    finally:
+        procs.stop_all()
+
+
+@pytest.mark.parametrize("impl", ["producer", "producer, no image cache"])
+def test_producer_replay(benchmark, replay_producers, impl):
+    port, pid = replay_producers[impl]
+    process = psutil.Process(pid)
+    benchmark.group = REPLAY_GROUP
+    benchmark.extra_info["impl"] = impl
+    cpu0 = _cpu(process)
+    run = benchmark.pedantic(consume_stream, args=(port,), rounds=ROUNDS, warmup_rounds=1, iterations=1)
+    rounds = ROUNDS + 1 if benchmark.stats is not None else 1
+    assert run["end"]["images"] == run["images"] and run["end"]["skipped"] == 0
+    benchmark.extra_info["images"] = run["images"]
+    benchmark.extra_info["producer_cpu_ms_per_image"] = 1e3 * (_cpu(process) - cpu0) / (rounds * run["images"])

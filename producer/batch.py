@@ -22,6 +22,7 @@ import numpy as np
 
 from . import augment as augmenting
 from . import dataset, imaging, reading, wire
+from .image_cache import ImageCache
 
 if TYPE_CHECKING:
     from .stream import StreamSpec
@@ -64,31 +65,51 @@ def public_reason(reason: str, file: dataset.ImageFile) -> str:
     return wire.printable(text)
 
 
-def load_image(file: dataset.ImageFile, spec: "StreamSpec") -> np.ndarray | imaging.ImageSkipped:
+def load_image(file: dataset.ImageFile, spec: "StreamSpec",
+               cache: ImageCache | None = None) -> np.ndarray | imaging.ImageSkipped:
     """Decoded pixels of ``file``, or the :class:`ImageSkipped` saying why there are none.
 
-    A :class:`reading.ContentChanged` result under the ``fail`` policy is turned into a
+    The file is read and its content checked every time. With a ``cache``, pixels decoded
+    before from the same content are taken from it (read-only) instead of decoding again,
+    and newly decoded ones are offered to it; skipped files are never cached. A
+    :class:`reading.ContentChanged` result under the ``fail`` policy is turned into a
     ``file_changed`` error by :func:`assemble_batch`.
     """
     try:
-        prep = spec.preprocessing
-        data = reading.read_image(file, spec.root, prep)
-        copy = None
-        if file.augment is not None:
-            try:
-                copy, quality = augmenting.perturb(augmenting.pictures.picture(file.digest, data),
-                                                   augmenting.perturbation_of(file.augment),
-                                                   augmenting.copy_rng(file.digest, file.augment))
-                if quality is not None:
-                    data, copy = augmenting.encode(copy, quality), None
-            except ValueError as exc:
-                raise imaging.ImageSkipped(f"augmented copy {file.augment}: {exc}") from None
-        if copy is not None:  # a PNG copy: lossless, so its decoded pixels are known without the round trip
-            return imaging.preprocess(augmenting.as_png_decoded(copy, grey=prep.color_mode == "grayscale"), prep)
-        return imaging.decode(data, prep, frame=file.frame)
+        data = reading.read_image(file, spec.root, spec.preprocessing)
+        key = (file.id, file.digest)
+        cached = None if cache is None else cache.get(key)
+        if cached is not None:
+            return cached
+        image = _pixels(file, spec, data)
     except imaging.ImageSkipped as exc:
         _warn_skip(file.path, exc.reason)
         return exc
+    return image if cache is None else cache.put(key, image)
+
+
+def _pixels(file: dataset.ImageFile, spec: "StreamSpec", data: bytes) -> np.ndarray:
+    """The preprocessed pixels of ``file``'s checked bytes ``data`` (an augmented copy re-rendered first).
+
+    Raises
+    ------
+    imaging.ImageSkipped
+        If they cannot be decoded.
+    """
+    prep = spec.preprocessing
+    copy = None
+    if file.augment is not None:
+        try:
+            copy, quality = augmenting.perturb(augmenting.pictures.picture(file.digest, data),
+                                               augmenting.perturbation_of(file.augment),
+                                               augmenting.copy_rng(file.digest, file.augment))
+            if quality is not None:
+                data, copy = augmenting.encode(copy, quality), None
+        except ValueError as exc:
+            raise imaging.ImageSkipped(f"augmented copy {file.augment}: {exc}") from None
+    if copy is not None:  # a PNG copy: lossless, so its decoded pixels are known without the round trip
+        return imaging.preprocess(augmenting.as_png_decoded(copy, grey=prep.color_mode == "grayscale"), prep)
+    return imaging.decode(data, prep, frame=file.frame)
 
 
 def assemble_batch(spec: "StreamSpec", seq: int, epoch: int, files: list[dataset.ImageFile],
@@ -160,11 +181,15 @@ class ParallelBatch:
         Loop owning :attr:`future`.
     max_frame_bytes : int
         Frame limit (a bigger batch fails with :class:`wire.FrameTooLarge`).
+    cache : ImageCache, optional
+        Preprocessed images shared with the other batches (:func:`load_image`).
     """
 
     def __init__(self, spec: StreamSpec, seq: int, executor: concurrent.futures.Executor,
-                 loop: asyncio.AbstractEventLoop, max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES):
+                 loop: asyncio.AbstractEventLoop, max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES,
+                 cache: ImageCache | None = None):
         self.seq = seq
+        self._cache = cache
         self.epoch, self.files = spec.plan(seq)
         self.future: asyncio.Future = loop.create_future()
         self._spec = spec
@@ -196,7 +221,7 @@ class ParallelBatch:
 
     def _load(self, index: int) -> None:
         try:
-            loaded = load_image(self.files[index], self._spec)
+            loaded = load_image(self.files[index], self._spec, self._cache)
         except Exception as exc:  # a bug, not a bad file: reported through the future
             loaded = exc
         with self._lock:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import (augment, budget, dataset, dicom, framing, imaging, readahead, server, server_config, stream,
-               transport, wire)
+from . import (augment, budget, dataset, dicom, framing, image_cache, imaging, readahead, server, server_config,
+               stream, transport, wire)
 from .argtypes import float_at_least, int_at_least, port
 from .running import serve
 from .batch import max_batch_frame_bytes
@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="connections served at once; more get a 'busy' error (default: %(default)s)")
     net.add_argument("--max-buffered-bytes", type=int_at_least(1), default=budget.DEFAULT_MAX_BUFFERED_BYTES,
                      help="bytes of prepared batch frames over all connections (default: %(default)s)")
+    net.add_argument("--image-cache-bytes", type=int_at_least(0), default=image_cache.DEFAULT_IMAGE_CACHE_BYTES,
+                     help="bytes of preprocessed images kept, so replays and later epochs do not decode "
+                          "them again; 0: none (default: %(default)s)")
 
     sec = ap.add_argument_group("security (see docs/security.md)")
     sec.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve TLS 1.2+ with this PEM certificate")
@@ -201,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                          prefetch=args.prefetch, read_ahead=args.read_ahead, subscribe_timeout=args.subscribe_timeout,
                          send_timeout=args.send_timeout, stall_timeout=args.stall_timeout,
                          max_connections=args.max_connections, max_buffered_bytes=args.max_buffered_bytes,
+                         image_cache_bytes=args.image_cache_bytes,
                          progress=args.progress, **security)
     if args.workers is not None:
         config_kwargs["workers"] = args.workers

@@ -22,6 +22,7 @@ import threading
 
 from . import budget
 from .batch import ParallelBatch
+from .image_cache import ImageCache
 from .stream import StreamSpec
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,12 @@ class ReadAhead:
     workers : int
         Low-priority decoding threads.
     max_frame_bytes : int
+    cache : ImageCache, optional
+        The server's preprocessed images (:mod:`producer.image_cache`).
     """
 
     def __init__(self, spec: StreamSpec, byte_budget: budget.ByteBudget, reservation: int, batches: int,
-                 workers: int, max_frame_bytes: int):
+                 workers: int, max_frame_bytes: int, cache: ImageCache | None = None):
         if batches < 0:
             raise ValueError(f"read-ahead batches must be >= 0, got {batches}")
         self._spec = spec
@@ -75,6 +78,7 @@ class ReadAhead:
         self._reservation = reservation
         self.batches = batches
         self._max_frame_bytes = max_frame_bytes
+        self._cache = cache
         self._jobs: dict[int, ParallelBatch] = {}
         self._furthest = -1
         self._serving = 0
@@ -134,7 +138,7 @@ class ReadAhead:
             if not self._budget.try_acquire(self._reservation, budget.PREFETCH_SHARE):
                 break
             self._jobs[ahead] = ParallelBatch(self._spec, ahead, self._executor.for_key("read-ahead"), loop,
-                                              self._max_frame_bytes)
+                                              self._max_frame_bytes, self._cache)
 
     def _drop(self, job: ParallelBatch) -> None:
         job.cancel()

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from . import budget, control, imaging, readahead, wire
 from .batch import BuiltBatch, ParallelBatch, max_batch_frame_bytes
 from .connection import EOF, Abort, Connection, NotReading, Outgoing
+from .image_cache import ImageCache
 from .server_config import ServerConfig, ServerStats
 from .stream import StreamSpec
 
@@ -59,6 +60,8 @@ class ProducerServer:
             raise ValueError(f"max_buffered_bytes {self.config.max_buffered_bytes} cannot hold one batch "
                              f"(up to {self.batch_reservation} bytes): raise it or lower the batch size")
         self.budget = budget.ByteBudget(self.config.max_buffered_bytes)
+        #: Preprocessed images for replays and later epochs, shared by every connection.
+        self.images = ImageCache(self.config.image_cache_bytes)
         self._executor: budget.FairExecutor | None = None
         self._read_ahead: readahead.ReadAhead | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -94,7 +97,7 @@ class ProducerServer:
         imaging.opencv_on_calling_threads()  # the parallelism is the pool's
         self._executor = budget.FairExecutor(self.config.workers)
         self._read_ahead = readahead.ReadAhead(self.spec, self.budget, self.batch_reservation, self.config.read_ahead,
-                                               self.config.workers, self.config.max_frame_bytes)
+                                               self.config.workers, self.config.max_frame_bytes, self.images)
         tls = {} if self.config.ssl_context is None else {
             "ssl": self.config.ssl_context, "ssl_handshake_timeout": self.config.subscribe_timeout}
         self._server = await asyncio.start_server(self._handle, self.config.host, self.config.port,
@@ -120,6 +123,7 @@ class ProducerServer:
             self._read_ahead.close()
         if self._bar is not None:
             self._bar.close()
+        log.info("image cache: %s", self.images.describe())
 
     # ------------------------------------------------------------------ one connection
 
@@ -259,7 +263,7 @@ class ProducerServer:
                 else:
                     await conn.guard(self.budget.acquire(self.batch_reservation))
                 job = ParallelBatch(self.spec, next_seq, self._executor.for_key(conn.number),
-                                    asyncio.get_running_loop(), self.config.max_frame_bytes)
+                                    asyncio.get_running_loop(), self.config.max_frame_bytes, self.images)
             self._inflight(+1)
             pending.append(job)
             next_seq += 1
@@ -295,7 +299,7 @@ class ProducerServer:
         await conn.guard(self.budget.acquire(self.batch_reservation))
         self._inflight(+1)
         job = ParallelBatch(self.spec, seq, self._executor.for_key(conn.number),
-                            asyncio.get_running_loop(), self.config.max_frame_bytes)
+                            asyncio.get_running_loop(), self.config.max_frame_bytes, self.images)
         pending.append(job)
         self.stats.rebuilds += 1
         try:

@@ -10,6 +10,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from . import budget, readahead, wire
+from .image_cache import DEFAULT_IMAGE_CACHE_BYTES
 
 #: Loopback only unless asked: a producer is never exposed by default (docs/security.md).
 DEFAULT_HOST = "127.0.0.1"
@@ -53,6 +54,9 @@ class ServerConfig:
         Connections served at once; more get a ``busy`` error and are closed.
     max_buffered_bytes : int
         Bytes of batch frames prepared and not yet handed to sockets, over all connections.
+    image_cache_bytes : int
+        Bytes of preprocessed images kept for replays and later epochs
+        (:mod:`producer.image_cache`); 0: none.
     write_buffer_bytes : int
         Chunk size of frame writes and the transport's high-water mark.
     send_buffer_bytes : int or None
@@ -81,6 +85,7 @@ class ServerConfig:
     progress: bool = True
     max_connections: int = budget.DEFAULT_MAX_CONNECTIONS
     max_buffered_bytes: int = budget.DEFAULT_MAX_BUFFERED_BYTES
+    image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES
     write_buffer_bytes: int = DEFAULT_WRITE_BUFFER_BYTES
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
     send_buffer_bytes: int | None = DEFAULT_SEND_BUFFER_BYTES
@@ -92,8 +97,8 @@ class ServerConfig:
                self.write_buffer_bytes) < 1:
             raise ValueError("prefetch, workers, max_connections, max_buffered_bytes and "
                              "write_buffer_bytes must be >= 1")
-        if self.read_ahead < 0:
-            raise ValueError("read_ahead must be >= 0")
+        if self.read_ahead < 0 or self.image_cache_bytes < 0:
+            raise ValueError("read_ahead and image_cache_bytes must be >= 0")
         if (self.sleep < 0 or self.subscribe_timeout <= 0 or self.send_timeout <= 0
                 or self.stall_timeout <= 0):
             raise ValueError("sleep must be >= 0 and timeouts > 0")

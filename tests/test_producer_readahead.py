@@ -94,11 +94,11 @@ def test_an_unfinished_batch_moves_to_the_askers_pool_with_the_same_bytes(data, 
     running = threading.Event()
     load = batch.load_image
 
-    def starved_load(file, spec_):
+    def starved_load(file, spec_, cache=None):
         if threading.current_thread().name.startswith("test-starved"):
             running.set()
             blocker.wait(60)  # a nice-19 thread that gets no CPU
-        return load(file, spec_)
+        return load(file, spec_, cache)
 
     monkeypatch.setattr(batch, "load_image", starved_load)
 
