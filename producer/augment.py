@@ -29,12 +29,12 @@ Perturbations (on the decoded picture, alpha dropped, 16-bit scaled to 8):
 from __future__ import annotations
 
 import functools
-import threading
-from collections import OrderedDict
 from typing import Callable
 
 import cv2
 import numpy as np
+
+from .image_cache import ImageCache
 
 CONTRAST = (0.85, 1.15)
 BRIGHTNESS = (-15.0, 15.0)
@@ -124,40 +124,35 @@ class PictureCache:
 
     Every augmented copy starts from its picture's pixels; decoding the same bytes again
     for each copy was a fifth of the producer's work on the default train stream. The
-    least recently used picture goes first; the arrays are read-only, since every copy
-    shares them. Thread-safe: the decoding pool's workers share one cache.
+    least recently used picture goes first (an :class:`~producer.image_cache.ImageCache`
+    with ``lru``); the arrays are read-only, since every copy shares them. Thread-safe:
+    the decoding pool's workers share one cache.
     """
 
     def __init__(self, limit_bytes: int = PICTURE_CACHE_BYTES):
-        if limit_bytes < 0:
+        if isinstance(limit_bytes, int) and not isinstance(limit_bytes, bool) and limit_bytes < 0:
             raise ValueError(f"the picture cache's budget must be >= 0 bytes, got {limit_bytes}")
-        self.limit_bytes = limit_bytes
-        self.nbytes = 0
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self._images = ImageCache(limit_bytes, lru=True)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._images)
+
+    @property
+    def limit_bytes(self) -> int:
+        return self._images.limit_bytes
+
+    @property
+    def nbytes(self) -> int:
+        return self._images.nbytes
 
     def picture(self, digest: str | None, data: bytes) -> np.ndarray:
         """:func:`picture` of ``data``, whose SHA-256 hex is ``digest`` (None: not cached)."""
-        if digest is not None:
-            with self._lock:
-                image = self._items.get(digest)
-                if image is not None:
-                    self._items.move_to_end(digest)
-                    return image
-        image = picture(data)
-        image.flags.writeable = False
-        if digest is not None and image.nbytes <= self.limit_bytes:
-            with self._lock:
-                if digest not in self._items:
-                    self._items[digest] = image
-                    self.nbytes += image.nbytes
-                    while self.nbytes > self.limit_bytes:
-                        _, dropped = self._items.popitem(last=False)
-                        self.nbytes -= dropped.nbytes
-        return image
+        if digest is None:
+            image = picture(data)
+            image.flags.writeable = False
+            return image
+        image = self._images.get(digest)
+        return image if image is not None else self._images.put(digest, picture(data))
 
 
 #: The producer's one cache (content-addressed, so every stream of the process may share it).

@@ -16,6 +16,8 @@ digest in the stream id every time (a changed file is reported as before, see
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
+from typing import Hashable
 
 import numpy as np
 
@@ -25,48 +27,62 @@ DEFAULT_IMAGE_CACHE_BYTES = 256 * 2**20
 
 
 class ImageCache:
-    """Read-only preprocessed images by file id, admitted until ``limit_bytes`` are held.
+    """Read-only images by key within a byte budget.
 
-    Thread-safe: the decoding pool's and the read-ahead's workers share one cache.
+    By default the first images offered are kept until the budget is full and nothing
+    more is admitted (see the module docs); with ``lru`` the least recently used ones make
+    room instead (the augmentation's picture cache, whose copies follow their picture
+    within an epoch). Thread-safe: the decoding pool's and the read-ahead's workers share
+    one cache.
 
     Parameters
     ----------
     limit_bytes : int
         Bytes of pixels held at most; 0 keeps nothing.
+    lru : bool
+        Evict the least recently used images for new ones instead of keeping the first.
     """
 
-    def __init__(self, limit_bytes: int = DEFAULT_IMAGE_CACHE_BYTES):
+    def __init__(self, limit_bytes: int = DEFAULT_IMAGE_CACHE_BYTES, lru: bool = False):
         if isinstance(limit_bytes, bool) or not isinstance(limit_bytes, int) or limit_bytes < 0:
             raise ValueError(f"the image cache's budget must be an integer >= 0 bytes, got {limit_bytes!r}")
         self.limit_bytes = limit_bytes
+        self.lru = lru
         self.nbytes = 0
-        #: Lookups answered from memory, and those that decoded (for logs and tests).
+        #: Lookups answered from memory, and those that were not (for logs and tests).
         self.hits = 0
         self.misses = 0
-        self._items: dict[tuple[str, str | None], np.ndarray] = {}
+        self._items: OrderedDict[Hashable, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, key: tuple[str, str | None]) -> np.ndarray | None:
-        """The image stored under ``key`` (a file's id and content digest), or None."""
+    def get(self, key: Hashable) -> np.ndarray | None:
+        """The image stored under ``key``, or None."""
         with self._lock:
             image = self._items.get(key)
             if image is None:
                 self.misses += 1
-            else:
-                self.hits += 1
+                return None
+            self.hits += 1
+            if self.lru:
+                self._items.move_to_end(key)
             return image
 
-    def put(self, key: tuple[str, str | None], image: np.ndarray) -> np.ndarray:
-        """Keep ``image`` under ``key`` if it fits in what is left of the budget; returns it
+    def put(self, key: Hashable, image: np.ndarray) -> np.ndarray:
+        """Keep ``image`` under ``key`` if the policy makes room for it; returns it
         read-only (it may be shared between batches from now on)."""
         image.flags.writeable = False
-        if self.limit_bytes == 0:
+        if image.nbytes > self.limit_bytes:
             return image
         with self._lock:
-            if key not in self._items and self.nbytes + image.nbytes <= self.limit_bytes:
+            if key in self._items:
+                return image
+            while self.lru and self.nbytes + image.nbytes > self.limit_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self.nbytes -= dropped.nbytes
+            if self.nbytes + image.nbytes <= self.limit_bytes:
                 self._items[key] = image
                 self.nbytes += image.nbytes
         return image
